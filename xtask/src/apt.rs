@@ -1,0 +1,180 @@
+//! Packages from other Debian suites, fetched through the machine's own apt configuration:
+//! the mirror URI already named in its sources is reused with another suite name, and apt
+//! keeps its lists and downloads in a private cache under `target/`.
+
+use crate::sys::{output, run, target_dir};
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A private apt configuration for one suite.
+pub struct Suite {
+    suite: String,
+    dir: PathBuf,
+    updated: bool,
+}
+
+impl Suite {
+    pub fn new(suite: &str) -> Result<Self> {
+        let dir = target_dir().join("apt").join(suite);
+        for sub in ["lists/partial", "cache/archives/partial", "parts", "debs"] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        let (uri, signed_by) = debian_mirror()?;
+        let opts = signed_by
+            .map(|k| format!("[signed-by={k}] "))
+            .unwrap_or_default();
+        fs::write(
+            dir.join("sources.list"),
+            format!("deb {opts}{uri} {suite} main\n"),
+        )?;
+        Ok(Suite {
+            suite: suite.to_string(),
+            dir,
+            updated: false,
+        })
+    }
+
+    fn apt(&self, tool: &str) -> Command {
+        let mut c = Command::new(tool);
+        let d = &self.dir;
+        c.arg("-q")
+            .arg(format!(
+                "-oDir::Etc::SourceList={}",
+                d.join("sources.list").display()
+            ))
+            .arg(format!(
+                "-oDir::Etc::SourceParts={}",
+                d.join("parts").display()
+            ))
+            .arg(format!("-oDir::State::Lists={}", d.join("lists").display()))
+            .arg(format!("-oDir::Cache={}", d.join("cache").display()))
+            .arg("-oAPT::Sandbox::User=root")
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    }
+
+    /// Refreshes the suite's package list (once per run).
+    pub fn update(&mut self) -> Result<()> {
+        if !self.updated {
+            run(self.apt("apt-get").arg("update"))
+                .with_context(|| format!("cannot read the package list of {}", self.suite))?;
+            self.updated = true;
+        }
+        Ok(())
+    }
+
+    /// Versions of a package the suite offers, newest first.
+    pub fn versions(&mut self, pkg: &str) -> Result<Vec<String>> {
+        self.update()?;
+        let text = output(self.apt("apt-cache").args(["madison", pkg]))?;
+        let mut v: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.split('|').nth(1))
+            .map(|s| s.trim().to_string())
+            .collect();
+        v.dedup();
+        Ok(v)
+    }
+
+    /// Downloads one version of a package (cached) and returns the .deb path.
+    pub fn download(&mut self, pkg: &str, version: &str) -> Result<PathBuf> {
+        let debs = self.dir.join("debs");
+        if let Some(p) = find_deb(&debs, pkg, version)? {
+            return Ok(p);
+        }
+        self.update()?;
+        run(self
+            .apt("apt-get")
+            .args(["download", &format!("{pkg}={version}")])
+            .current_dir(&debs))?;
+        match find_deb(&debs, pkg, version)? {
+            Some(p) => Ok(p),
+            None => bail!(
+                "apt-get download {pkg}={version} left no .deb in {}",
+                debs.display()
+            ),
+        }
+    }
+}
+
+fn find_deb(dir: &Path, pkg: &str, version: &str) -> Result<Option<PathBuf>> {
+    // apt escapes ':' in versions as %3a in file names.
+    let want = format!("{pkg}_{}_", version.replace(':', "%3a"));
+    for e in fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(&want) && n.ends_with(".deb"))
+        {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
+/// Unpacks a .deb into `dest` (replacing what was there).
+pub fn extract(deb: &Path, dest: &Path) -> Result<()> {
+    let _ = fs::remove_dir_all(dest);
+    fs::create_dir_all(dest)?;
+    run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(dest))
+}
+
+/// The URI of the machine's main Debian archive (not the security one) and its keyring,
+/// read from the apt sources (one-line and deb822 formats).
+fn debian_mirror() -> Result<(String, Option<String>)> {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(rd) = fs::read_dir("/etc/apt/sources.list.d") {
+        let mut more: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        more.sort();
+        files.extend(more);
+    }
+    for f in files {
+        let Ok(text) = fs::read_to_string(&f) else {
+            continue;
+        };
+        if f.extension().is_some_and(|e| e == "sources") {
+            for stanza in text.split("\n\n") {
+                let field = |name: &str| {
+                    stanza.lines().find_map(|l| {
+                        l.strip_prefix(name)
+                            .and_then(|r| r.strip_prefix(':'))
+                            .map(|v| v.trim().to_string())
+                    })
+                };
+                let (Some(uris), Some(suites)) = (field("URIs"), field("Suites")) else {
+                    continue;
+                };
+                if is_main_archive(&uris, &suites) {
+                    let uri = uris
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    return Ok((uri, field("Signed-By")));
+                }
+            }
+        } else {
+            for l in text.lines().map(str::trim) {
+                let Some(rest) = l.strip_prefix("deb ") else {
+                    continue;
+                };
+                let mut words = rest.split_whitespace().filter(|w| !w.starts_with('['));
+                if let (Some(uri), Some(suite)) = (words.next(), words.next()) {
+                    if is_main_archive(uri, suite) {
+                        return Ok((uri.to_string(), None));
+                    }
+                }
+            }
+        }
+    }
+    bail!("no Debian archive found in /etc/apt/sources.list{{,.d/*}}: cannot fetch packages of other suites")
+}
+
+fn is_main_archive(uri: &str, suites: &str) -> bool {
+    uri.trim_end_matches('/').ends_with("/debian")
+        && suites
+            .split_whitespace()
+            .any(|s| !s.contains("security") && !s.contains("updates") && !s.contains("backports"))
+}

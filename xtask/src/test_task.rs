@@ -1,0 +1,42 @@
+//! `cargo xtask test`: everything CI runs.
+
+use crate::codegen_task;
+use crate::sys::{ensure_packages, root, run as sh};
+use anyhow::Result;
+use std::process::Command;
+
+/// System packages the tests need: libclang for bindgen, a C compiler for the layout
+/// tests, iproute2 for network namespaces.
+const PACKAGES: &[&str] = &["libclang-dev", "gcc", "libc6-dev", "iproute2"];
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+pub fn run() -> Result<()> {
+    ensure_packages(PACKAGES)?;
+    sh(cargo().args(["fmt", "--all", "--check"]))?;
+    sh(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    codegen_task::run(true)?;
+    // The build-time bindings, generated from the pinned headers, and the snapshot: both
+    // are checked against the C compiler's view of those same headers.
+    let headers = codegen_task::pinned_headers()?.include;
+    sh(cargo()
+        .args(["test", "--workspace", "--all-features"])
+        .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
+    sh(cargo()
+        .args(["test", "-p", "mptcp-sys", "--no-default-features"])
+        .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
+    eprintln!("xtask: all tests passed");
+    Ok(())
+}
