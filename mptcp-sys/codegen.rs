@@ -102,6 +102,8 @@ pub fn generate_uapi(wrapper: &Path, include_dir: Option<&Path>) -> Result<Strin
         .allowlist_var("IPPROTO_MPTCP")
         .allowlist_var("SOL_MPTCP")
         .allowlist_var("TCP_IS_MPTCP")
+        // Per-subflow statistics returned by MPTCP_TCPINFO and MPTCP_FULL_INFO.
+        .allowlist_type("tcp_info")
         // An alias of `MPTCP_PM_ADDR_FLAGS_MASK`-style macros needs GENMASK, which UAPI
         // does not define: leave it out everywhere so every machine exports the same set.
         .blocklist_var("MPTCP_PM_ADDR_FLAGS_MASK");
@@ -145,28 +147,39 @@ fn finish(text: String) -> String {
     kept
 }
 
-/// The exported items of a bindings text, as `kind name` pairs, ignoring comments.
+/// The exported items of a bindings text, as `kind name` entries (struct and union
+/// fields included, as `field type.name`), ignoring comments.
 /// (Used by the build script; xtask compiles this file too.)
 #[allow(dead_code)]
 pub fn items(text: &str) -> BTreeSet<String> {
     let mut set = BTreeSet::new();
+    let mut current: Option<String> = None;
     for line in text.lines() {
-        let t = line.trim_start();
-        for kind in [
-            "pub const ",
-            "pub struct ",
-            "pub union ",
-            "pub type ",
-            "pub fn ",
-        ] {
-            if let Some(rest) = t.strip_prefix(kind) {
+        if let Some(agg) = &current {
+            if line.starts_with('}') {
+                current = None;
+            } else if let Some((name, _)) = line
+                .trim()
+                .strip_prefix("pub ")
+                .and_then(|r| r.split_once(':'))
+            {
+                set.insert(format!("field {agg}.{name}"));
+            }
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("pub ") else {
+            continue;
+        };
+        for kind in ["const ", "struct ", "union ", "type ", "fn "] {
+            if let Some(rest) = rest.strip_prefix(kind) {
                 let name: String = rest
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                     .collect();
-                if line.starts_with("pub ") {
-                    set.insert(format!("{}{}", kind.trim_start_matches("pub "), name));
+                if line.ends_with(" {") && kind != "fn " {
+                    current = Some(name.clone());
                 }
+                set.insert(format!("{kind}{name}"));
             }
         }
     }

@@ -18,7 +18,11 @@ fn cargo() -> Command {
 pub fn run() -> Result<()> {
     ensure_packages(PACKAGES)?;
     sh(cargo().args(["fmt", "--all", "--check"]))?;
-    sh(cargo().args([
+    // The pinned headers (downloaded once into target/) make the build-time bindings
+    // equal to the snapshot, so every step below builds mptcp-sys the same way.
+    codegen_task::run(true)?;
+    let headers = codegen_task::pinned_headers()?.include;
+    sh(cargo().env("MPTCP_SYS_KERNEL_HEADERS", &headers).args([
         "clippy",
         "--workspace",
         "--all-targets",
@@ -27,10 +31,8 @@ pub fn run() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    codegen_task::run(true)?;
     // The build-time bindings, generated from the pinned headers, and the snapshot: both
     // are checked against the C compiler's view of those same headers.
-    let headers = codegen_task::pinned_headers()?.include;
     sh(cargo()
         .args(["test", "--workspace", "--all-features"])
         .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;

@@ -1,0 +1,329 @@
+//! Creating MPTCP sockets, with a fallback policy.
+
+use crate::error::{Error, Result, Unavailable};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// The protocol number of MPTCP sockets (`IPPROTO_MPTCP`).
+pub const IPPROTO_MPTCP: i32 = mptcp_sys::IPPROTO_MPTCP as i32;
+
+/// The environment variable that overrides the mode of every socket this crate creates:
+/// `prefer`, `require` or `off` (case-insensitive; empty means unset).
+///
+/// It is read once, the first time a socket is created. It lets an operator turn MPTCP
+/// off (or make it mandatory) without rebuilding, like Go's `GODEBUG=multipathtcp`.
+pub const MODE_ENV: &str = "MPTCP_MODE";
+
+/// What to do when MPTCP sockets cannot be created.
+///
+/// ```
+/// assert_eq!(mptcp::Mode::default(), mptcp::Mode::Prefer);
+/// assert_eq!("require".parse::<mptcp::Mode>().unwrap(), mptcp::Mode::Require);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    /// Use MPTCP; use plain TCP only when the kernel cannot create MPTCP sockets here
+    /// (never after a failed connect: one attempt, one error).
+    #[default]
+    Prefer,
+    /// Use MPTCP or fail with [`Error::Unavailable`].
+    Require,
+    /// Plain TCP.
+    Off,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = ();
+    fn from_str(s: &str) -> std::result::Result<Self, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "prefer" => Ok(Mode::Prefer),
+            "require" => Ok(Mode::Require),
+            "off" => Ok(Mode::Off),
+            _ => Err(()),
+        }
+    }
+}
+
+impl Mode {
+    /// The mode set by [`MODE_ENV`], if any (read once per process).
+    pub fn from_env() -> Result<Option<Mode>> {
+        static ENV: OnceLock<std::result::Result<Option<Mode>, String>> = OnceLock::new();
+        let v = ENV.get_or_init(|| match std::env::var(MODE_ENV) {
+            Ok(v) if v.is_empty() => Ok(None),
+            Ok(v) => v.parse().map(Some).map_err(|()| v),
+            Err(_) => Ok(None),
+        });
+        match v {
+            Ok(m) => Ok(*m),
+            Err(value) => Err(Error::InvalidEnv {
+                var: MODE_ENV,
+                value: value.clone(),
+            }),
+        }
+    }
+
+    /// The mode in effect: the environment's, when set, else `self`.
+    pub fn effective(self) -> Result<Mode> {
+        Ok(Mode::from_env()?.unwrap_or(self))
+    }
+}
+
+/// Network namespaces (by inode of their nsfs file) where MPTCP sockets were refused.
+/// Only failures are recorded, so the common case costs no extra system call; a network
+/// namespace that refused MPTCP once is not asked again (see [`forget_unavailable`]).
+static UNAVAILABLE: Mutex<Option<HashMap<u64, Unavailable>>> = Mutex::new(None);
+static ANY_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+
+fn netns_id() -> Option<u64> {
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .or_else(|_| std::fs::metadata("/proc/self/ns/net"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+fn cached_unavailable() -> Option<Unavailable> {
+    if !ANY_UNAVAILABLE.load(Ordering::Relaxed) {
+        return None;
+    }
+    let ns = netns_id()?;
+    let map = UNAVAILABLE.lock().unwrap_or_else(|p| p.into_inner());
+    map.as_ref()?.get(&ns).copied()
+}
+
+fn remember_unavailable(why: Unavailable) {
+    if let Some(ns) = netns_id() {
+        let mut map = UNAVAILABLE.lock().unwrap_or_else(|p| p.into_inner());
+        map.get_or_insert_with(HashMap::new).insert(ns, why);
+        ANY_UNAVAILABLE.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Forgets which network namespaces refused MPTCP sockets, so the next socket tries
+/// again (for example after `net.mptcp.enabled` was set back to 1).
+pub fn forget_unavailable() {
+    let mut map = UNAVAILABLE.lock().unwrap_or_else(|p| p.into_inner());
+    *map = None;
+    ANY_UNAVAILABLE.store(false, Ordering::Relaxed);
+}
+
+/// A new, unconnected stream socket: MPTCP when possible under its [`Mode`], plain TCP
+/// otherwise. Set options on it (through [`socket`](Self::socket), a `socket2::Socket`),
+/// then [`connect`](Self::connect) or [`listen`](Self::listen).
+///
+/// ```no_run
+/// use mptcp::{Mode, MptcpSocket};
+/// let addr = "192.0.2.1:8080".parse().unwrap();
+/// let sock = MptcpSocket::for_addr(&addr, Mode::Prefer)?;
+/// sock.socket().set_tcp_nodelay(true).map_err(|e| mptcp::Error::Os { op: "nodelay", source: e })?;
+/// println!("MPTCP: {}", sock.is_mptcp());
+/// let stream = sock.connect(&addr)?;
+/// # Ok::<(), mptcp::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct MptcpSocket {
+    socket: Socket,
+    unavailable: Option<Unavailable>,
+}
+
+impl MptcpSocket {
+    /// A socket of the given family (`Domain::IPV4` or `Domain::IPV6`).
+    pub fn new(domain: Domain, mode: Mode) -> Result<Self> {
+        let mode = mode.effective()?;
+        let tcp = |why: Unavailable| {
+            Socket::new(domain, Type::STREAM, Some(Protocol::TCP))
+                .map(|socket| MptcpSocket {
+                    socket,
+                    unavailable: Some(why),
+                })
+                .map_err(|e| Error::os("socket", e))
+        };
+        if mode == Mode::Off {
+            return tcp(Unavailable::TurnedOff);
+        }
+        if let Some(why) = cached_unavailable() {
+            return match mode {
+                Mode::Require => Err(Error::Unavailable(why)),
+                _ => tcp(why),
+            };
+        }
+        match Socket::new(domain, Type::STREAM, Some(Protocol::from(IPPROTO_MPTCP))) {
+            Ok(socket) => Ok(MptcpSocket {
+                socket,
+                unavailable: None,
+            }),
+            Err(e) => {
+                let Some(why) = e.raw_os_error().and_then(Unavailable::from_socket_errno) else {
+                    return Err(Error::os("socket(IPPROTO_MPTCP)", e));
+                };
+                remember_unavailable(why);
+                match mode {
+                    Mode::Require => Err(Error::Unavailable(why)),
+                    _ => tcp(why),
+                }
+            }
+        }
+    }
+
+    /// A socket of the family of `addr`.
+    pub fn for_addr(addr: &SocketAddr, mode: Mode) -> Result<Self> {
+        Self::new(Domain::for_address(*addr), mode)
+    }
+
+    /// True when the socket was created as MPTCP (whether a connection then uses MPTCP
+    /// depends on the peer: see [`crate::status`]).
+    pub fn is_mptcp(&self) -> bool {
+        self.unavailable.is_none()
+    }
+
+    /// Why the socket is plain TCP, when it is.
+    pub fn unavailable(&self) -> Option<Unavailable> {
+        self.unavailable
+    }
+
+    /// The socket, to set options on (socket2 has one method per option).
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// Binds to a local address.
+    pub fn bind(&self, addr: &SocketAddr) -> Result<()> {
+        self.socket
+            .bind(&SockAddr::from(*addr))
+            .map_err(|e| Error::os("bind", e))
+    }
+
+    /// Sets `SO_REUSEADDR`.
+    pub fn set_reuse_address(&self, on: bool) -> Result<()> {
+        self.socket
+            .set_reuse_address(on)
+            .map_err(|e| Error::os("setsockopt(SO_REUSEADDR)", e))
+    }
+
+    /// Sets `TCP_NODELAY` (on MPTCP, applied to every subflow).
+    pub fn set_nodelay(&self, on: bool) -> Result<()> {
+        self.socket
+            .set_tcp_nodelay(on)
+            .map_err(|e| Error::os("setsockopt(TCP_NODELAY)", e))
+    }
+
+    /// Sets `SO_KEEPALIVE` (on MPTCP, applied to every subflow).
+    pub fn set_keepalive(&self, on: bool) -> Result<()> {
+        self.socket
+            .set_keepalive(on)
+            .map_err(|e| Error::os("setsockopt(SO_KEEPALIVE)", e))
+    }
+
+    /// Sets `O_NONBLOCK`.
+    pub fn set_nonblocking(&self, on: bool) -> Result<()> {
+        self.socket
+            .set_nonblocking(on)
+            .map_err(|e| Error::os("fcntl(O_NONBLOCK)", e))
+    }
+
+    /// Connects (one attempt) and returns the stream.
+    pub fn connect(self, addr: &SocketAddr) -> Result<TcpStream> {
+        self.socket
+            .connect(&SockAddr::from(*addr))
+            .map_err(|e| Error::os("connect", e))?;
+        Ok(self.socket.into())
+    }
+
+    /// Connects with a timeout (one attempt) and returns the stream.
+    pub fn connect_timeout(self, addr: &SocketAddr, timeout: Duration) -> Result<TcpStream> {
+        self.socket
+            .connect_timeout(&SockAddr::from(*addr), timeout)
+            .map_err(|e| Error::os("connect", e))?;
+        Ok(self.socket.into())
+    }
+
+    /// Starts listening with the given backlog and returns the listener.
+    pub fn listen(self, backlog: i32) -> Result<TcpListener> {
+        self.socket
+            .listen(backlog)
+            .map_err(|e| Error::os("listen", e))?;
+        Ok(self.socket.into())
+    }
+
+    /// The underlying socket.
+    pub fn into_socket(self) -> Socket {
+        self.socket
+    }
+}
+
+pub(crate) fn no_address() -> Error {
+    Error::os(
+        "resolve",
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no addresses to try"),
+    )
+}
+
+fn resolve(addr: impl ToSocketAddrs) -> Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| Error::os("resolve", e))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(no_address());
+    }
+    Ok(addrs)
+}
+
+/// Connects over MPTCP, falling back to TCP only when this machine cannot create MPTCP
+/// sockets ([`Mode::Prefer`]). Each resolved address gets one attempt, like std.
+///
+/// ```no_run
+/// use std::io::Write;
+/// let mut stream = mptcp::connect("192.0.2.1:8080")?;
+/// stream.write_all(b"hello")?;
+/// println!("using MPTCP: {}", mptcp::is_mptcp(&stream)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn connect(addr: impl ToSocketAddrs) -> Result<TcpStream> {
+    connect_with(addr, Mode::Prefer)
+}
+
+/// [`connect`] with an explicit [`Mode`].
+pub fn connect_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpStream> {
+    let mut last = None;
+    for a in resolve(addr)? {
+        match MptcpSocket::for_addr(&a, mode)?.connect(&a) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(no_address))
+}
+
+/// Listens on an MPTCP socket (backlog 1024; [`Mode::Prefer`]). The listener accepts
+/// MPTCP and plain TCP clients alike.
+///
+/// ```no_run
+/// let listener = mptcp::listen("[::]:8080")?;
+/// for conn in listener.incoming() {
+///     let conn = conn?;
+///     println!("peer uses MPTCP: {}", mptcp::is_mptcp(&conn)?);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn listen(addr: impl ToSocketAddrs) -> Result<TcpListener> {
+    listen_with(addr, Mode::Prefer)
+}
+
+/// [`listen`] with an explicit [`Mode`]; binds with `SO_REUSEADDR` like std.
+pub fn listen_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpListener> {
+    let mut last = None;
+    for a in resolve(addr)? {
+        let s = MptcpSocket::for_addr(&a, mode)?;
+        s.set_reuse_address(true)?;
+        match s.bind(&a) {
+            Ok(()) => return s.listen(1024),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(no_address))
+}

@@ -1,0 +1,438 @@
+//! Subflows: `MPTCP_FULL_INFO` (Linux 6.5+), or `MPTCP_SUBFLOW_ADDRS` with
+//! `MPTCP_TCPINFO` (Linux 5.16-6.4).
+
+use crate::error::{Error, Result};
+use crate::info::{raw_info, versioned, MptcpInfo};
+use crate::status::{classify, features, no_connection};
+use crate::sys;
+use std::mem::{offset_of, size_of};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsFd, BorrowedFd};
+
+versioned! {
+    /// `struct tcp_info` of one subflow. Fields the running kernel did not return are
+    /// `None` (the kernel's struct grows over versions; 6.18 returns 280 bytes).
+    pub struct TcpInfo from mptcp_sys::tcp_info {
+        /// Connection state (`TCP_ESTABLISHED` = 1, ...).
+        state: u8 = tcpi_state,
+        /// Congestion-avoidance state.
+        ca_state: u8 = tcpi_ca_state,
+        /// Retransmissions of the current segment.
+        retransmits: u8 = tcpi_retransmits,
+        /// Unanswered zero-window probes.
+        probes: u8 = tcpi_probes,
+        /// Exponential backoff count.
+        backoff: u8 = tcpi_backoff,
+        /// `TCPI_OPT_*` bits negotiated.
+        options: u8 = tcpi_options,
+        /// Retransmission timeout, microseconds.
+        rto: u32 = tcpi_rto,
+        /// Delayed-ack timeout, microseconds.
+        ato: u32 = tcpi_ato,
+        /// Sending MSS.
+        snd_mss: u32 = tcpi_snd_mss,
+        /// Receiving MSS estimate.
+        rcv_mss: u32 = tcpi_rcv_mss,
+        /// Segments sent and not yet acknowledged.
+        unacked: u32 = tcpi_unacked,
+        /// Segments selectively acknowledged.
+        sacked: u32 = tcpi_sacked,
+        /// Segments considered lost.
+        lost: u32 = tcpi_lost,
+        /// Segments retransmitted and in flight.
+        retrans: u32 = tcpi_retrans,
+        /// Forward-acknowledged segments (unused by modern kernels).
+        fackets: u32 = tcpi_fackets,
+        /// Milliseconds since data was last sent.
+        last_data_sent: u32 = tcpi_last_data_sent,
+        /// Milliseconds since an ack was last sent (unused by the kernel).
+        last_ack_sent: u32 = tcpi_last_ack_sent,
+        /// Milliseconds since data was last received.
+        last_data_recv: u32 = tcpi_last_data_recv,
+        /// Milliseconds since an ack was last received.
+        last_ack_recv: u32 = tcpi_last_ack_recv,
+        /// Path MTU.
+        pmtu: u32 = tcpi_pmtu,
+        /// Receive slow-start threshold.
+        rcv_ssthresh: u32 = tcpi_rcv_ssthresh,
+        /// Smoothed round-trip time, microseconds.
+        rtt: u32 = tcpi_rtt,
+        /// Round-trip time variance, microseconds.
+        rttvar: u32 = tcpi_rttvar,
+        /// Send slow-start threshold.
+        snd_ssthresh: u32 = tcpi_snd_ssthresh,
+        /// Congestion window, segments.
+        snd_cwnd: u32 = tcpi_snd_cwnd,
+        /// Advertised MSS.
+        advmss: u32 = tcpi_advmss,
+        /// Reordering metric.
+        reordering: u32 = tcpi_reordering,
+        /// Receiver-side RTT estimate, microseconds.
+        rcv_rtt: u32 = tcpi_rcv_rtt,
+        /// Receive-buffer space estimate.
+        rcv_space: u32 = tcpi_rcv_space,
+        /// Retransmissions over the subflow's life.
+        total_retrans: u32 = tcpi_total_retrans,
+        /// Pacing rate, bytes per second.
+        pacing_rate: u64 = tcpi_pacing_rate,
+        /// Maximum pacing rate, bytes per second.
+        max_pacing_rate: u64 = tcpi_max_pacing_rate,
+        /// Bytes acknowledged (RFC 4898 tcpEStatsAppHCThruOctetsAcked).
+        bytes_acked: u64 = tcpi_bytes_acked,
+        /// Bytes received (RFC 4898 tcpEStatsAppHCThruOctetsReceived).
+        bytes_received: u64 = tcpi_bytes_received,
+        /// Segments sent.
+        segs_out: u32 = tcpi_segs_out,
+        /// Segments received.
+        segs_in: u32 = tcpi_segs_in,
+        /// Bytes queued and not yet sent.
+        notsent_bytes: u32 = tcpi_notsent_bytes,
+        /// Minimum RTT seen, microseconds.
+        min_rtt: u32 = tcpi_min_rtt,
+        /// Segments received carrying data.
+        data_segs_in: u32 = tcpi_data_segs_in,
+        /// Segments sent carrying data.
+        data_segs_out: u32 = tcpi_data_segs_out,
+        /// Delivery rate, bytes per second.
+        delivery_rate: u64 = tcpi_delivery_rate,
+        /// Time with data in flight, microseconds.
+        busy_time: u64 = tcpi_busy_time,
+        /// Time limited by the receive window, microseconds.
+        rwnd_limited: u64 = tcpi_rwnd_limited,
+        /// Time limited by the send buffer, microseconds.
+        sndbuf_limited: u64 = tcpi_sndbuf_limited,
+        /// Segments delivered.
+        delivered: u32 = tcpi_delivered,
+        /// Segments delivered with an ECN CE mark.
+        delivered_ce: u32 = tcpi_delivered_ce,
+        /// Bytes sent, retransmissions included.
+        bytes_sent: u64 = tcpi_bytes_sent,
+        /// Bytes retransmitted.
+        bytes_retrans: u64 = tcpi_bytes_retrans,
+        /// Duplicate segments reported by DSACK.
+        dsack_dups: u32 = tcpi_dsack_dups,
+        /// Reordering events seen.
+        reord_seen: u32 = tcpi_reord_seen,
+        /// Out-of-order packets received.
+        rcv_ooopack: u32 = tcpi_rcv_ooopack,
+        /// Peer's advertised receive window, bytes.
+        snd_wnd: u32 = tcpi_snd_wnd,
+        /// Local advertised receive window, bytes.
+        rcv_wnd: u32 = tcpi_rcv_wnd,
+        /// PLB or timeout-triggered rehashes.
+        rehash: u32 = tcpi_rehash,
+        /// Retransmission timeouts.
+        total_rto: u16 = tcpi_total_rto,
+        /// Recoveries from retransmission timeouts.
+        total_rto_recoveries: u16 = tcpi_total_rto_recoveries,
+        /// Time spent in timeout recovery, milliseconds.
+        total_rto_time: u32 = tcpi_total_rto_time,
+        /// Segments received with an ECN CE mark.
+        received_ce: u32 = tcpi_received_ce,
+        /// Bytes delivered with ECT(1) (AccECN).
+        delivered_e1_bytes: u32 = tcpi_delivered_e1_bytes,
+        /// Bytes delivered with ECT(0) (AccECN).
+        delivered_e0_bytes: u32 = tcpi_delivered_e0_bytes,
+        /// Bytes delivered with CE (AccECN).
+        delivered_ce_bytes: u32 = tcpi_delivered_ce_bytes,
+        /// Bytes received with ECT(1) (AccECN).
+        received_e1_bytes: u32 = tcpi_received_e1_bytes,
+        /// Bytes received with ECT(0) (AccECN).
+        received_e0_bytes: u32 = tcpi_received_e0_bytes,
+        /// Bytes received with CE (AccECN).
+        received_ce_bytes: u32 = tcpi_received_ce_bytes,
+    }
+}
+
+/// One subflow of an MPTCP connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Subflow {
+    /// The subflow's id (the initial subflow is 1). `None` on Linux 5.16-6.4, whose
+    /// `MPTCP_SUBFLOW_ADDRS` reply carries no ids; `MPTCP_FULL_INFO` (6.5+) does.
+    pub id: Option<u32>,
+    /// Local address and port.
+    pub local: SocketAddr,
+    /// Remote address and port.
+    pub remote: SocketAddr,
+    /// The subflow's `tcp_info`.
+    pub tcp_info: TcpInfo,
+}
+
+/// A connection's [`MptcpInfo`] and its subflows, read together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Connection {
+    /// The connection-level info.
+    pub info: MptcpInfo,
+    /// The subflows, in the kernel's order.
+    pub subflows: Vec<Subflow>,
+}
+
+/// Attempts when the subflow count grows between the sizing and the reading call.
+const RETRIES: usize = 8;
+
+/// Decodes a `struct sockaddr_in`/`sockaddr_in6` stored at the start of `b`.
+fn sockaddr(b: &[u8]) -> Option<SocketAddr> {
+    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
+    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+    match i32::from(family) {
+        libc::AF_INET => {
+            let ip: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+        }
+        libc::AF_INET6 => {
+            let flow = u32::from_be_bytes(b.get(4..8)?.try_into().ok()?);
+            let ip: [u8; 16] = b.get(8..24)?.try_into().ok()?;
+            let scope = u32::from_ne_bytes(b.get(24..28)?.try_into().ok()?);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(ip),
+                port,
+                flow,
+                scope,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Local and remote address of a `struct mptcp_subflow_addrs` at the start of `b`.
+fn addrs(b: &[u8]) -> Result<(SocketAddr, SocketAddr)> {
+    const REMOTE: usize = size_of::<mptcp_sys::mptcp_subflow_addrs>() / 2;
+    match (sockaddr(b), b.get(REMOTE..).and_then(sockaddr)) {
+        (Some(l), Some(r)) => Ok((l, r)),
+        _ => Err(Error::os(
+            "decode subflow addresses",
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "unknown address family"),
+        )),
+    }
+}
+
+/// The subflows of a connected MPTCP socket, borrowed. One `MPTCP_FULL_INFO` call on
+/// Linux 6.5+, else `MPTCP_SUBFLOW_ADDRS` + `MPTCP_TCPINFO` (without ids). Buffers are
+/// sized from the count the kernel reports, with no fixed cap.
+///
+/// ```no_run
+/// let stream = mptcp::connect("192.0.2.1:8080")?;
+/// for sf in mptcp::subflows(&stream)? {
+///     println!("{:?}: {} -> {}, rtt {:?} us", sf.id, sf.local, sf.remote, sf.tcp_info.rtt);
+/// }
+/// # Ok::<(), mptcp::Error>(())
+/// ```
+pub fn subflows(fd: impl AsFd) -> Result<Vec<Subflow>> {
+    connection(fd).map(|c| c.subflows)
+}
+
+/// [`MptcpInfo`] and subflows together (one system call on Linux 6.5+).
+pub fn connection(fd: impl AsFd) -> Result<Connection> {
+    let fd = fd.as_fd();
+    let c = match features() {
+        Some(f) if f.full_info => full_info(fd)?,
+        _ => {
+            let info = MptcpInfo::decode(&raw_info(fd)?);
+            if info.token == Some(0) {
+                return Err(no_connection(fd));
+            }
+            Connection {
+                subflows: legacy_subflows(fd)?,
+                info,
+            }
+        }
+    };
+    if c.info.token == Some(0) {
+        return Err(no_connection(fd));
+    }
+    Ok(c)
+}
+
+fn full_info(fd: BorrowedFd<'_>) -> Result<Connection> {
+    let sf_size = size_of::<mptcp_sys::mptcp_subflow_info>();
+    let tcp_size = size_of::<mptcp_sys::tcp_info>();
+    let mut want = 4usize;
+    for _ in 0..RETRIES {
+        let mut full = mptcp_sys::mptcp_full_info {
+            size_tcpinfo_user: tcp_size as u32,
+            size_sfinfo_user: sf_size as u32,
+            size_arrays_user: want as u32,
+            ..Default::default()
+        };
+        let mut sf = vec![0u8; want * sf_size];
+        let mut tcp = vec![0u8; want * tcp_size];
+        let len = sys::get_full_info(fd, &mut full, &mut sf, &mut tcp).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                // The kernel refuses FULL_INFO on a socket without a connection.
+                no_connection(fd)
+            } else {
+                classify(
+                    fd,
+                    e,
+                    "getsockopt(MPTCP_FULL_INFO)",
+                    "MPTCP_FULL_INFO",
+                    "6.5",
+                )
+            }
+        })?;
+        let total = full.num_subflows as usize;
+        if total > want {
+            want = total;
+            continue;
+        }
+        let info_off = offset_of!(mptcp_sys::mptcp_full_info, mptcp_info);
+        let whole = sys::as_bytes_mut(&mut full);
+        let info = MptcpInfo::decode(whole.get(info_off..len.max(info_off)).unwrap_or(&[]));
+        let sf_stride = full.size_sfinfo_user as usize;
+        let tcp_stride = full.size_tcpinfo_user as usize;
+        let addrs_off = offset_of!(mptcp_sys::mptcp_subflow_info, addrs);
+        let mut subflows = Vec::with_capacity(total);
+        for i in 0..total {
+            let e = &sf[i * sf_stride..(i + 1) * sf_stride];
+            let id = u32::from_ne_bytes([e[0], e[1], e[2], e[3]]);
+            let (local, remote) = addrs(&e[addrs_off..])?;
+            subflows.push(Subflow {
+                id: Some(id),
+                local,
+                remote,
+                tcp_info: TcpInfo::decode(&tcp[i * tcp_stride..(i + 1) * tcp_stride]),
+            });
+        }
+        return Ok(Connection { info, subflows });
+    }
+    Err(grew())
+}
+
+fn grew() -> Error {
+    Error::os(
+        "read subflows",
+        std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            "the number of subflows kept changing",
+        ),
+    )
+}
+
+/// One array option (`MPTCP_SUBFLOW_ADDRS` or `MPTCP_TCPINFO`): the elements with the
+/// stride the kernel used.
+fn subflow_array(
+    fd: BorrowedFd<'_>,
+    opt: u32,
+    elem: usize,
+    want: usize,
+) -> Result<(usize, usize, Vec<u8>)> {
+    let hdr = size_of::<mptcp_sys::mptcp_subflow_data>();
+    let (name, feature) = if opt == mptcp_sys::MPTCP_TCPINFO {
+        ("getsockopt(MPTCP_TCPINFO)", "MPTCP_TCPINFO")
+    } else {
+        ("getsockopt(MPTCP_SUBFLOW_ADDRS)", "MPTCP_SUBFLOW_ADDRS")
+    };
+    let mut buf = vec![0u8; hdr + want * elem];
+    let head = mptcp_sys::mptcp_subflow_data {
+        size_subflow_data: hdr as u32,
+        size_user: elem as u32,
+        ..Default::default()
+    };
+    let mut head_bytes = head;
+    buf[..hdr].copy_from_slice(sys::as_bytes_mut(&mut head_bytes));
+    sys::getsockopt_buf(fd, mptcp_sys::SOL_MPTCP as i32, opt as i32, &mut buf)
+        .map_err(|e| classify(fd, e, name, feature, "5.16"))?;
+    let head: mptcp_sys::mptcp_subflow_data = sys::read_prefix(&buf[..hdr]);
+    Ok((
+        head.num_subflows as usize,
+        head.size_user as usize,
+        buf.split_off(hdr),
+    ))
+}
+
+fn legacy_subflows(fd: BorrowedFd<'_>) -> Result<Vec<Subflow>> {
+    let a_size = size_of::<mptcp_sys::mptcp_subflow_addrs>();
+    let t_size = size_of::<mptcp_sys::tcp_info>();
+    let mut want = 4usize;
+    for _ in 0..RETRIES {
+        let (n, a_stride, a) = subflow_array(fd, mptcp_sys::MPTCP_SUBFLOW_ADDRS, a_size, want)?;
+        if n > want {
+            want = n;
+            continue;
+        }
+        let (m, t_stride, t) = subflow_array(fd, mptcp_sys::MPTCP_TCPINFO, t_size, want)?;
+        if m != n {
+            want = want.max(m);
+            continue;
+        }
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let (local, remote) = addrs(&a[i * a_stride..(i + 1) * a_stride])?;
+            out.push(Subflow {
+                id: None,
+                local,
+                remote,
+                tcp_info: TcpInfo::decode(&t[i * t_stride..(i + 1) * t_stride]),
+            });
+        }
+        return Ok(out);
+    }
+    Err(grew())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    /// A loopback MPTCP connection (no namespace needed), or `None` with the reason.
+    fn pair() -> Option<(TcpStream, TcpStream)> {
+        let l: TcpListener = match crate::listen_with("127.0.0.1:0", crate::Mode::Require) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("skipped: no MPTCP on this machine: {e}");
+                return None;
+            }
+        };
+        let a = l.local_addr().ok()?;
+        let c = crate::connect_with(a, crate::Mode::Require).ok()?;
+        let (s, _) = l.accept().ok()?;
+        Some((c, s))
+    }
+
+    /// The 5.16-6.4 path (two array options, no ids) agrees with MPTCP_FULL_INFO.
+    #[test]
+    fn legacy_and_full_info_agree() {
+        let Some((c, _s)) = pair() else { return };
+        let legacy = legacy_subflows(c.as_fd()).expect("legacy subflows");
+        assert_eq!(legacy.len(), 1);
+        assert_eq!(legacy[0].id, None);
+        assert_eq!(legacy[0].local, c.local_addr().expect("local"));
+        assert_eq!(legacy[0].remote, c.peer_addr().expect("peer"));
+        assert_eq!(legacy[0].tcp_info.state, Some(1), "TCP_ESTABLISHED");
+        if features().is_some_and(|f| f.full_info) {
+            let full = full_info(c.as_fd()).expect("full info");
+            assert_eq!(full.subflows.len(), 1);
+            assert_eq!(full.subflows[0].local, legacy[0].local);
+            assert_eq!(full.subflows[0].remote, legacy[0].remote);
+            assert_eq!(full.subflows[0].id, Some(1));
+        }
+    }
+
+    /// Fields past the returned length are `None`, never zero.
+    #[test]
+    fn short_replies_give_none() {
+        let raw = [7u8; 48];
+        let info = MptcpInfo::decode(&raw);
+        assert_eq!(info.subflows, Some(7));
+        assert_eq!(info.csum_enabled, Some(7));
+        assert_eq!(
+            info.retransmits, None,
+            "80-byte field absent from a 48-byte reply"
+        );
+        assert_eq!(info.last_ack_recv, None);
+        let info = MptcpInfo::decode(&[0u8; 80]);
+        assert_eq!(info.bytes_acked, Some(0));
+        assert_eq!(info.subflows_total, None);
+        let info = MptcpInfo::decode(&[0u8; 88]);
+        assert_eq!(info.subflows_total, Some(0));
+        assert_eq!(info.last_data_sent, None);
+        let info = MptcpInfo::decode(&[0u8; 96]);
+        assert_eq!(info.last_ack_recv, Some(0));
+        let tcp = TcpInfo::decode(&[0u8; 104]);
+        assert_eq!(tcp.total_retrans, Some(0));
+        assert_eq!(tcp.pacing_rate, None);
+    }
+}

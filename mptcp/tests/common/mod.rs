@@ -1,0 +1,295 @@
+//! Test topology: network namespaces joined by veth links, created and removed by the
+//! tests themselves. Addresses come from the documentation ranges.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Why this machine cannot run namespace tests, if it cannot.
+pub fn cannot_run() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root to create network namespaces".into());
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("needs iproute2's `ip`".into());
+    }
+    None
+}
+
+/// Skips the calling test (with the reason on stderr) when namespaces are unavailable.
+#[macro_export]
+macro_rules! require_netns {
+    () => {
+        if let Some(why) = common::cannot_run() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A network namespace, deleted (with its links) on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(role: &str) -> Netns {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("mptcp-t{}-{n}-{role}", std::process::id());
+        sh(&["ip", "netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n NAME ...`
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut v = vec!["ip", "-n", &self.name];
+        v.extend_from_slice(args);
+        sh(&v)
+    }
+
+    /// `ip netns exec NAME ...`
+    pub fn exec(&self, args: &[&str]) -> String {
+        let mut v = vec!["ip", "netns", "exec", &self.name];
+        v.extend_from_slice(args);
+        sh(&v)
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.exec(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
+    }
+
+    /// Runs `f` on a thread that has entered this namespace; sockets it creates belong
+    /// to the namespace and may be used from any thread afterwards.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        self.spawn(f).join().expect("namespace thread panicked")
+    }
+
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = File::open(&path).expect("open netns");
+            // SAFETY: setns on a valid namespace descriptor affects only this thread.
+            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+    }
+
+    /// A counter of `/proc/net/snmp` or `/proc/net/netstat` in this namespace, e.g.
+    /// ("Tcp", "ActiveOpens") or ("MPTcpExt", "MPCapableSYNTX").
+    pub fn counter(&self, group: &str, name: &str) -> u64 {
+        let (group, name) = (group.to_string(), name.to_string());
+        self.run(move || {
+            for file in [
+                "/proc/thread-self/net/snmp",
+                "/proc/thread-self/net/netstat",
+            ] {
+                let text = std::fs::read_to_string(file).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                for pair in lines.chunks(2) {
+                    let [keys, values] = pair else { continue };
+                    let prefix = format!("{group}:");
+                    if !keys.starts_with(&prefix) || !values.starts_with(&prefix) {
+                        continue;
+                    }
+                    let k = keys.split_whitespace().skip(1);
+                    let v = values.split_whitespace().skip(1);
+                    for (k, v) in k.zip(v) {
+                        if k == name {
+                            return v.parse().expect("counter");
+                        }
+                    }
+                }
+            }
+            panic!("no counter {group}:{name}")
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// One path of the topology: client and server addresses.
+#[derive(Clone, Copy, Debug)]
+pub struct Path {
+    pub client4: &'static str,
+    pub server4: &'static str,
+    pub client6: &'static str,
+    pub server6: &'static str,
+}
+
+pub const PATHS: [Path; 2] = [
+    Path {
+        client4: "192.0.2.1",
+        server4: "192.0.2.2",
+        client6: "2001:db8:1::1",
+        server6: "2001:db8:1::2",
+    },
+    Path {
+        client4: "198.51.100.1",
+        server4: "198.51.100.2",
+        client6: "2001:db8:2::1",
+        server6: "2001:db8:2::2",
+    },
+];
+
+/// A client and a server namespace joined by `paths` veth links (`eth0`, `eth1`).
+pub struct Topology {
+    pub client: Netns,
+    pub server: Netns,
+    pub paths: usize,
+}
+
+impl Topology {
+    pub fn new(paths: usize) -> Topology {
+        let t = Topology {
+            client: Netns::new("c"),
+            server: Netns::new("s"),
+            paths,
+        };
+        for (i, p) in PATHS.iter().take(paths).enumerate() {
+            let dev = format!("eth{i}");
+            t.client.ip(&[
+                "link",
+                "add",
+                &dev,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &dev,
+                "netns",
+                &t.server.name,
+            ]);
+            for (ns, a4, a6) in [
+                (&t.client, p.client4, p.client6),
+                (&t.server, p.server4, p.server6),
+            ] {
+                ns.ip(&["addr", "add", &format!("{a4}/24"), "dev", &dev]);
+                ns.ip(&["addr", "add", &format!("{a6}/64"), "dev", &dev, "nodad"]);
+                ns.ip(&["link", "set", &dev, "up"]);
+            }
+        }
+        for ns in [&t.client, &t.server] {
+            ns.ip(&[
+                "mptcp",
+                "limits",
+                "set",
+                "subflows",
+                "4",
+                "add_addr_accepted",
+                "4",
+            ]);
+        }
+        t
+    }
+
+    /// Limits every link's egress (both directions) with a tbf qdisc.
+    pub fn rate_limit(&self, rate: &str) {
+        for i in 0..self.paths {
+            let dev = format!("eth{i}");
+            for ns in [&self.client, &self.server] {
+                ns.exec(&[
+                    "tc", "qdisc", "add", "dev", &dev, "root", "tbf", "rate", rate, "burst",
+                    "32kbit", "latency", "100ms",
+                ]);
+            }
+        }
+    }
+
+    /// Makes the server announce its address on every extra path (in-kernel path
+    /// manager); the client then opens a subflow to each announced address.
+    pub fn server_signal_endpoints(&self, v6: bool) {
+        for (i, p) in PATHS.iter().enumerate().take(self.paths).skip(1) {
+            let a = if v6 { p.server6 } else { p.server4 };
+            self.server.ip(&[
+                "mptcp",
+                "endpoint",
+                "add",
+                a,
+                "dev",
+                &format!("eth{i}"),
+                "signal",
+            ]);
+        }
+    }
+
+    /// Makes the client open a subflow from every extra path (in-kernel path manager).
+    pub fn client_subflow_endpoints(&self, v6: bool) {
+        for (i, p) in PATHS.iter().enumerate().take(self.paths).skip(1) {
+            let a = if v6 { p.client6 } else { p.client4 };
+            self.client.ip(&[
+                "mptcp",
+                "endpoint",
+                "add",
+                a,
+                "dev",
+                &format!("eth{i}"),
+                "subflow",
+            ]);
+        }
+    }
+}
+
+/// Polls `f` every 20 ms until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Deterministic test data.
+pub fn data(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
+}

@@ -1,0 +1,343 @@
+//! MPTCP sockets against the real kernel, in network namespaces the tests create.
+
+mod common;
+
+use common::{data, sha256, wait_for, Topology, PATHS};
+use mptcp::{Error, Mode, MptcpSocket, NotMptcp, Unavailable};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const LEN: usize = 2 * 1024 * 1024;
+
+fn addr(ip: &str, port: u16) -> SocketAddr {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}").parse().expect("addr")
+    } else {
+        format!("{ip}:{port}").parse().expect("addr")
+    }
+}
+
+/// What the server thread saw.
+struct Served {
+    hash: [u8; 32],
+    bytes: usize,
+    status: mptcp::Status,
+    rcv_nxt_delta: Option<u64>,
+}
+
+/// Accepts one connection; records its status and info; reads to EOF once told to.
+fn serve(listener: TcpListener, go: mpsc::Sender<()>) -> Served {
+    let (mut conn, _) = listener.accept().expect("accept");
+    let status = mptcp::status(&conn).expect("status of accepted socket");
+    let before = mptcp::info(&conn).ok();
+    go.send(()).expect("signal");
+    let mut buf = Vec::new();
+    conn.read_to_end(&mut buf).expect("read");
+    let after = mptcp::info(&conn).ok();
+    let rcv_nxt_delta = match (before, after) {
+        (Some(b), Some(a)) => Some(a.rcv_nxt.expect("rcv_nxt") - b.rcv_nxt.expect("rcv_nxt")),
+        _ => None,
+    };
+    Served {
+        hash: sha256(&buf),
+        bytes: buf.len(),
+        status,
+        rcv_nxt_delta,
+    }
+}
+
+/// Runs one transfer from client to server: returns the client stream (still open for
+/// inspection after the data) and the server's report.
+fn transfer(
+    t: &Topology,
+    server_ip: &'static str,
+    server_mode: Mode,
+    client_mode: Mode,
+    before_shutdown: impl FnOnce(&TcpStream),
+) -> (TcpStream, Served) {
+    let sa = addr(server_ip, 4000);
+    // A wildcard listener, so that joins to the server's other addresses are accepted.
+    let wild = addr(if sa.is_ipv6() { "::" } else { "0.0.0.0" }, 4000);
+    let listener = t
+        .server
+        .run(move || mptcp::listen_with(wild, server_mode))
+        .expect("listen");
+    let (go_tx, go_rx) = mpsc::channel();
+    let server = std::thread::spawn(move || serve(listener, go_tx));
+    let mut client = t
+        .client
+        .run(move || mptcp::connect_with(sa, client_mode))
+        .expect("connect");
+    go_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("server ready");
+    let payload = data(LEN);
+    let before = mptcp::info(&client).ok();
+    client.write_all(&payload).expect("write");
+    if let Some(b) = before {
+        let a = mptcp::info(&client).expect("info after write");
+        assert_eq!(
+            a.write_seq.expect("write_seq") - b.write_seq.expect("write_seq"),
+            LEN as u64,
+            "write_seq must advance by exactly the bytes written"
+        );
+    }
+    before_shutdown(&client);
+    client.shutdown(Shutdown::Write).expect("shutdown");
+    let served = server.join().expect("server thread");
+    assert_eq!(served.bytes, LEN);
+    assert_eq!(served.hash, sha256(&payload), "data must arrive intact");
+    (client, served)
+}
+
+/// Local/remote pairs of the established TCP sockets (subflows) `ss` shows in a netns.
+fn ss_pairs(t: &Topology) -> BTreeSet<(SocketAddr, SocketAddr)> {
+    let out = t.client.exec(&["ss", "-tnH", "state", "established"]);
+    out.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let n = w.len();
+            // `ADDR[%IFNAME]:PORT`, IPv6 in brackets.
+            let parse = |s: &str| -> Option<SocketAddr> {
+                let (ip, port) = s.rsplit_once(':')?;
+                let ip = ip.split('%').next()?;
+                let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                Some(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?))
+            };
+            Some((parse(w.get(n - 2)?)?, parse(w.get(n - 1)?)?))
+        })
+        .collect()
+}
+
+#[test]
+fn mptcp_one_path_v4() {
+    require_netns!();
+    let t = Topology::new(1);
+    let (client, served) = transfer(&t, PATHS[0].server4, Mode::Require, Mode::Require, |c| {
+        let subs = mptcp::subflows(c).expect("subflows");
+        assert_eq!(subs.len(), 1);
+        assert_eq!(subs[0].local, c.local_addr().expect("local"));
+        assert_eq!(subs[0].remote, c.peer_addr().expect("peer"));
+        assert_eq!(subs[0].id, Some(1), "the initial subflow has id 1");
+        assert!(subs[0].tcp_info.bytes_acked.is_some());
+    });
+    assert!(served.status.using_mptcp && served.status.created_as_mptcp);
+    assert_eq!(
+        served.rcv_nxt_delta,
+        Some(LEN as u64 + 1),
+        "rcv_nxt: bytes read + DATA_FIN"
+    );
+    let st = mptcp::status(&client).expect("status");
+    assert!(st.created_as_mptcp && st.using_mptcp);
+    assert!(mptcp::is_mptcp(&client).expect("is_mptcp"));
+    let token = mptcp::token(&client).expect("token");
+    assert_eq!(Some(token), mptcp::info(&client).expect("info").token);
+    assert_ne!(token, 0);
+}
+
+fn two_paths(v6: bool) {
+    let t = Topology::new(2);
+    t.server_signal_endpoints(v6);
+    let server_ip = if v6 {
+        PATHS[0].server6
+    } else {
+        PATHS[0].server4
+    };
+    let (client, served) = transfer(&t, server_ip, Mode::Require, Mode::Require, |c| {
+        let subs = wait_for(Duration::from_secs(10), || {
+            let s = mptcp::subflows(c).expect("subflows");
+            (s.len() == 2).then_some(s)
+        })
+        .expect("a second subflow within 10 s");
+        let ours: BTreeSet<_> = subs.iter().map(|s| (s.local, s.remote)).collect();
+        assert_eq!(ours, ss_pairs(&t), "subflows must match what ss shows");
+        let (c2, s2) = if v6 {
+            (PATHS[1].client6, PATHS[1].server6)
+        } else {
+            (PATHS[1].client4, PATHS[1].server4)
+        };
+        assert!(
+            subs.iter()
+                .any(|s| s.local.ip().to_string() == c2 && s.remote.ip().to_string() == s2),
+            "a subflow from the second path: {subs:?}"
+        );
+        let ids: BTreeSet<_> = subs.iter().map(|s| s.id.expect("id")).collect();
+        assert_eq!(ids.len(), 2, "distinct subflow ids");
+        let info = mptcp::info(c).expect("info");
+        assert_eq!(info.subflows, Some(1), "one subflow beyond the initial one");
+    });
+    assert!(served.status.using_mptcp);
+    assert!(mptcp::is_mptcp(&client).expect("is_mptcp"));
+}
+
+#[test]
+fn mptcp_two_paths_v4() {
+    require_netns!();
+    two_paths(false);
+}
+
+#[test]
+fn mptcp_two_paths_v6() {
+    require_netns!();
+    two_paths(true);
+}
+
+#[test]
+fn mptcp_one_path_v6_rate_limited() {
+    require_netns!();
+    let t = Topology::new(1);
+    t.rate_limit("200mbit");
+    let (client, served) = transfer(&t, PATHS[0].server6, Mode::Require, Mode::Require, |c| {
+        let subs = mptcp::subflows(c).expect("subflows");
+        assert_eq!(subs.len(), 1);
+        assert_eq!(subs[0].local, c.local_addr().expect("local"));
+        assert_eq!(subs[0].remote, c.peer_addr().expect("peer"));
+    });
+    assert!(served.status.using_mptcp);
+    assert!(mptcp::status(&client).expect("status").using_mptcp);
+}
+
+#[test]
+fn fallback_mptcp_client_to_tcp_server() {
+    require_netns!();
+    let t = Topology::new(1);
+    let (client, served) = transfer(&t, PATHS[0].server4, Mode::Off, Mode::Require, |c| {
+        assert!(matches!(mptcp::info(c), Err(Error::FellBack)));
+        assert!(matches!(mptcp::subflows(c), Err(Error::FellBack)));
+    });
+    assert!(!served.status.created_as_mptcp && !served.status.using_mptcp);
+    let st = mptcp::status(&client).expect("status");
+    assert!(st.created_as_mptcp, "created as MPTCP");
+    assert!(!st.using_mptcp, "but fell back to TCP");
+    assert!(!mptcp::is_mptcp(&client).expect("is_mptcp"));
+}
+
+#[test]
+fn fallback_tcp_client_to_mptcp_listener() {
+    require_netns!();
+    let t = Topology::new(1);
+    let (client, served) = transfer(&t, PATHS[0].server4, Mode::Require, Mode::Off, |c| {
+        assert!(matches!(
+            mptcp::info(c),
+            Err(Error::NotMptcp(NotMptcp::PlainTcp))
+        ));
+    });
+    assert!(
+        !served.status.created_as_mptcp && !served.status.using_mptcp,
+        "the accepted socket reports TCP"
+    );
+    assert!(!mptcp::status(&client).expect("status").created_as_mptcp);
+}
+
+#[test]
+fn mptcp_disabled_in_namespace() {
+    require_netns!();
+    let t = Topology::new(1);
+    t.client.sysctl("net.mptcp.enabled", "0");
+    let sa = addr(PATHS[0].server4, 4000);
+    let listener = t.server.run(move || mptcp::listen(sa)).expect("listen");
+    let r = t
+        .client
+        .run(move || MptcpSocket::for_addr(&sa, Mode::Require).map(|_| ()));
+    match r {
+        Err(Error::Unavailable(Unavailable::Disabled)) => {}
+        other => panic!("require must fail with Disabled, got {other:?}"),
+    }
+    let (sock, mut stream) = t.client.run(move || {
+        let s = MptcpSocket::for_addr(&sa, Mode::Prefer).expect("prefer socket");
+        let why = s.unavailable();
+        (why, s.connect(&sa).expect("TCP connect"))
+    });
+    assert_eq!(sock, Some(Unavailable::Disabled));
+    let (mut conn, _) = listener.accept().expect("accept");
+    stream.write_all(b"ping").expect("write");
+    let mut buf = [0u8; 4];
+    conn.read_exact(&mut buf).expect("read");
+    assert_eq!(&buf, b"ping");
+    assert!(!mptcp::status(&stream).expect("status").created_as_mptcp);
+    // Connect through the convenience function too: plain TCP, working.
+    let s2 = t
+        .client
+        .run(move || mptcp::connect(sa))
+        .expect("prefer connect");
+    assert!(!mptcp::is_mptcp(&s2).expect("is_mptcp"));
+}
+
+#[test]
+fn refused_connect_is_one_attempt() {
+    require_netns!();
+    let t = Topology::new(1);
+    let sa = addr(PATHS[0].server4, 4999); // nothing listens here
+    let opens = t.client.counter("Tcp", "ActiveOpens");
+    let syns = t.client.counter("MPTcpExt", "MPCapableSYNTX");
+    let r = t.client.run(move || mptcp::connect(sa));
+    match r {
+        Err(e @ Error::Os { .. }) => assert_eq!(e.errno(), Some(libc::ECONNREFUSED)),
+        other => panic!("expected ECONNREFUSED, got {other:?}"),
+    }
+    assert_eq!(
+        t.client.counter("Tcp", "ActiveOpens") - opens,
+        1,
+        "exactly one connection attempt (no TCP retry)"
+    );
+    assert_eq!(t.client.counter("MPTcpExt", "MPCapableSYNTX") - syns, 1);
+}
+
+#[test]
+fn typed_errors_for_non_connections() {
+    require_netns!();
+    let t = Topology::new(1);
+    t.client.run(|| {
+        let sa = addr(PATHS[0].client4, 4100);
+        let listener = mptcp::listen_with(sa, Mode::Require).expect("listen");
+        assert!(matches!(
+            mptcp::info(&listener),
+            Err(Error::NotMptcp(NotMptcp::Listener))
+        ));
+        assert!(matches!(
+            mptcp::subflows(&listener),
+            Err(Error::NotMptcp(NotMptcp::Listener))
+        ));
+        assert!(matches!(
+            mptcp::token(&listener),
+            Err(Error::NotMptcp(NotMptcp::Listener))
+        ));
+        let unconnected = MptcpSocket::for_addr(&sa, Mode::Require).expect("socket");
+        for r in [
+            mptcp::info(unconnected.socket()).map(|_| ()),
+            mptcp::subflows(unconnected.socket()).map(|_| ()),
+            mptcp::token(unconnected.socket()).map(|_| ()),
+        ] {
+            assert!(
+                matches!(r, Err(Error::NotMptcp(NotMptcp::NotConnected))),
+                "{r:?}"
+            );
+        }
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        for r in [
+            mptcp::info(&udp).map(|_| ()),
+            mptcp::subflows(&udp).map(|_| ()),
+            mptcp::status(&udp).map(|_| ()),
+        ] {
+            assert!(
+                matches!(r, Err(Error::NotMptcp(NotMptcp::NotStream))),
+                "{r:?}"
+            );
+        }
+        let file = std::fs::File::open("/proc/self/stat").expect("file");
+        for r in [
+            mptcp::info(&file).map(|_| ()),
+            mptcp::subflows(&file).map(|_| ()),
+            mptcp::status(&file).map(|_| ()),
+            mptcp::is_mptcp(&file).map(|_| ()),
+        ] {
+            assert!(
+                matches!(r, Err(Error::NotMptcp(NotMptcp::NotASocket))),
+                "{r:?}"
+            );
+        }
+    });
+}
