@@ -7,12 +7,14 @@ use std::mem::{offset_of, size_of};
 use std::os::fd::AsFd;
 
 /// Defines an owned, versioned copy of a kernel struct: every field is an `Option`,
-/// `None` when the kernel's reply was too short to contain it (an older kernel).
+/// `None` when the kernel's reply was too short to contain it (an older kernel). A field
+/// may name the reply length that first carries it (`@ 80`), for fields that an older,
+/// padded struct covered with padding.
 macro_rules! versioned {
     (
         $(#[$meta:meta])*
         pub struct $name:ident from $raw:ty {
-            $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $rawf:ident, )*
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $rawf:ident $(@ $since:literal)?, )*
         }
     ) => {
         $(#[$meta])*
@@ -28,8 +30,11 @@ macro_rules! versioned {
                 let len = bytes.len();
                 let raw: $raw = sys::read_prefix(bytes);
                 Self {
-                    $( $field: (offset_of!($raw, $rawf) + size_of::<$ty>() <= len)
-                        .then(|| <$ty>::from(raw.$rawf)), )*
+                    $( $field: {
+                        let end = offset_of!($raw, $rawf) + size_of::<$ty>();
+                        let needed = [end $(, $since)?].into_iter().max().unwrap_or(end);
+                        (needed <= len).then(|| <$ty>::from(raw.$rawf))
+                    }, )*
                 }
             }
         }
@@ -73,23 +78,25 @@ versioned! {
         /// 1 when DSS checksums are in use (Linux 5.14+).
         csum_enabled: u8 = mptcpi_csum_enabled,
         /// Retransmitted data-level segments (Linux 6.5+).
-        retransmits: u32 = mptcpi_retransmits,
+        retransmits: u32 = mptcpi_retransmits @ 80,
         /// Retransmitted bytes at the data level (Linux 6.5+).
-        bytes_retrans: u64 = mptcpi_bytes_retrans,
+        bytes_retrans: u64 = mptcpi_bytes_retrans @ 80,
         /// Bytes sent, all subflows (Linux 6.5+).
-        bytes_sent: u64 = mptcpi_bytes_sent,
+        bytes_sent: u64 = mptcpi_bytes_sent @ 80,
         /// Bytes received, all subflows (Linux 6.5+).
-        bytes_received: u64 = mptcpi_bytes_received,
+        bytes_received: u64 = mptcpi_bytes_received @ 80,
         /// Bytes acknowledged at the data level (Linux 6.5+).
-        bytes_acked: u64 = mptcpi_bytes_acked,
+        bytes_acked: u64 = mptcpi_bytes_acked @ 80,
         /// Subflows ever created, including closed ones (Linux 6.8+).
-        subflows_total: u8 = mptcpi_subflows_total,
-        /// Limit of laminar endpoints (Linux 6.18+; 0 before, in a reserved byte).
-        endp_laminar_max: u8 = mptcpi_endp_laminar_max,
-        /// Limit of fullmesh endpoints (Linux 6.19+; 0 before, in a reserved byte).
-        endp_fullmesh_max: u8 = mptcpi_endp_fullmesh_max,
+        subflows_total: u8 = mptcpi_subflows_total @ 88,
+        /// Limit of laminar endpoints (Linux 6.18+). A reserved byte before: 0 on
+        /// 6.10-6.17, which return 96 bytes too.
+        endp_laminar_max: u8 = mptcpi_endp_laminar_max @ 96,
+        /// Limit of fullmesh endpoints (Linux 6.19+). A reserved byte before: 0 on
+        /// 6.10-6.18, which return 96 bytes too.
+        endp_fullmesh_max: u8 = mptcpi_endp_fullmesh_max @ 96,
         /// Milliseconds since data was last sent (Linux 6.10+).
-        last_data_sent: u32 = mptcpi_last_data_sent,
+        last_data_sent: u32 = mptcpi_last_data_sent @ 96,
         /// Milliseconds since data was last received (Linux 6.10+).
         last_data_recv: u32 = mptcpi_last_data_recv,
         /// Milliseconds since an ack was last received (Linux 6.10+).
