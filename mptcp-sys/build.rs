@@ -50,6 +50,10 @@ fn main() {
         }
     );
     println!(
+        "cargo:rustc-env=MPTCP_SYS_WRAPPER={}",
+        manifest.join("include/wrapper.h").display()
+    );
+    println!(
         "cargo:rustc-env=MPTCP_SYS_OOT_HEADER={}",
         manifest.join("include/mptcp_oot.h").display()
     );

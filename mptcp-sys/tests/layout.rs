@@ -114,7 +114,8 @@ fn uapi_layout_matches_c() {
     let c = c_values(
         "uapi",
         &includes,
-        "#include <sys/socket.h>\n#include <linux/mptcp.h>\n",
+        // The same headers bindgen read.
+        &format!("#include \"{}\"\n", env!("MPTCP_SYS_WRAPPER")),
         &exprs,
     );
     compare("linux/mptcp.h", table, &c);

@@ -19,6 +19,7 @@ macro_rules! versioned {
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize))]
         #[non_exhaustive]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: Option<$ty>, )*

@@ -4,6 +4,7 @@ use crate::error::{Error, Result, Unavailable};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -73,32 +74,54 @@ impl Mode {
     }
 }
 
-/// Network namespaces (by inode of their nsfs file) where MPTCP sockets were refused.
-/// Only failures are recorded, so the common case costs no extra system call; a network
-/// namespace that refused MPTCP once is not asked again (see [`forget_unavailable`]).
-static UNAVAILABLE: Mutex<Option<HashMap<u64, Unavailable>>> = Mutex::new(None);
+/// A network namespace that refused MPTCP sockets: why, and its cookie (a 64-bit id the
+/// kernel never reuses, Linux 5.14+), read from the TCP socket created instead.
+#[derive(Clone, Copy)]
+struct Refusal {
+    cookie: Option<u64>,
+    why: Unavailable,
+}
+
+/// Refusals by network namespace inode. Only failures are recorded, so the common case
+/// (MPTCP available) costs no extra system call. Inodes of deleted namespaces are
+/// reused, so a hit is confirmed with the namespace cookie of the fallback socket that
+/// is created anyway; a mismatch means a new namespace, which is asked again.
+static UNAVAILABLE: Mutex<Option<HashMap<u64, Refusal>>> = Mutex::new(None);
 static ANY_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
 
-fn netns_id() -> Option<u64> {
+fn netns_inode() -> Option<u64> {
     std::fs::metadata("/proc/thread-self/ns/net")
         .or_else(|_| std::fs::metadata("/proc/self/ns/net"))
         .ok()
         .map(|m| m.ino())
 }
 
-fn cached_unavailable() -> Option<Unavailable> {
+fn netns_cookie(s: &Socket) -> Option<u64> {
+    let mut b = [0u8; 8];
+    let n = crate::sys::getsockopt_buf(s.as_fd(), libc::SOL_SOCKET, libc::SO_NETNS_COOKIE, &mut b)
+        .ok()?;
+    (n == 8).then(|| u64::from_ne_bytes(b))
+}
+
+fn refusals() -> std::sync::MutexGuard<'static, Option<HashMap<u64, Refusal>>> {
+    UNAVAILABLE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn cached_refusal() -> Option<(u64, Refusal)> {
     if !ANY_UNAVAILABLE.load(Ordering::Relaxed) {
         return None;
     }
-    let ns = netns_id()?;
-    let map = UNAVAILABLE.lock().unwrap_or_else(|p| p.into_inner());
-    map.as_ref()?.get(&ns).copied()
+    let ns = netns_inode()?;
+    refusals().as_ref()?.get(&ns).map(|r| (ns, *r))
 }
 
-fn remember_unavailable(why: Unavailable) {
-    if let Some(ns) = netns_id() {
-        let mut map = UNAVAILABLE.lock().unwrap_or_else(|p| p.into_inner());
-        map.get_or_insert_with(HashMap::new).insert(ns, why);
+fn remember_refusal(fallback: &Socket, why: Unavailable) {
+    if let Some(ns) = netns_inode() {
+        let r = Refusal {
+            cookie: netns_cookie(fallback),
+            why,
+        };
+        refusals().get_or_insert_with(HashMap::new).insert(ns, r);
         ANY_UNAVAILABLE.store(true, Ordering::Relaxed);
     }
 }
@@ -106,8 +129,7 @@ fn remember_unavailable(why: Unavailable) {
 /// Forgets which network namespaces refused MPTCP sockets, so the next socket tries
 /// again (for example after `net.mptcp.enabled` was set back to 1).
 pub fn forget_unavailable() {
-    let mut map = UNAVAILABLE.lock().unwrap_or_else(|p| p.into_inner());
-    *map = None;
+    *refusals() = None;
     ANY_UNAVAILABLE.store(false, Ordering::Relaxed);
 }
 
@@ -134,22 +156,29 @@ impl MptcpSocket {
     /// A socket of the given family (`Domain::IPV4` or `Domain::IPV6`).
     pub fn new(domain: Domain, mode: Mode) -> Result<Self> {
         let mode = mode.effective()?;
-        let tcp = |why: Unavailable| {
+        let tcp = || {
             Socket::new(domain, Type::STREAM, Some(Protocol::TCP))
-                .map(|socket| MptcpSocket {
-                    socket,
-                    unavailable: Some(why),
-                })
                 .map_err(|e| Error::os("socket", e))
         };
+        let plain = |socket, why| MptcpSocket {
+            socket,
+            unavailable: Some(why),
+        };
         if mode == Mode::Off {
-            return tcp(Unavailable::TurnedOff);
+            return Ok(plain(tcp()?, Unavailable::TurnedOff));
         }
-        if let Some(why) = cached_unavailable() {
-            return match mode {
-                Mode::Require => Err(Error::Unavailable(why)),
-                _ => tcp(why),
-            };
+        // "Prefer" trusts an earlier refusal in this namespace; "require" always asks the
+        // kernel, so its error is current.
+        if mode == Mode::Prefer {
+            if let Some((ns, r)) = cached_refusal() {
+                let socket = tcp()?;
+                if r.cookie.is_none() || netns_cookie(&socket) == r.cookie {
+                    return Ok(plain(socket, r.why));
+                }
+                if let Some(map) = refusals().as_mut() {
+                    map.remove(&ns);
+                }
+            }
         }
         match Socket::new(domain, Type::STREAM, Some(Protocol::from(IPPROTO_MPTCP))) {
             Ok(socket) => Ok(MptcpSocket {
@@ -160,11 +189,12 @@ impl MptcpSocket {
                 let Some(why) = e.raw_os_error().and_then(Unavailable::from_socket_errno) else {
                     return Err(Error::os("socket(IPPROTO_MPTCP)", e));
                 };
-                remember_unavailable(why);
-                match mode {
-                    Mode::Require => Err(Error::Unavailable(why)),
-                    _ => tcp(why),
+                if mode == Mode::Require {
+                    return Err(Error::Unavailable(why));
                 }
+                let socket = tcp()?;
+                remember_refusal(&socket, why);
+                Ok(plain(socket, why))
             }
         }
     }

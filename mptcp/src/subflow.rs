@@ -146,6 +146,7 @@ versioned! {
 
 /// One subflow of an MPTCP connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Subflow {
     /// The subflow's id (the initial subflow is 1). `None` on Linux 5.16-6.4, whose
@@ -161,6 +162,7 @@ pub struct Subflow {
 
 /// A connection's [`MptcpInfo`] and its subflows, read together.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Connection {
     /// The connection-level info.

@@ -341,3 +341,32 @@ fn typed_errors_for_non_connections() {
         }
     });
 }
+
+#[test]
+fn probe_cache_is_per_namespace() {
+    require_netns!();
+    let off = Topology::new(1);
+    let on = Topology::new(1);
+    off.client.sysctl("net.mptcp.enabled", "0");
+    let sa = addr(PATHS[0].server4, 4000);
+    let prefer = move || {
+        MptcpSocket::for_addr(&sa, Mode::Prefer)
+            .expect("socket")
+            .unavailable()
+    };
+    // Refused (and remembered) in one namespace, never in another.
+    assert_eq!(off.client.run(prefer), Some(Unavailable::Disabled));
+    assert_eq!(off.client.run(prefer), Some(Unavailable::Disabled));
+    assert_eq!(on.client.run(prefer), None);
+    // "require" always asks the kernel.
+    off.client.sysctl("net.mptcp.enabled", "1");
+    assert!(off
+        .client
+        .run(move || MptcpSocket::for_addr(&sa, Mode::Require).map(|s| s.is_mptcp()))
+        .expect("require after re-enabling"));
+    // A namespace created after another was deleted may reuse its inode: the cookie
+    // check tells them apart.
+    drop(off);
+    let fresh = Topology::new(1);
+    assert_eq!(fresh.client.run(prefer), None);
+}

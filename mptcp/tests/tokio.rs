@@ -19,7 +19,11 @@ fn run_case(
     server_ip: &str,
     server_mode: Mode,
     client_mode: Mode,
-) -> (mptcp::Status, mptcp::Status, Result<mptcp::Connection, Error>) {
+) -> (
+    mptcp::Status,
+    mptcp::Status,
+    Result<mptcp::Connection, Error>,
+) {
     let sa: SocketAddr = if server_ip.contains(':') {
         format!("[{server_ip}]:4200")
     } else {
@@ -108,5 +112,8 @@ fn tokio_disabled_namespace() {
             .expect("runtime");
         rt.block_on(mptcp::tokio::connect_with(sa, Mode::Require))
     });
-    assert!(matches!(r, Err(Error::Unavailable(Unavailable::Disabled))), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::Unavailable(Unavailable::Disabled))),
+        "{r:?}"
+    );
 }
