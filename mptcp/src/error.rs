@@ -43,6 +43,40 @@ pub enum Error {
         /// What it holds.
         value: String,
     },
+    /// The path manager refused a request: the errno, and the kernel's extended-ack
+    /// text when it sent one (e.g. "invalid token").
+    #[error("{op}: {source}{}", message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Netlink {
+        /// The request, e.g. `add endpoint`.
+        op: &'static str,
+        /// The OS error the kernel returned.
+        #[source]
+        source: io::Error,
+        /// The kernel's extended-ack message.
+        message: Option<String>,
+    },
+    /// The request needs `CAP_NET_ADMIN` in the network namespace (`EPERM`).
+    #[error("{op}: permission denied: CAP_NET_ADMIN is needed in this network namespace{}", message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    PermissionDenied {
+        /// The request.
+        op: &'static str,
+        /// The kernel's extended-ack message, if any.
+        message: Option<String>,
+    },
+    /// The operation needs the userspace path manager in the connection's network
+    /// namespace: see [`pm::PmKind`](crate::pm::PmKind) and
+    /// [`pm::set_kind`](crate::pm::set_kind).
+    #[error("{op} needs the userspace path manager in this network namespace (net.mptcp.path_manager=userspace, or net.mptcp.pm_type=1 before Linux 6.15)")]
+    NeedsUserspacePm {
+        /// The operation.
+        op: &'static str,
+    },
+    /// No subflow with this id on the connection.
+    #[error("no subflow with id {0} on this connection")]
+    NoSuchSubflow(u32),
+    /// An operation did not finish in time.
+    #[error("{0}: timed out")]
+    TimedOut(&'static str),
     /// A system call failed; the OS error (with its errno) is kept.
     #[error("{op}: {source}")]
     Os {
@@ -58,7 +92,8 @@ impl Error {
     /// The errno behind this error, when there is one.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::Os { source, .. } => source.raw_os_error(),
+            Error::Os { source, .. } | Error::Netlink { source, .. } => source.raw_os_error(),
+            Error::PermissionDenied { .. } => Some(libc::EPERM),
             Error::Unavailable(u) => u.errno(),
             _ => None,
         }

@@ -27,6 +27,8 @@
 
 mod error;
 mod info;
+#[cfg(feature = "pm")]
+pub mod pm;
 mod socket;
 mod status;
 mod subflow;

@@ -139,7 +139,7 @@ pub fn forget_unavailable() {
 ///
 /// ```no_run
 /// use mptcp::{Mode, MptcpSocket};
-/// let addr = "192.0.2.1:8080".parse().unwrap();
+/// let addr = "192.0.2.1:8080".parse().expect("address");
 /// let sock = MptcpSocket::for_addr(&addr, Mode::Prefer)?;
 /// sock.socket().set_tcp_nodelay(true).map_err(|e| mptcp::Error::Os { op: "nodelay", source: e })?;
 /// println!("MPTCP: {}", sock.is_mptcp());

@@ -83,6 +83,31 @@ pub(crate) fn getsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::R
     Ok(i32::from_ne_bytes(buf))
 }
 
+/// `setsockopt` of an `int` option.
+#[cfg_attr(not(feature = "pm"), allow(dead_code))]
+pub(crate) fn setsockopt_int(
+    fd: BorrowedFd<'_>,
+    level: i32,
+    name: i32,
+    value: i32,
+) -> io::Result<()> {
+    // SAFETY: the value pointer and length describe a live `i32`; the descriptor is
+    // borrowed for the duration of the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const i32).cast(),
+            size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `getsockopt(SOL_MPTCP, MPTCP_FULL_INFO)`: the kernel fills `full` and writes the two
 /// arrays through the pointers this function stores in it, pointing at `sfinfo` and
 /// `tcpinfo`. Returns the length written to `full`.
@@ -111,4 +136,15 @@ pub(crate) fn get_full_info(
     full.subflow_info = 0;
     full.tcp_info = 0;
     r
+}
+
+/// Registers an owned netlink socket with tokio's reactor (must run inside a runtime).
+#[cfg(all(feature = "pm", feature = "tokio"))]
+pub(crate) fn register_netlink(
+    sock: netlink_sys::Socket,
+) -> io::Result<tokio::io::unix::AsyncFd<netlink_sys::Socket>> {
+    // SAFETY: the netlink socket owns its descriptor, keeps it open until it is dropped,
+    // and always returns that same descriptor from as_raw_fd; the AsyncFd owns the
+    // socket, so the descriptor outlives the registration.
+    unsafe { tokio::io::unix::AsyncFd::register(sock) }.map_err(|e| io::Error::other(e.to_string()))
 }

@@ -1,0 +1,576 @@
+//! The MPTCP path manager over Generic Netlink (family `mptcp_pm`): what
+//! `ip mptcp endpoint|limits|monitor` does, the userspace path manager's per-connection
+//! commands, and events.
+//!
+//! ```no_run
+//! use mptcp::pm::{Endpoint, EndpointFlags, PathManager};
+//! let mut pm = PathManager::new()?;
+//! let id = pm.add_endpoint(&Endpoint::new("198.51.100.1".parse().expect("address"), EndpointFlags::SUBFLOW))?;
+//! for ep in pm.endpoints()? {
+//!     println!("{} id {} {:?}", ep.addr, ep.id, ep.flags);
+//! }
+//! pm.delete_endpoint(id)?;
+//! # Ok::<(), mptcp::Error>(())
+//! ```
+//!
+//! Reading (endpoints, limits) needs no privilege; changing anything and subscribing to
+//! events needs `CAP_NET_ADMIN` in the network namespace
+//! ([`Error::PermissionDenied`](crate::Error::PermissionDenied)).
+
+mod event;
+mod netlink;
+mod ops;
+
+#[cfg(feature = "tokio")]
+pub use event::EventStream;
+pub use event::{Event, EventItem, EventKind, Events};
+pub use ops::{SubflowHandle, SubflowTuple};
+
+use crate::error::{Error, Result};
+use mptcp_sys as sys;
+use netlink::{Attr, Conn, Family, PmMessage};
+use netlink_packet_generic::GenlMessage;
+use std::net::{IpAddr, SocketAddr};
+
+bitflags::bitflags! {
+    /// Endpoint flags (`MPTCP_PM_ADDR_FLAG_*`). Bits this crate does not know are kept.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct EndpointFlags: u32 {
+        /// Announce the address to peers (ADD_ADDR).
+        const SIGNAL = sys::MPTCP_PM_ADDR_FLAG_SIGNAL;
+        /// Open subflows from the address.
+        const SUBFLOW = sys::MPTCP_PM_ADDR_FLAG_SUBFLOW;
+        /// Subflows over it are backups.
+        const BACKUP = sys::MPTCP_PM_ADDR_FLAG_BACKUP;
+        /// Subflows to every announced address (Linux 5.15+).
+        const FULLMESH = sys::MPTCP_PM_ADDR_FLAG_FULLMESH;
+        /// Created by the kernel for a subflow it accepted (Linux 5.18+).
+        const IMPLICIT = sys::MPTCP_PM_ADDR_FLAG_IMPLICIT;
+        /// Laminar endpoint (Linux 6.18+).
+        const LAMINAR = sys::MPTCP_PM_ADDR_FLAG_LAMINAR;
+        const _ = !0;
+    }
+}
+
+/// An endpoint of the in-kernel path manager (or an address of the userspace one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Endpoint {
+    /// The endpoint id (0: let the kernel choose, when adding).
+    pub id: u8,
+    /// The address.
+    pub addr: IpAddr,
+    /// The port, if any.
+    pub port: Option<u16>,
+    /// Flags.
+    pub flags: EndpointFlags,
+    /// Interface index, if bound to one.
+    pub ifindex: Option<i32>,
+}
+
+impl Endpoint {
+    /// An endpoint with an address and flags; id chosen by the kernel, no port or device.
+    pub fn new(addr: IpAddr, flags: EndpointFlags) -> Endpoint {
+        Endpoint {
+            id: 0,
+            addr,
+            port: None,
+            flags,
+            ifindex: None,
+        }
+    }
+
+    /// Sets the id.
+    pub fn with_id(mut self, id: u8) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Sets the port.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Binds to an interface index.
+    pub fn with_ifindex(mut self, ifindex: i32) -> Self {
+        self.ifindex = Some(ifindex);
+        self
+    }
+
+    fn attrs(&self) -> Vec<Attr> {
+        let mut v = vec![Attr::u16(
+            sys::MPTCP_PM_ADDR_ATTR_FAMILY,
+            family_of(&self.addr),
+        )];
+        match self.addr {
+            IpAddr::V4(a) => v.push(Attr::bytes(sys::MPTCP_PM_ADDR_ATTR_ADDR4, &a.octets())),
+            IpAddr::V6(a) => v.push(Attr::bytes(sys::MPTCP_PM_ADDR_ATTR_ADDR6, &a.octets())),
+        }
+        if self.id != 0 {
+            v.push(Attr::u8(sys::MPTCP_PM_ADDR_ATTR_ID, self.id));
+        }
+        if let Some(p) = self.port {
+            v.push(Attr::u16(sys::MPTCP_PM_ADDR_ATTR_PORT, p));
+        }
+        if !self.flags.is_empty() {
+            v.push(Attr::u32(sys::MPTCP_PM_ADDR_ATTR_FLAGS, self.flags.bits()));
+        }
+        if let Some(i) = self.ifindex {
+            v.push(Attr::i32(sys::MPTCP_PM_ADDR_ATTR_IF_IDX, i));
+        }
+        v
+    }
+
+    fn decode(nested: &Attr) -> Result<Endpoint> {
+        let mut ep = Endpoint::new(IpAddr::from([0u8, 0, 0, 0]), EndpointFlags::empty());
+        let children = nested.children().map_err(|e| bad(e.to_string()))?;
+        for a in children {
+            match a.id() {
+                sys::MPTCP_PM_ADDR_ATTR_ID => ep.id = a.as_u8().unwrap_or(0),
+                sys::MPTCP_PM_ADDR_ATTR_ADDR4 => {
+                    let b: [u8; 4] = a
+                        .value
+                        .get(..4)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| bad("short IPv4 address"))?;
+                    ep.addr = IpAddr::from(b);
+                }
+                sys::MPTCP_PM_ADDR_ATTR_ADDR6 => {
+                    let b: [u8; 16] = a
+                        .value
+                        .get(..16)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| bad("short IPv6 address"))?;
+                    ep.addr = IpAddr::from(b);
+                }
+                sys::MPTCP_PM_ADDR_ATTR_PORT => ep.port = a.as_u16().filter(|p| *p != 0),
+                sys::MPTCP_PM_ADDR_ATTR_FLAGS => {
+                    ep.flags = EndpointFlags::from_bits_retain(a.as_u32().unwrap_or(0))
+                }
+                sys::MPTCP_PM_ADDR_ATTR_IF_IDX => ep.ifindex = a.as_i32().filter(|i| *i != 0),
+                _ => {}
+            }
+        }
+        Ok(ep)
+    }
+}
+
+fn family_of(a: &IpAddr) -> u16 {
+    match a {
+        IpAddr::V4(_) => libc::AF_INET as u16,
+        IpAddr::V6(_) => libc::AF_INET6 as u16,
+    }
+}
+
+/// A local address for the userspace path manager's commands: address, optional port, and
+/// its address id.
+fn local_attrs(addr: &SocketAddr, id: Option<u8>, flags: EndpointFlags) -> Vec<Attr> {
+    let mut ep = Endpoint::new(addr.ip(), flags);
+    if addr.port() != 0 {
+        ep.port = Some(addr.port());
+    }
+    if let Some(id) = id {
+        ep.id = id;
+    }
+    ep.attrs()
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::os(
+        "decode path manager reply",
+        std::io::Error::new(std::io::ErrorKind::InvalidData, msg.into()),
+    )
+}
+
+/// The in-kernel path manager's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// Maximum additional subflows per connection (`subflows`, at most 8).
+    pub subflows: Option<u32>,
+    /// Maximum accepted ADD_ADDR per connection (`add_addr_accepted`, at most 8).
+    pub add_addr_accepted: Option<u32>,
+}
+
+/// Which path manager a network namespace uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PmKind {
+    /// The in-kernel path manager, driven by endpoints and limits.
+    Kernel,
+    /// The userspace path manager: a daemon (or this crate) drives each connection.
+    Userspace,
+}
+
+/// The path manager of the calling thread's network namespace, from
+/// `net.mptcp.path_manager` (Linux 6.15+) or `net.mptcp.pm_type` (5.19+).
+pub fn kind() -> Result<PmKind> {
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/net/mptcp/path_manager") {
+        return Ok(if v.trim() == "userspace" {
+            PmKind::Userspace
+        } else {
+            PmKind::Kernel
+        });
+    }
+    match std::fs::read_to_string("/proc/sys/net/mptcp/pm_type") {
+        Ok(v) => Ok(if v.trim() == "1" {
+            PmKind::Userspace
+        } else {
+            PmKind::Kernel
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PmKind::Kernel),
+        Err(e) => Err(Error::os("read net.mptcp.pm_type", e)),
+    }
+}
+
+/// Selects the path manager of the calling thread's network namespace (for new
+/// connections), writing `net.mptcp.path_manager` (6.15+) or else `net.mptcp.pm_type`
+/// (5.19+). Needs CAP_NET_ADMIN (or root) in that namespace.
+///
+/// ```no_run
+/// mptcp::pm::set_kind(mptcp::pm::PmKind::Userspace)?;
+/// # Ok::<(), mptcp::Error>(())
+/// ```
+pub fn set_kind(kind: PmKind) -> Result<()> {
+    let (name, value) = match kind {
+        PmKind::Kernel => ("kernel", "0"),
+        PmKind::Userspace => ("userspace", "1"),
+    };
+    let write = |path: &str, v: &str| std::fs::write(path, v);
+    match write("/proc/sys/net/mptcp/path_manager", name) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match write("/proc/sys/net/mptcp/pm_type", value) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Unsupported {
+                    feature: "selecting the path manager (net.mptcp.pm_type)",
+                    since: "5.19",
+                }),
+                Err(e) => Err(Error::os("write net.mptcp.pm_type", e)),
+            }
+        }
+        Err(e) => Err(Error::os("write net.mptcp.path_manager", e)),
+    }
+}
+
+/// A client of the path manager of the network namespace it was created in.
+#[derive(Debug)]
+pub struct PathManager {
+    conn: Conn,
+    family: Family,
+}
+
+impl PathManager {
+    /// Opens a Generic Netlink socket and resolves the `mptcp_pm` family.
+    pub fn new() -> Result<PathManager> {
+        let mut conn = Conn::open()?;
+        let family = conn.family("mptcp_pm")?;
+        Ok(PathManager { conn, family })
+    }
+
+    fn request(
+        &mut self,
+        op: &'static str,
+        cmd: u32,
+        attrs: Vec<Attr>,
+        dump: bool,
+    ) -> Result<Vec<PmMessage>> {
+        let mut msg = GenlMessage::from_payload(PmMessage {
+            cmd: cmd as u8,
+            attrs,
+        });
+        msg.set_resolved_family_id(self.family.id);
+        self.conn
+            .transact(op, msg, dump)
+            .map_err(|e| match e.errno() {
+                Some(libc::EOPNOTSUPP) => match unsupported_cmd(cmd) {
+                    Some((feature, since)) => Error::Unsupported { feature, since },
+                    None => e,
+                },
+                _ => e,
+            })
+    }
+
+    /// Adds an endpoint (`ip mptcp endpoint add`) and returns its id (the kernel picks
+    /// one when `ep.id` is 0).
+    pub fn add_endpoint(&mut self, ep: &Endpoint) -> Result<u8> {
+        self.request(
+            "add endpoint",
+            sys::MPTCP_PM_CMD_ADD_ADDR,
+            vec![Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &ep.attrs())],
+            false,
+        )?;
+        if ep.id != 0 {
+            return Ok(ep.id);
+        }
+        self.endpoints()?
+            .into_iter()
+            .find(|e| e.addr == ep.addr && e.port == ep.port)
+            .map(|e| e.id)
+            .ok_or_else(|| bad("the added endpoint is not listed"))
+    }
+
+    /// Deletes the endpoint with this id (`ip mptcp endpoint delete id N`).
+    pub fn delete_endpoint(&mut self, id: u8) -> Result<()> {
+        let addr = vec![Attr::u8(sys::MPTCP_PM_ADDR_ATTR_ID, id)];
+        self.request(
+            "delete endpoint",
+            sys::MPTCP_PM_CMD_DEL_ADDR,
+            vec![Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &addr)],
+            false,
+        )
+        .map(drop)
+    }
+
+    /// Deletes an endpoint given by id and address (`ip mptcp endpoint delete id N ADDR`;
+    /// id 0 names the initial subflows' address).
+    pub fn delete_endpoint_addr(&mut self, id: u8, addr: IpAddr) -> Result<()> {
+        let ep = Endpoint::new(addr, EndpointFlags::empty()).with_id(id);
+        let mut attrs = ep.attrs();
+        if id == 0 {
+            attrs.push(Attr::u8(sys::MPTCP_PM_ADDR_ATTR_ID, 0));
+        }
+        self.request(
+            "delete endpoint",
+            sys::MPTCP_PM_CMD_DEL_ADDR,
+            vec![Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &attrs)],
+            false,
+        )
+        .map(drop)
+    }
+
+    /// The endpoint with this id (`ip mptcp endpoint show id N`).
+    pub fn endpoint(&mut self, id: u8) -> Result<Endpoint> {
+        let addr = vec![Attr::u8(sys::MPTCP_PM_ADDR_ATTR_ID, id)];
+        let replies = self.request(
+            "get endpoint",
+            sys::MPTCP_PM_CMD_GET_ADDR,
+            vec![Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &addr)],
+            false,
+        )?;
+        endpoints_of(&replies)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| bad("no endpoint in the reply"))
+    }
+
+    /// All endpoints (`ip mptcp endpoint show`).
+    pub fn endpoints(&mut self) -> Result<Vec<Endpoint>> {
+        let replies = self.request("dump endpoints", sys::MPTCP_PM_CMD_GET_ADDR, vec![], true)?;
+        endpoints_of(&replies)
+    }
+
+    /// Deletes every endpoint (`ip mptcp endpoint flush`).
+    pub fn flush_endpoints(&mut self) -> Result<()> {
+        self.request(
+            "flush endpoints",
+            sys::MPTCP_PM_CMD_FLUSH_ADDRS,
+            vec![],
+            false,
+        )
+        .map(drop)
+    }
+
+    /// Changes the flags of an endpoint (`ip mptcp endpoint change id N backup|nobackup
+    /// fullmesh|nofullmesh`): the kernel applies `backup` and `fullmesh` from `flags`.
+    pub fn set_endpoint_flags(&mut self, id: u8, flags: EndpointFlags) -> Result<()> {
+        let attrs = vec![
+            Attr::u8(sys::MPTCP_PM_ADDR_ATTR_ID, id),
+            Attr::u32(sys::MPTCP_PM_ADDR_ATTR_FLAGS, flags.bits()),
+        ];
+        self.request(
+            "change endpoint flags",
+            sys::MPTCP_PM_CMD_SET_FLAGS,
+            vec![Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &attrs)],
+            false,
+        )
+        .map(drop)
+    }
+
+    /// The limits (`ip mptcp limits show`).
+    pub fn limits(&mut self) -> Result<Limits> {
+        let replies = self.request("get limits", sys::MPTCP_PM_CMD_GET_LIMITS, vec![], false)?;
+        let mut l = Limits::default();
+        for a in replies.iter().flat_map(|m| &m.attrs) {
+            match a.id() {
+                sys::MPTCP_PM_ATTR_SUBFLOWS => l.subflows = a.as_u32(),
+                sys::MPTCP_PM_ATTR_RCV_ADD_ADDRS => l.add_addr_accepted = a.as_u32(),
+                _ => {}
+            }
+        }
+        Ok(l)
+    }
+
+    /// Sets the limits given (`ip mptcp limits set`); `None` fields stay as they are.
+    pub fn set_limits(&mut self, limits: Limits) -> Result<()> {
+        let mut attrs = Vec::new();
+        if let Some(v) = limits.add_addr_accepted {
+            attrs.push(Attr::u32(sys::MPTCP_PM_ATTR_RCV_ADD_ADDRS, v));
+        }
+        if let Some(v) = limits.subflows {
+            attrs.push(Attr::u32(sys::MPTCP_PM_ATTR_SUBFLOWS, v));
+        }
+        self.request("set limits", sys::MPTCP_PM_CMD_SET_LIMITS, attrs, false)
+            .map(drop)
+    }
+
+    /// Userspace PM: announces a local address (with a nonzero id) on the connection with
+    /// this token (ADD_ADDR).
+    pub fn announce(&mut self, token: u32, id: u8, addr: SocketAddr) -> Result<()> {
+        let ep = local_attrs(&addr, Some(id), EndpointFlags::SIGNAL);
+        self.request(
+            "announce address",
+            sys::MPTCP_PM_CMD_ANNOUNCE,
+            vec![
+                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token),
+                Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &ep),
+            ],
+            false,
+        )
+        .map(drop)
+    }
+
+    /// Userspace PM: withdraws the announced address with this id (REMOVE_ADDR).
+    pub fn remove(&mut self, token: u32, id: u8) -> Result<()> {
+        self.request(
+            "remove address",
+            sys::MPTCP_PM_CMD_REMOVE,
+            vec![
+                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token),
+                Attr::u8(sys::MPTCP_PM_ATTR_LOC_ID, id),
+            ],
+            false,
+        )
+        .map(drop)
+    }
+
+    /// Userspace PM: opens a subflow from `local` (address id `local_id`; port 0 lets
+    /// the kernel choose) to `remote`.
+    pub fn subflow_create(
+        &mut self,
+        token: u32,
+        local_id: u8,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<()> {
+        let l = local_attrs(&local, Some(local_id), EndpointFlags::empty());
+        let r = local_attrs(&remote, None, EndpointFlags::empty());
+        self.request(
+            "create subflow",
+            sys::MPTCP_PM_CMD_SUBFLOW_CREATE,
+            vec![
+                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token),
+                Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &l),
+                Attr::nested(sys::MPTCP_PM_ATTR_ADDR_REMOTE, &r),
+            ],
+            false,
+        )
+        .map(drop)
+    }
+
+    /// Userspace PM: closes the subflow between `local` and `remote` (both with ports).
+    pub fn subflow_destroy(
+        &mut self,
+        token: u32,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<()> {
+        let l = local_attrs(&local, None, EndpointFlags::empty());
+        let r = local_attrs(&remote, None, EndpointFlags::empty());
+        self.request(
+            "destroy subflow",
+            sys::MPTCP_PM_CMD_SUBFLOW_DESTROY,
+            vec![
+                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token),
+                Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &l),
+                Attr::nested(sys::MPTCP_PM_ATTR_ADDR_REMOTE, &r),
+            ],
+            false,
+        )
+        .map(drop)
+    }
+
+    /// Userspace PM: sets or clears backup on the subflow between `local` and `remote`;
+    /// the kernel sends MP_PRIO to the peer.
+    pub fn set_backup(
+        &mut self,
+        token: u32,
+        local: SocketAddr,
+        remote: SocketAddr,
+        backup: bool,
+    ) -> Result<()> {
+        let flags = if backup {
+            EndpointFlags::BACKUP
+        } else {
+            EndpointFlags::empty()
+        };
+        let mut l = local_attrs(&local, None, EndpointFlags::empty());
+        l.push(Attr::u32(sys::MPTCP_PM_ADDR_ATTR_FLAGS, flags.bits()));
+        let r = local_attrs(&remote, None, EndpointFlags::empty());
+        self.request(
+            "set subflow priority",
+            sys::MPTCP_PM_CMD_SET_FLAGS,
+            vec![
+                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token),
+                Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &l),
+                Attr::nested(sys::MPTCP_PM_ATTR_ADDR_REMOTE, &r),
+            ],
+            false,
+        )
+        .map(drop)
+    }
+
+    /// Userspace PM: the addresses announced on the connection with this token.
+    pub fn announced(&mut self, token: u32) -> Result<Vec<Endpoint>> {
+        let replies = self.request(
+            "list announced addresses",
+            sys::MPTCP_PM_CMD_GET_ADDR,
+            vec![Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token)],
+            true,
+        )?;
+        endpoints_of(&replies)
+    }
+
+    /// Subscribes to the path manager's events (needs CAP_NET_ADMIN).
+    pub fn events(&self) -> Result<Events> {
+        let group = self
+            .family
+            .groups
+            .iter()
+            .find(|(n, _)| {
+                n.as_bytes() == &sys::MPTCP_PM_EV_GRP_NAME[..sys::MPTCP_PM_EV_GRP_NAME.len() - 1]
+            })
+            .map(|(_, id)| *id)
+            .ok_or(Error::Unsupported {
+                feature: "the mptcp_pm_events multicast group",
+                since: "5.12",
+            })?;
+        Events::subscribe(group)
+    }
+}
+
+fn endpoints_of(replies: &[PmMessage]) -> Result<Vec<Endpoint>> {
+    replies
+        .iter()
+        .flat_map(|m| &m.attrs)
+        .filter(|a| a.id() == sys::MPTCP_PM_ATTR_ADDR)
+        .map(Endpoint::decode)
+        .collect()
+}
+
+/// The feature and kernel version of a command, for "not supported" errors.
+fn unsupported_cmd(cmd: u32) -> Option<(&'static str, &'static str)> {
+    Some(match cmd {
+        sys::MPTCP_PM_CMD_SET_FLAGS => ("MPTCP_PM_CMD_SET_FLAGS", "5.12"),
+        sys::MPTCP_PM_CMD_ANNOUNCE => ("MPTCP_PM_CMD_ANNOUNCE (userspace path manager)", "5.19"),
+        sys::MPTCP_PM_CMD_REMOVE => ("MPTCP_PM_CMD_REMOVE (userspace path manager)", "5.19"),
+        sys::MPTCP_PM_CMD_SUBFLOW_CREATE => (
+            "MPTCP_PM_CMD_SUBFLOW_CREATE (userspace path manager)",
+            "5.19",
+        ),
+        sys::MPTCP_PM_CMD_SUBFLOW_DESTROY => (
+            "MPTCP_PM_CMD_SUBFLOW_DESTROY (userspace path manager)",
+            "5.19",
+        ),
+        _ => return None,
+    })
+}

@@ -1,0 +1,239 @@
+//! The go-mptcp-api seed's six subflow operations on upstream kernels, built on the
+//! socket's subflow list and the userspace path manager.
+
+use super::PathManager;
+use crate::error::{Error, Result};
+use crate::sys;
+use std::collections::HashMap;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+/// `tcp_info.tcpi_state` of an established subflow.
+const TCP_ESTABLISHED: u8 = 1;
+
+/// One subflow as the seed's `GetSubTuple` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubflowTuple {
+    /// Subflow id (the initial subflow is 1).
+    pub id: u32,
+    /// Local address and port.
+    pub local: SocketAddr,
+    /// Remote address and port.
+    pub remote: SocketAddr,
+    /// Backup priority (the seed's `Prio`: true = low priority), when known: set through
+    /// this handle. Upstream offers no per-subflow priority in `getsockopt`.
+    pub backup: Option<bool>,
+}
+
+/// An MPTCP connection plus what the seed's subflow operations need of the path
+/// manager. Borrow any `AsFd` socket (`&TcpStream`, a tokio stream, ...).
+///
+/// Opening, closing and prioritising subflows go through the userspace path manager,
+/// which must be selected in the connection's network namespace
+/// ([`set_kind`](super::set_kind)); otherwise they fail with
+/// [`Error::NeedsUserspacePm`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let stream = mptcp::connect("192.0.2.2:8080")?;
+/// let mut h = mptcp::pm::SubflowHandle::new(&stream)?;
+/// let id = h.open_subflow(
+///     "198.51.100.1:0".parse().expect("address"),
+///     "198.51.100.2:8080".parse().expect("address"),
+///     Duration::from_secs(5),
+/// )?;
+/// h.set_subflow_backup(id, true)?;
+/// println!("subflows: {:?}", h.subflow_ids()?);
+/// h.close_subflow(id, std::net::Shutdown::Both)?;
+/// # Ok::<(), mptcp::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct SubflowHandle<S: AsFd> {
+    socket: S,
+    pm: PathManager,
+    token: u32,
+    backups: HashMap<u32, bool>,
+    next_local_id: u8,
+}
+
+impl<S: AsFd> SubflowHandle<S> {
+    /// Wraps a connected MPTCP socket (reads its token; opens a path-manager client in
+    /// the calling thread's network namespace).
+    pub fn new(socket: S) -> Result<Self> {
+        let token = crate::token(&socket)?;
+        Ok(SubflowHandle {
+            socket,
+            pm: PathManager::new()?,
+            token,
+            backups: HashMap::new(),
+            next_local_id: 100,
+        })
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> &S {
+        &self.socket
+    }
+
+    /// The connection's local token.
+    pub fn token(&self) -> u32 {
+        self.token
+    }
+
+    /// The path-manager client, for the other commands.
+    pub fn path_manager(&mut self) -> &mut PathManager {
+        &mut self.pm
+    }
+
+    fn tuples(&self) -> Result<Vec<SubflowTuple>> {
+        crate::subflows(&self.socket)?
+            .into_iter()
+            .map(|s| {
+                let id = s.id.ok_or(Error::Unsupported {
+                    feature: "subflow ids (MPTCP_FULL_INFO)",
+                    since: "6.5",
+                })?;
+                Ok(SubflowTuple {
+                    id,
+                    local: s.local,
+                    remote: s.remote,
+                    backup: self.backups.get(&id).copied(),
+                })
+            })
+            .collect()
+    }
+
+    /// The ids of the connection's subflows.
+    #[doc(alias = "GetSubIDS")]
+    pub fn subflow_ids(&self) -> Result<Vec<u32>> {
+        Ok(self.tuples()?.into_iter().map(|t| t.id).collect())
+    }
+
+    /// One subflow: id, addresses, backup.
+    #[doc(alias = "GetSubTuple")]
+    pub fn subflow(&self, id: u32) -> Result<SubflowTuple> {
+        self.tuples()?
+            .into_iter()
+            .find(|t| t.id == id)
+            .ok_or(Error::NoSuchSubflow(id))
+    }
+
+    /// Opens a subflow from `local` (port 0: any) to `remote` and returns its id once it
+    /// is established, or [`Error::TimedOut`]. The connection must be fully established
+    /// (MPTCP gets there once data has been acknowledged); before that the kernel answers
+    /// `ENOTCONN`.
+    #[doc(alias = "OpenSub")]
+    pub fn open_subflow(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        timeout: Duration,
+    ) -> Result<u32> {
+        let before: Vec<u32> = self.subflow_ids()?;
+        let announced = self.pm.announced(self.token).map_err(userspace_needed)?;
+        let local_id = match announced.iter().find(|e| e.addr == local.ip()) {
+            Some(e) => e.id,
+            None => {
+                let used = announced.iter().map(|e| e.id).max().unwrap_or(0);
+                let id = self.next_local_id.max(used.saturating_add(1));
+                self.next_local_id = id.saturating_add(1);
+                id
+            }
+        };
+        self.pm
+            .subflow_create(self.token, local_id, local, remote)
+            .map_err(userspace_needed)?;
+        let end = Instant::now() + timeout;
+        loop {
+            let found = crate::subflows(&self.socket)?.into_iter().find(|s| {
+                s.id.is_some_and(|id| !before.contains(&id))
+                    && s.local.ip() == local.ip()
+                    && (local.port() == 0 || s.local.port() == local.port())
+                    && s.remote == remote
+                    && s.tcp_info.state == Some(TCP_ESTABLISHED)
+            });
+            if let Some(id) = found.and_then(|s| s.id) {
+                return Ok(id);
+            }
+            if Instant::now() >= end {
+                return Err(Error::TimedOut("open subflow"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Closes a subflow. Upstream can only close a subflow entirely (the path manager's
+    /// SUBFLOW_DESTROY: FIN, then RST if needed), so `how` must be `Shutdown::Both`;
+    /// `Read`/`Write` (the seed's half-closes) give [`Error::Unsupported`].
+    #[doc(alias = "CloseSub")]
+    pub fn close_subflow(&mut self, id: u32, how: Shutdown) -> Result<()> {
+        if how != Shutdown::Both {
+            return Err(Error::Unsupported {
+                feature: "half-closing one subflow",
+                since: "none (upstream closes subflows entirely)",
+            });
+        }
+        let t = self.subflow(id)?;
+        self.pm
+            .subflow_destroy(self.token, t.local, t.remote)
+            .map_err(userspace_needed)?;
+        self.backups.remove(&id);
+        Ok(())
+    }
+
+    /// Reads an integer socket option "of a subflow". Upstream has no per-subflow
+    /// `getsockopt`: after checking the subflow exists, this reads the option on the
+    /// MPTCP socket, which answers from the connection (`SO_*`, `TCP_NODELAY`, ...) or
+    /// from the first subflow (`TCP_MAXSEG`, `TCP_INFO`-based values). Options the
+    /// MPTCP socket refuses give the OS error.
+    #[doc(alias = "GetSubSockoptInt")]
+    pub fn subflow_sockopt_int(&self, id: u32, level: i32, name: i32) -> Result<i32> {
+        self.subflow(id)?;
+        sys::getsockopt_int(self.socket.as_fd(), level, name)
+            .map_err(|e| Error::os("getsockopt", e))
+    }
+
+    /// Sets an integer socket option "on a subflow". Upstream has no per-subflow
+    /// `setsockopt`: after checking the subflow exists, this sets it on the MPTCP socket,
+    /// which passes `SO_KEEPALIVE`, `SO_PRIORITY`, `SO_MARK`, `SO_SNDBUF`/`SO_RCVBUF`,
+    /// `IP_TOS`, `TCP_NODELAY`, `TCP_CORK`, `TCP_KEEPIDLE`/`KEEPINTVL`/`KEEPCNT`,
+    /// `TCP_MAXSEG` ... to *all* subflows, present and future.
+    #[doc(alias = "SetSubSockoptInt")]
+    pub fn set_subflow_sockopt_int(
+        &self,
+        id: u32,
+        level: i32,
+        name: i32,
+        value: i32,
+    ) -> Result<()> {
+        self.subflow(id)?;
+        sys::setsockopt_int(self.socket.as_fd(), level, name, value)
+            .map_err(|e| Error::os("setsockopt", e))
+    }
+
+    /// Sets or clears backup (low) priority on a subflow; the kernel tells the peer with
+    /// MP_PRIO.
+    #[doc(alias = "Prio")]
+    pub fn set_subflow_backup(&mut self, id: u32, backup: bool) -> Result<()> {
+        let t = self.subflow(id)?;
+        self.pm
+            .set_backup(self.token, t.local, t.remote, backup)
+            .map_err(userspace_needed)?;
+        self.backups.insert(id, backup);
+        Ok(())
+    }
+}
+
+/// The kernel refuses per-connection commands under the in-kernel path manager; say why.
+fn userspace_needed(e: Error) -> Error {
+    match &e {
+        Error::Netlink {
+            op,
+            message: Some(m),
+            ..
+        } if m.contains("userspace") => Error::NeedsUserspacePm { op },
+        _ => e,
+    }
+}

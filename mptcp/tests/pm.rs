@@ -1,0 +1,603 @@
+//! The path manager against the real kernel, in network namespaces.
+#![cfg(feature = "pm")]
+
+mod common;
+
+use common::{data, sha256, wait_for, Netns, Topology, PATHS};
+use mptcp::pm::{
+    Endpoint, EndpointFlags, EventItem, EventKind, Events, Limits, PathManager, PmKind,
+};
+use mptcp::{Error, Mode};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// (address, port, id, flag names, device) as `ip mptcp endpoint show` prints them.
+type Row = (IpAddr, Option<u16>, u8, BTreeSet<String>, Option<String>);
+
+fn ip_rows(ns: &Netns) -> BTreeSet<Row> {
+    ns.ip(&["mptcp", "endpoint", "show"])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let mut row: Row = (w[0].parse().expect("addr"), None, 0, BTreeSet::new(), None);
+            let mut i = 1;
+            while i < w.len() {
+                match w[i] {
+                    "port" => {
+                        row.1 = Some(w[i + 1].parse().expect("port"));
+                        i += 1;
+                    }
+                    "id" => {
+                        row.2 = w[i + 1].parse().expect("id");
+                        i += 1;
+                    }
+                    "dev" => {
+                        row.4 = Some(w[i + 1].to_string());
+                        i += 1;
+                    }
+                    flag => {
+                        row.3.insert(flag.to_string());
+                    }
+                }
+                i += 1;
+            }
+            row
+        })
+        .collect()
+}
+
+fn ifname(ns: &Netns, index: i32) -> String {
+    let out = ns.ip(&["-o", "link", "show"]);
+    out.lines()
+        .find_map(|l| {
+            let (idx, rest) = l.split_once(": ")?;
+            (idx.trim().parse::<i32>().ok()? == index)
+                .then(|| rest.split(['@', ':']).next().unwrap_or("").to_string())
+        })
+        .expect("interface name")
+}
+
+fn our_rows(ns: &Netns, eps: &[Endpoint]) -> BTreeSet<Row> {
+    eps.iter()
+        .map(|e| {
+            let mut flags = BTreeSet::new();
+            for (f, n) in [
+                (EndpointFlags::SIGNAL, "signal"),
+                (EndpointFlags::SUBFLOW, "subflow"),
+                (EndpointFlags::BACKUP, "backup"),
+                (EndpointFlags::FULLMESH, "fullmesh"),
+                (EndpointFlags::IMPLICIT, "implicit"),
+            ] {
+                if e.flags.contains(f) {
+                    flags.insert(n.to_string());
+                }
+            }
+            (
+                e.addr,
+                e.port,
+                e.id,
+                flags,
+                e.ifindex.map(|i| ifname(ns, i)),
+            )
+        })
+        .collect()
+}
+
+fn ifindex(ns: &Netns, name: &str) -> i32 {
+    let out = ns.ip(&["-o", "link", "show", "dev", name]);
+    out.split(':')
+        .next()
+        .expect("index")
+        .trim()
+        .parse()
+        .expect("index")
+}
+
+#[test]
+fn endpoints_and_limits_match_ip_mptcp() {
+    require_netns!();
+    let t = Topology::new(2);
+    let ns = &t.client;
+    let eth0 = ifindex(ns, "eth0");
+    let (rows, ours) = ns.run(move || {
+        let mut pm = PathManager::new().expect("pm");
+        pm.flush_endpoints().expect("flush");
+        let a = pm
+            .add_endpoint(
+                &Endpoint::new(
+                    PATHS[0].client4.parse().expect("address"),
+                    EndpointFlags::SUBFLOW | EndpointFlags::BACKUP,
+                )
+                .with_ifindex(eth0),
+            )
+            .expect("add 1");
+        let b = pm
+            .add_endpoint(
+                &Endpoint::new(
+                    PATHS[1].client4.parse().expect("address"),
+                    EndpointFlags::SIGNAL,
+                )
+                .with_port(1234),
+            )
+            .expect("add 2");
+        let c = pm
+            .add_endpoint(
+                &Endpoint::new(
+                    PATHS[1].client6.parse().expect("address"),
+                    EndpointFlags::SUBFLOW | EndpointFlags::FULLMESH,
+                )
+                .with_id(9),
+            )
+            .expect("add 3");
+        assert_eq!(
+            (a, b, c),
+            (1, 2, 9),
+            "ids: kernel-allocated 1, 2, then the one asked for"
+        );
+        let one = pm.endpoint(9).expect("get id 9");
+        assert_eq!(one.flags, EndpointFlags::SUBFLOW | EndpointFlags::FULLMESH);
+        (0, pm.endpoints().expect("dump"))
+    });
+    let _ = rows;
+    assert_eq!(
+        our_rows(ns, &ours),
+        ip_rows(ns),
+        "mptcp::pm and ip mptcp agree"
+    );
+    // The other way round: ip adds, we read.
+    ns.ip(&[
+        "mptcp",
+        "endpoint",
+        "add",
+        "203.0.113.1",
+        "id",
+        "20",
+        "signal",
+        "backup",
+    ]);
+    ns.ip(&["mptcp", "endpoint", "change", "id", "1", "nobackup"]);
+    let ours = ns.run(|| PathManager::new().expect("pm").endpoints().expect("dump"));
+    assert_eq!(our_rows(ns, &ours), ip_rows(ns));
+    assert!(ours
+        .iter()
+        .any(|e| e.id == 20 && e.flags == EndpointFlags::SIGNAL | EndpointFlags::BACKUP));
+    // Flags changed through us, seen by ip.
+    ns.run(|| {
+        let mut pm = PathManager::new().expect("pm");
+        pm.set_endpoint_flags(1, EndpointFlags::BACKUP)
+            .expect("backup");
+        pm.set_endpoint_flags(9, EndpointFlags::empty())
+            .expect("nofullmesh");
+    });
+    let rows = ip_rows(ns);
+    assert!(rows.iter().any(|r| r.2 == 1 && r.3.contains("backup")));
+    assert!(rows.iter().any(|r| r.2 == 9 && !r.3.contains("fullmesh")));
+    // Delete by id, then flush.
+    ns.run(|| {
+        PathManager::new()
+            .expect("pm")
+            .delete_endpoint(20)
+            .expect("delete")
+    });
+    assert!(!ip_rows(ns).iter().any(|r| r.2 == 20));
+    ns.run(|| {
+        PathManager::new()
+            .expect("pm")
+            .flush_endpoints()
+            .expect("flush")
+    });
+    assert!(ip_rows(ns).is_empty());
+    // Limits both ways.
+    ns.run(|| {
+        PathManager::new()
+            .expect("pm")
+            .set_limits(Limits {
+                subflows: Some(5),
+                add_addr_accepted: Some(3),
+            })
+            .expect("set limits")
+    });
+    assert_eq!(
+        ns.ip(&["mptcp", "limits", "show"]).trim(),
+        "add_addr_accepted 3 subflows 5"
+    );
+    ns.ip(&[
+        "mptcp",
+        "limits",
+        "set",
+        "subflows",
+        "7",
+        "add_addr_accepted",
+        "1",
+    ]);
+    let l = ns.run(|| PathManager::new().expect("pm").limits().expect("limits"));
+    assert_eq!(
+        l,
+        Limits {
+            subflows: Some(7),
+            add_addr_accepted: Some(1)
+        }
+    );
+    // Bad input: a duplicate id gives the kernel's error with its text.
+    let e = ns.run(|| {
+        let mut pm = PathManager::new().expect("pm");
+        pm.add_endpoint(
+            &Endpoint::new(
+                "192.0.2.77".parse().expect("address"),
+                EndpointFlags::SIGNAL,
+            )
+            .with_id(40),
+        )
+        .expect("add");
+        pm.add_endpoint(
+            &Endpoint::new(
+                "192.0.2.78".parse().expect("address"),
+                EndpointFlags::SIGNAL,
+            )
+            .with_id(40),
+        )
+        .expect_err("duplicate id")
+    });
+    assert!(matches!(e, Error::Netlink { .. }), "{e}");
+}
+
+#[test]
+fn laminar_and_unknown_flags_round_trip() {
+    require_netns!();
+    let ns = Netns::new("flags");
+    let flags = ns.run(|| {
+        let mut pm = PathManager::new().expect("pm");
+        let id = pm
+            .add_endpoint(&Endpoint::new(
+                "192.0.2.9".parse().expect("address"),
+                EndpointFlags::SIGNAL | EndpointFlags::LAMINAR,
+            ))
+            .expect("add");
+        pm.endpoint(id).expect("get").flags
+    });
+    assert_eq!(flags, EndpointFlags::SIGNAL | EndpointFlags::LAMINAR);
+}
+
+/// Exchanges one byte each way: MPTCP is fully established only after data was
+/// acknowledged at the MPTCP level, and no subflow is added before that.
+fn exchange(c: &std::net::TcpStream, s: &std::net::TcpStream) {
+    let mut b = [0u8; 1];
+    (&*c).write_all(b"x").expect("write");
+    (&*s).read_exact(&mut b).expect("read");
+    (&*s).write_all(b"y").expect("write");
+    (&*c).read_exact(&mut b).expect("read");
+}
+
+/// Waits (bounded) for an event matching `pred`.
+fn expect_event(
+    ev: &mut Events,
+    what: &str,
+    pred: impl Fn(&mptcp::pm::Event) -> bool,
+) -> mptcp::pm::Event {
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        match ev.next() {
+            Some(Ok(EventItem::Event(e))) if pred(&e) => return e,
+            Some(Err(Error::TimedOut(_))) | Some(Ok(_)) => {}
+            other => panic!("event stream: {other:?}"),
+        }
+    }
+    panic!("no {what} event within 10 s");
+}
+
+fn events_in(ns: &Netns) -> Events {
+    ns.run(|| {
+        let ev = PathManager::new().expect("pm").events().expect("subscribe");
+        ev.set_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        ev
+    })
+}
+
+#[test]
+fn kernel_pm_subflow_endpoint_adds_a_subflow() {
+    require_netns!();
+    let t = Topology::new(2);
+    let mut ev = events_in(&t.client);
+    t.client.run(|| {
+        PathManager::new()
+            .expect("pm")
+            .add_endpoint(&Endpoint::new(
+                PATHS[1].client4.parse().expect("address"),
+                EndpointFlags::SUBFLOW,
+            ))
+            .expect("endpoint")
+    });
+    let sa: SocketAddr = format!("{}:4400", PATHS[0].server4)
+        .parse()
+        .expect("address");
+    let l = t
+        .server
+        .run(|| mptcp::listen_with("0.0.0.0:4400", Mode::Require))
+        .expect("listen");
+    let c = t
+        .client
+        .run(move || mptcp::connect_with(sa, Mode::Require))
+        .expect("connect");
+    let (s, _) = l.accept().expect("accept");
+    exchange(&c, &s);
+    let token = mptcp::token(&c).expect("token");
+    let e = expect_event(&mut ev, "SUB_ESTABLISHED", |e| {
+        e.kind == EventKind::SubEstablished
+    });
+    assert_eq!(e.token, Some(token));
+    assert_eq!(
+        e.local.map(|a| a.ip().to_string()),
+        Some(PATHS[1].client4.to_string())
+    );
+    assert_eq!(e.remote, Some(sa), "remote address and port in host order");
+    let subs = wait_for(Duration::from_secs(5), || {
+        let s = mptcp::subflows(&c).expect("subflows");
+        (s.len() == 2).then_some(s)
+    })
+    .expect("two subflows");
+    assert!(subs
+        .iter()
+        .any(|s| Some(s.local) == e.local && Some(s.remote) == e.remote));
+}
+
+/// A connection from the client (userspace PM) to the server (in-kernel PM).
+fn userspace_connection(
+    t: &Topology,
+    port: u16,
+) -> (
+    std::net::TcpStream,
+    std::net::TcpStream,
+    std::net::TcpListener,
+) {
+    t.client
+        .run(|| mptcp::pm::set_kind(PmKind::Userspace).expect("select userspace PM"));
+    assert_eq!(
+        t.client.run(|| mptcp::pm::kind().expect("kind")),
+        PmKind::Userspace
+    );
+    let sa: SocketAddr = format!("{}:{port}", PATHS[0].server4)
+        .parse()
+        .expect("address");
+    let wild: SocketAddr = format!("0.0.0.0:{port}").parse().expect("address");
+    let l = t
+        .server
+        .run(move || mptcp::listen_with(wild, Mode::Require))
+        .expect("listen");
+    let c = t
+        .client
+        .run(move || mptcp::connect_with(sa, Mode::Require))
+        .expect("connect");
+    let (s, _) = l.accept().expect("accept");
+    exchange(&c, &s);
+    (c, s, l)
+}
+
+#[test]
+fn userspace_pm_on_a_live_connection() {
+    require_netns!();
+    let t = Topology::new(2);
+    let mut client_ev = events_in(&t.client);
+    let mut server_ev = events_in(&t.server);
+    let (mut c, mut s, _l) = userspace_connection(&t, 4401);
+    let token = mptcp::token(&c).expect("token");
+    let local: SocketAddr = format!("{}:0", PATHS[1].client4).parse().expect("address");
+    let remote: SocketAddr = format!("{}:4401", PATHS[1].server4)
+        .parse()
+        .expect("address");
+
+    // A bad token: the kernel's extended-ack text, and no event.
+    let e = t.client.run(move || {
+        PathManager::new()
+            .expect("pm")
+            .subflow_create(token ^ 0xffff_ffff, 7, local, remote)
+            .expect_err("bad token")
+    });
+    match &e {
+        Error::Netlink {
+            message: Some(m), ..
+        } => assert!(m.contains("invalid token"), "{m}"),
+        other => panic!("expected the extended-ack error, got {other}"),
+    }
+    assert_eq!(e.errno(), Some(libc::EINVAL));
+
+    // Create a subflow over the second path.
+    t.client.run(move || {
+        PathManager::new()
+            .expect("pm")
+            .subflow_create(token, 7, local, remote)
+            .expect("create")
+    });
+    let est = expect_event(&mut client_ev, "SUB_ESTABLISHED", |e| {
+        e.kind == EventKind::SubEstablished
+    });
+    assert_eq!(
+        est.token,
+        Some(token),
+        "the first event is the good request's, not the bad one's"
+    );
+    assert_eq!(est.local_id, Some(7));
+    assert_eq!(est.remote, Some(remote));
+    let new_local = est.local.expect("local address");
+    let subs = mptcp::subflows(&c).expect("subflows");
+    let sf = subs
+        .iter()
+        .find(|s| s.local == new_local)
+        .expect("the new subflow is listed");
+    let before = sf.tcp_info.bytes_acked.expect("bytes_acked");
+
+    // Data moves on it.
+    let payload = data(4 * 1024 * 1024);
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 4 * 1024 * 1024];
+        s.read_exact(&mut buf).expect("read");
+        (s, buf)
+    });
+    c.write_all(&payload).expect("write");
+    let (mut s, got) = reader.join().expect("reader");
+    assert_eq!(sha256(&got), sha256(&payload));
+    let after = mptcp::subflows(&c).expect("subflows");
+    let sf = after
+        .iter()
+        .find(|s| s.local == new_local)
+        .expect("still listed");
+    assert!(
+        sf.tcp_info.bytes_acked.expect("bytes_acked") > before,
+        "data went over the new subflow"
+    );
+
+    // Backup: MP_PRIO reaches the peer.
+    t.client.run(move || {
+        PathManager::new()
+            .expect("pm")
+            .set_backup(token, new_local, remote, true)
+            .expect("backup")
+    });
+    let prio = expect_event(&mut server_ev, "SUB_PRIORITY", |e| {
+        e.kind == EventKind::SubPriority
+    });
+    assert_eq!(prio.backup, Some(true));
+
+    // Destroy it: SUB_CLOSED, one subflow left, data still intact.
+    t.client.run(move || {
+        PathManager::new()
+            .expect("pm")
+            .subflow_destroy(token, new_local, remote)
+            .expect("destroy")
+    });
+    let closed = expect_event(&mut client_ev, "SUB_CLOSED", |e| {
+        e.kind == EventKind::SubClosed
+    });
+    assert_eq!(closed.local, Some(new_local));
+    wait_for(Duration::from_secs(5), || {
+        (mptcp::subflows(&c).expect("subflows").len() == 1).then_some(())
+    })
+    .expect("back to one subflow");
+    // Announce / remove reach the peer (the address keeps the id it was used with).
+    let ann: SocketAddr = format!("{}:0", PATHS[1].client4).parse().expect("address");
+    t.client.run(move || {
+        PathManager::new()
+            .expect("pm")
+            .announce(token, 7, ann)
+            .expect("announce")
+    });
+    let a = expect_event(&mut server_ev, "ANNOUNCED", |e| {
+        e.kind == EventKind::Announced
+    });
+    assert_eq!(a.remote_id, Some(7));
+    assert_eq!(a.remote.map(|r| r.ip()), Some(ann.ip()));
+    let listed = t.client.run(move || {
+        PathManager::new()
+            .expect("pm")
+            .announced(token)
+            .expect("announced")
+    });
+    assert!(
+        listed.iter().any(|e| e.id == 7 && e.addr == ann.ip()),
+        "{listed:?}"
+    );
+    t.client.run(move || {
+        PathManager::new()
+            .expect("pm")
+            .remove(token, 7)
+            .expect("remove")
+    });
+    let r = expect_event(&mut server_ev, "REMOVED", |e| e.kind == EventKind::Removed);
+    assert_eq!(r.remote_id, Some(7));
+
+    c.write_all(b"after").expect("write");
+    c.shutdown(Shutdown::Write).expect("shutdown");
+    let mut tail = Vec::new();
+    s.read_to_end(&mut tail).expect("read");
+    assert_eq!(tail, b"after");
+}
+
+#[test]
+fn userspace_commands_need_userspace_pm() {
+    require_netns!();
+    let t = Topology::new(2);
+    let sa: SocketAddr = format!("{}:4402", PATHS[0].server4)
+        .parse()
+        .expect("address");
+    let l = t
+        .server
+        .run(|| mptcp::listen_with("0.0.0.0:4402", Mode::Require))
+        .expect("listen");
+    let c = t
+        .client
+        .run(move || mptcp::connect_with(sa, Mode::Require))
+        .expect("connect");
+    let _s = l.accept().expect("accept");
+    let local: SocketAddr = format!("{}:0", PATHS[1].client4).parse().expect("address");
+    let remote: SocketAddr = format!("{}:4402", PATHS[1].server4)
+        .parse()
+        .expect("address");
+    let r = t.client.run(move || {
+        let mut h = mptcp::pm::SubflowHandle::new(&c)?;
+        h.open_subflow(local, remote, Duration::from_secs(2))
+    });
+    assert!(matches!(r, Err(Error::NeedsUserspacePm { .. })), "{r:?}");
+}
+
+#[test]
+fn seed_operations_end_to_end() {
+    require_netns!();
+    let t = Topology::new(2);
+    let (c, mut s, _l) = userspace_connection(&t, 4403);
+    let local: SocketAddr = format!("{}:0", PATHS[1].client4).parse().expect("address");
+    let remote: SocketAddr = format!("{}:4403", PATHS[1].server4)
+        .parse()
+        .expect("address");
+    let c = std::sync::Arc::new(c);
+    let c2 = c.clone();
+    let r = t.client.run(move || -> Result<(), Error> {
+        let mut h = mptcp::pm::SubflowHandle::new(&*c2)?;
+        assert_eq!(h.subflow_ids()?, vec![1], "GetSubIDS: the initial subflow");
+        let first = h.subflow(1)?;
+        assert_eq!(first.local, c2.local_addr().expect("local"));
+        assert_eq!(first.remote, c2.peer_addr().expect("peer"));
+        let id = h.open_subflow(local, remote, Duration::from_secs(10))?;
+        assert_ne!(id, 1);
+        let mut ids = h.subflow_ids()?;
+        ids.sort();
+        assert_eq!(ids, vec![1, id]);
+        let tuple = h.subflow(id)?;
+        assert_eq!(tuple.remote, remote);
+        assert_eq!(tuple.local.ip(), local.ip());
+        assert_eq!(tuple.backup, None);
+        h.set_subflow_backup(id, true)?;
+        assert_eq!(h.subflow(id)?.backup, Some(true));
+        // Options: set through the MPTCP socket, read back.
+        h.set_subflow_sockopt_int(id, libc::SOL_TCP, libc::TCP_NODELAY, 1)?;
+        assert_eq!(
+            h.subflow_sockopt_int(id, libc::SOL_TCP, libc::TCP_NODELAY)?,
+            1
+        );
+        h.set_subflow_sockopt_int(id, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+        assert_eq!(
+            h.subflow_sockopt_int(1, libc::SOL_SOCKET, libc::SO_KEEPALIVE)?,
+            1
+        );
+        assert!(matches!(h.subflow(999), Err(Error::NoSuchSubflow(999))));
+        assert!(matches!(
+            h.close_subflow(id, Shutdown::Write),
+            Err(Error::Unsupported { .. })
+        ));
+        h.close_subflow(id, Shutdown::Both)?;
+        let end = Instant::now() + Duration::from_secs(5);
+        while h.subflow_ids()?.len() != 1 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(h.subflow_ids()?, vec![1]);
+        Ok(())
+    });
+    r.expect("seed operations");
+    (&*c).write_all(b"still works").expect("write");
+    c.shutdown(Shutdown::Write).expect("shutdown");
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("read");
+    assert_eq!(got, b"still works");
+}
