@@ -27,6 +27,8 @@
 
 mod error;
 mod info;
+#[cfg(feature = "legacy")]
+pub mod legacy;
 #[cfg(feature = "pm")]
 pub mod pm;
 mod socket;

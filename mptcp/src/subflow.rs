@@ -175,7 +175,7 @@ pub struct Connection {
 const RETRIES: usize = 8;
 
 /// Decodes a `struct sockaddr_in`/`sockaddr_in6` stored at the start of `b`.
-fn sockaddr(b: &[u8]) -> Option<SocketAddr> {
+pub(crate) fn sockaddr(b: &[u8]) -> Option<SocketAddr> {
     let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
     let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
     match i32::from(family) {

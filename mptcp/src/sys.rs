@@ -24,6 +24,14 @@ unsafe impl Plain for mptcp_sys::mptcp_subflow_data {}
 // SAFETY: as above; the two u64 fields are user pointers stored as integers.
 unsafe impl Plain for mptcp_sys::mptcp_full_info {}
 
+// SAFETY: an id byte and a bit-field byte; every pattern is valid.
+unsafe impl Plain for mptcp_sys::oot::mptcp_sub_status {}
+// SAFETY: integers and two raw pointers, which are valid for any bit pattern (they are
+// only handed to the kernel, never dereferenced here).
+unsafe impl Plain for mptcp_sys::oot::mptcp_sub_getsockopt {}
+// SAFETY: as above.
+unsafe impl Plain for mptcp_sys::oot::mptcp_sub_setsockopt {}
+
 /// A value of `T` whose first bytes are `bytes` (at most `size_of::<T>()` of them) and
 /// whose remaining bytes are zero.
 pub(crate) fn read_prefix<T: Plain>(bytes: &[u8]) -> T {
@@ -83,8 +91,27 @@ pub(crate) fn getsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::R
     Ok(i32::from_ne_bytes(buf))
 }
 
+/// `setsockopt` with a byte buffer.
+#[cfg_attr(not(feature = "legacy"), allow(dead_code))]
+pub(crate) fn setsockopt_buf(
+    fd: BorrowedFd<'_>,
+    level: i32,
+    name: i32,
+    buf: &[u8],
+) -> io::Result<()> {
+    let len = libc::socklen_t::try_from(buf.len())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `buf` is valid for reads of `len` bytes; the descriptor is borrowed for the
+    // duration of the call.
+    let r = unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, buf.as_ptr().cast(), len) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `setsockopt` of an `int` option.
-#[cfg_attr(not(feature = "pm"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "pm", feature = "legacy")), allow(dead_code))]
 pub(crate) fn setsockopt_int(
     fd: BorrowedFd<'_>,
     level: i32,

@@ -1,0 +1,403 @@
+//! The out-of-tree MPTCP socket API (draft-hesmans-mptcp-socket), as the go-mptcp-api
+//! seed uses it: the same six functions, same semantics, over the `IPPROTO_TCP` options
+//! 66-72 and the `mptcp_sub_*` structs of [`mptcp_sys::oot`].
+//!
+//! Only a fork of the multipath-tcp.org kernel offers this API; on upstream kernels every
+//! call fails with [`Error::Unsupported`] naming it. Descriptors are borrowed, never
+//! duplicated (unlike the seed's `File()` trick). On upstream kernels use
+//! [`pm::SubflowHandle`](crate::pm::SubflowHandle) instead.
+//!
+//! ```no_run
+//! let stream = std::net::TcpStream::connect("192.0.2.2:80")?;
+//! match mptcp::legacy::get_sub_ids(&stream) {
+//!     Ok(subs) => println!("{subs:?}"),
+//!     Err(e) => println!("{e}"), // upstream: the out-of-tree API is not offered
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use crate::error::{Error, Result};
+use crate::sys;
+use mptcp_sys::oot;
+use std::mem::size_of;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd};
+
+const SOL_TCP: i32 = libc::IPPROTO_TCP;
+const SIN_LEN: usize = size_of::<libc::sockaddr_in>();
+const SIN6_LEN: usize = size_of::<libc::sockaddr_in6>();
+
+/// The state of one subflow (`struct mptcp_sub_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubStatus {
+    /// Subflow id.
+    pub id: u8,
+    /// The subflow is not the master (initial) subflow.
+    pub slave_sk: bool,
+    /// Fully established.
+    pub fully_established: bool,
+    /// Attached to the connection.
+    pub attached: bool,
+    /// Low priority (backup): the seed's `Prio = 1`.
+    pub low_prio: bool,
+    /// Pre-established.
+    pub pre_established: bool,
+}
+
+/// A subflow's addresses (`MPTCP_GET_SUB_TUPLE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubTuple {
+    /// Subflow id.
+    pub id: u8,
+    /// Local address.
+    pub local: SocketAddr,
+    /// Remote address.
+    pub remote: SocketAddr,
+}
+
+fn missing() -> Error {
+    Error::Unsupported {
+        feature: "the out-of-tree MPTCP socket API (draft-hesmans, MPTCP_GET_SUB_IDS ...)",
+        since: "no upstream release; only the multipath-tcp.org fork",
+    }
+}
+
+/// Maps the errors of an upstream kernel (which does not know options 66-72) to
+/// [`Error::Unsupported`].
+fn map_err(fd: BorrowedFd<'_>, op: &'static str, e: std::io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOTSOCK) => Error::NotMptcp(crate::NotMptcp::NotASocket),
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOPROTOOPT) => {
+            match crate::status::stream_protocol(fd) {
+                Err(err) => err,
+                Ok(_) => missing(),
+            }
+        }
+        _ => Error::os(op, e),
+    }
+}
+
+/// Request buffer of `MPTCP_GET_SUB_IDS` for up to `cap` subflows: `sub_count`, padding,
+/// then `cap` two-byte `mptcp_sub_status` slots (the array starts at offset 2).
+pub(crate) fn sub_ids_buffer(cap: usize) -> Vec<u8> {
+    vec![
+        0u8;
+        std::mem::offset_of!(oot::mptcp_sub_ids, sub_status)
+            + cap * size_of::<oot::mptcp_sub_status>()
+    ]
+}
+
+/// Decodes a `MPTCP_GET_SUB_IDS` reply.
+pub(crate) fn decode_sub_ids(buf: &[u8]) -> Result<Vec<SubStatus>> {
+    let count = usize::from(*buf.first().ok_or_else(|| short("mptcp_sub_ids"))?);
+    let base = std::mem::offset_of!(oot::mptcp_sub_ids, sub_status);
+    let step = size_of::<oot::mptcp_sub_status>();
+    (0..count)
+        .map(|i| {
+            let b = buf
+                .get(base + i * step..base + (i + 1) * step)
+                .ok_or_else(|| short("mptcp_sub_status"))?;
+            let s: oot::mptcp_sub_status = sys::read_prefix(b);
+            Ok(SubStatus {
+                id: s.id,
+                slave_sk: s.slave_sk() != 0,
+                fully_established: s.fully_established() != 0,
+                attached: s.attached() != 0,
+                low_prio: s.low_prio() != 0,
+                pre_established: s.pre_established() != 0,
+            })
+        })
+        .collect()
+}
+
+fn short(what: &str) -> Error {
+    Error::os(
+        "decode out-of-tree API reply",
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("short {what}")),
+    )
+}
+
+/// Encodes a `struct sockaddr_in`/`sockaddr_in6` (port and address in network order).
+pub(crate) fn encode_sockaddr(a: &SocketAddr) -> Vec<u8> {
+    match a {
+        SocketAddr::V4(v4) => {
+            let mut b = vec![0u8; SIN_LEN];
+            b[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+            b[2..4].copy_from_slice(&v4.port().to_be_bytes());
+            b[4..8].copy_from_slice(&v4.ip().octets());
+            b
+        }
+        SocketAddr::V6(v6) => {
+            let mut b = vec![0u8; SIN6_LEN];
+            b[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+            b[2..4].copy_from_slice(&v6.port().to_be_bytes());
+            b[4..8].copy_from_slice(&v6.flowinfo().to_be_bytes());
+            b[8..24].copy_from_slice(&v6.ip().octets());
+            b[24..28].copy_from_slice(&v6.scope_id().to_ne_bytes());
+            b
+        }
+    }
+}
+
+/// Request of `MPTCP_OPEN_SUB_TUPLE`: id 0, then local and remote address: exactly 33
+/// bytes for IPv4, 57 for IPv6.
+pub(crate) fn open_sub_buffer(local: &SocketAddr, remote: &SocketAddr) -> Result<Vec<u8>> {
+    if local.is_ipv4() != remote.is_ipv4() {
+        return Err(Error::os(
+            "open subflow",
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "local and remote families differ",
+            ),
+        ));
+    }
+    let mut b = vec![0u8];
+    b.extend(encode_sockaddr(local));
+    b.extend(encode_sockaddr(remote));
+    Ok(b)
+}
+
+/// Decodes a `MPTCP_GET_SUB_TUPLE` reply of `len` bytes.
+pub(crate) fn decode_sub_tuple(buf: &[u8]) -> Result<SubTuple> {
+    let id = *buf.first().ok_or_else(|| short("mptcp_sub_tuple"))?;
+    let step = match buf.len() {
+        n if n == 1 + 2 * SIN_LEN => SIN_LEN,
+        n if n == 1 + 2 * SIN6_LEN => SIN6_LEN,
+        _ => return Err(short("mptcp_sub_tuple")),
+    };
+    let local =
+        crate::subflow::sockaddr(&buf[1..1 + step]).ok_or_else(|| short("local address"))?;
+    let remote =
+        crate::subflow::sockaddr(&buf[1 + step..]).ok_or_else(|| short("remote address"))?;
+    Ok(SubTuple { id, local, remote })
+}
+
+/// The ids and states of the connection's subflows. Grows its buffer while the kernel
+/// answers `EINVAL` (too small for all subflows), like the seed.
+#[doc(alias = "GetSubIDS")]
+pub fn get_sub_ids(fd: impl AsFd) -> Result<Vec<SubStatus>> {
+    let fd = fd.as_fd();
+    let mut cap = 8;
+    loop {
+        let mut buf = sub_ids_buffer(cap);
+        match sys::getsockopt_buf(fd, SOL_TCP, oot::MPTCP_GET_SUB_IDS as i32, &mut buf) {
+            Ok(len) => return decode_sub_ids(&buf[..len]),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && cap < 256 => cap *= 4,
+            Err(e) => return Err(map_err(fd, "getsockopt(MPTCP_GET_SUB_IDS)", e)),
+        }
+    }
+}
+
+/// The addresses of the subflow with this id.
+#[doc(alias = "GetSubTuple")]
+pub fn get_sub_tuple(fd: impl AsFd, id: u8) -> Result<SubTuple> {
+    let fd = fd.as_fd();
+    let mut buf = vec![0u8; 1 + 2 * SIN6_LEN];
+    buf[0] = id;
+    let len = sys::getsockopt_buf(fd, SOL_TCP, oot::MPTCP_GET_SUB_TUPLE as i32, &mut buf)
+        .map_err(|e| map_err(fd, "getsockopt(MPTCP_GET_SUB_TUPLE)", e))?;
+    decode_sub_tuple(&buf[..len])
+}
+
+/// Opens a subflow between two addresses; returns the new subflow's id.
+#[doc(alias = "OpenSub")]
+pub fn open_sub(fd: impl AsFd, local: SocketAddr, remote: SocketAddr) -> Result<u8> {
+    let fd = fd.as_fd();
+    let mut buf = open_sub_buffer(&local, &remote)?;
+    sys::getsockopt_buf(fd, SOL_TCP, oot::MPTCP_OPEN_SUB_TUPLE as i32, &mut buf)
+        .map_err(|e| map_err(fd, "getsockopt(MPTCP_OPEN_SUB_TUPLE)", e))?;
+    Ok(buf[0])
+}
+
+/// Force-closes the subflow with this id. (The out-of-tree API has no `how`: the seed's
+/// argument had no effect on the kernel either.)
+#[doc(alias = "CloseSub")]
+pub fn close_sub(fd: impl AsFd, id: u8) -> Result<()> {
+    let fd = fd.as_fd();
+    let mut buf = [id];
+    sys::getsockopt_buf(fd, SOL_TCP, oot::MPTCP_CLOSE_SUB_ID as i32, &mut buf)
+        .map_err(|e| map_err(fd, "getsockopt(MPTCP_CLOSE_SUB_ID)", e))?;
+    Ok(())
+}
+
+/// The `struct mptcp_sub_getsockopt` for reading an `int` option of one subflow into
+/// `value` / `len`.
+pub(crate) fn sub_getsockopt_arg(
+    id: u8,
+    level: i32,
+    name: i32,
+    value: &mut i32,
+    len: &mut u32,
+) -> oot::mptcp_sub_getsockopt {
+    oot::mptcp_sub_getsockopt {
+        id,
+        level,
+        optname: name,
+        optval: (value as *mut i32).cast(),
+        optlen: len as *mut u32,
+    }
+}
+
+/// Reads an `int` socket option of one subflow.
+#[doc(alias = "GetSubSockoptInt")]
+pub fn get_sub_sockopt_int(fd: impl AsFd, id: u8, level: i32, name: i32) -> Result<i32> {
+    let fd = fd.as_fd();
+    let mut value = 0i32;
+    let mut len = size_of::<i32>() as u32;
+    let mut arg = sub_getsockopt_arg(id, level, name, &mut value, &mut len);
+    sys::getsockopt_buf(
+        fd,
+        SOL_TCP,
+        oot::MPTCP_SUB_GETSOCKOPT as i32,
+        sys::as_bytes_mut(&mut arg),
+    )
+    .map_err(|e| map_err(fd, "getsockopt(MPTCP_SUB_GETSOCKOPT)", e))?;
+    Ok(value)
+}
+
+/// The `struct mptcp_sub_setsockopt` for setting an `int` option of one subflow.
+pub(crate) fn sub_setsockopt_arg(
+    id: u8,
+    level: i32,
+    name: i32,
+    value: &mut i32,
+) -> oot::mptcp_sub_setsockopt {
+    oot::mptcp_sub_setsockopt {
+        id,
+        level,
+        optname: name,
+        optval: (value as *mut i32).cast(),
+        optlen: size_of::<i32>() as u32,
+    }
+}
+
+/// Sets an `int` socket option of one subflow.
+#[doc(alias = "SetSubSockoptInt")]
+pub fn set_sub_sockopt_int(fd: impl AsFd, id: u8, level: i32, name: i32, value: i32) -> Result<()> {
+    let fd = fd.as_fd();
+    let mut value = value;
+    let mut arg = sub_setsockopt_arg(id, level, name, &mut value);
+    sys::setsockopt_buf(
+        fd,
+        SOL_TCP,
+        oot::MPTCP_SUB_SETSOCKOPT as i32,
+        sys::as_bytes_mut(&mut arg),
+    )
+    .map_err(|e| map_err(fd, "setsockopt(MPTCP_SUB_SETSOCKOPT)", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_ids_request_and_reply_bytes() {
+        // 2-byte header (count + padding), then 2 bytes per subflow.
+        assert_eq!(sub_ids_buffer(3).len(), 2 + 3 * 2);
+        // Two subflows: id 1 (fully established, attached), id 2 (slave, low prio).
+        // Flags sit in bits 8..=12 of the little-endian 16-bit unit: byte 1, bits 0..=4.
+        let reply = [2u8, 0, 1, 0b0_0110, 2, 0b0_1001];
+        let subs = decode_sub_ids(&reply).expect("decode");
+        assert_eq!(
+            subs,
+            vec![
+                SubStatus {
+                    id: 1,
+                    slave_sk: false,
+                    fully_established: true,
+                    attached: true,
+                    low_prio: false,
+                    pre_established: false
+                },
+                SubStatus {
+                    id: 2,
+                    slave_sk: true,
+                    fully_established: false,
+                    attached: false,
+                    low_prio: true,
+                    pre_established: false
+                },
+            ]
+        );
+        assert!(
+            decode_sub_ids(&[3u8, 0, 1, 0]).is_err(),
+            "count beyond the reply"
+        );
+    }
+
+    #[test]
+    fn open_sub_request_bytes() {
+        let l: SocketAddr = "192.0.2.1:1234".parse().expect("address");
+        let r: SocketAddr = "192.0.2.2:80".parse().expect("address");
+        let b = open_sub_buffer(&l, &r).expect("encode");
+        assert_eq!(b.len(), 33, "IPv4: exactly 33 bytes");
+        let mut want = vec![0u8];
+        want.extend([2, 0, 0x04, 0xd2, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        want.extend([2, 0, 0, 80, 192, 0, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(b, want);
+        let l6: SocketAddr = "[2001:db8::1]:1".parse().expect("address");
+        let r6: SocketAddr = "[2001:db8::2]:2".parse().expect("address");
+        let b6 = open_sub_buffer(&l6, &r6).expect("encode");
+        assert_eq!(b6.len(), 57, "IPv6: exactly 57 bytes");
+        assert_eq!(
+            &b6[1..5],
+            &[10, 0, 0, 1],
+            "AF_INET6, port 1 in network order"
+        );
+        assert_eq!(&b6[9..11], &[0x20, 0x01]);
+        assert!(open_sub_buffer(&l, &r6).is_err());
+    }
+
+    #[test]
+    fn sub_tuple_reply_bytes() {
+        let l: SocketAddr = "198.51.100.1:40000".parse().expect("address");
+        let r: SocketAddr = "198.51.100.2:443".parse().expect("address");
+        let mut reply = vec![5u8];
+        reply.extend(encode_sockaddr(&l));
+        reply.extend(encode_sockaddr(&r));
+        assert_eq!(
+            decode_sub_tuple(&reply).expect("decode"),
+            SubTuple {
+                id: 5,
+                local: l,
+                remote: r
+            }
+        );
+        let l6: SocketAddr = "[2001:db8:2::1]:5".parse().expect("address");
+        let r6: SocketAddr = "[2001:db8:2::2]:6".parse().expect("address");
+        let mut reply6 = vec![7u8];
+        reply6.extend(encode_sockaddr(&l6));
+        reply6.extend(encode_sockaddr(&r6));
+        assert_eq!(reply6.len(), 57);
+        assert_eq!(decode_sub_tuple(&reply6).expect("decode").remote, r6);
+        assert!(decode_sub_tuple(&reply6[..40]).is_err());
+    }
+
+    #[test]
+    fn sub_sockopt_argument_bytes() {
+        let mut v = 0i32;
+        let mut len = 4u32;
+        let mut g = sub_getsockopt_arg(3, 6, 1, &mut v, &mut len);
+        let vp = (&mut v as *mut i32) as usize;
+        let lp = (&mut len as *mut u32) as usize;
+        let bytes = sys::as_bytes_mut(&mut g).to_vec();
+        assert_eq!(bytes.len(), 32);
+        assert_eq!(bytes[0], 3, "id @0");
+        assert_eq!(&bytes[4..8], &6i32.to_ne_bytes(), "level @4");
+        assert_eq!(&bytes[8..12], &1i32.to_ne_bytes(), "optname @8");
+        assert_eq!(&bytes[16..24], &vp.to_ne_bytes(), "optval @16");
+        assert_eq!(&bytes[24..32], &lp.to_ne_bytes(), "optlen pointer @24");
+        let mut w = 7i32;
+        let mut s = sub_setsockopt_arg(4, 1, 9, &mut w);
+        let wp = (&mut w as *mut i32) as usize;
+        let bytes = sys::as_bytes_mut(&mut s).to_vec();
+        assert_eq!(bytes.len(), 32);
+        assert_eq!(bytes[0], 4);
+        assert_eq!(&bytes[4..8], &1i32.to_ne_bytes());
+        assert_eq!(&bytes[8..12], &9i32.to_ne_bytes());
+        assert_eq!(&bytes[16..24], &wp.to_ne_bytes());
+        assert_eq!(&bytes[24..28], &4u32.to_ne_bytes(), "optlen value @24");
+    }
+}
