@@ -1,0 +1,349 @@
+//! `mptcp-pm` against `ip mptcp`, in both directions, in network namespaces.
+
+#[path = "../../mptcp/tests/common/mod.rs"]
+mod common;
+
+use common::{wait_for, Netns, Topology, PATHS};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const PM: &str = env!("CARGO_BIN_EXE_mptcp-pm");
+
+fn pm(ns: &Netns, args: &[&str]) -> std::process::Output {
+    Command::new("ip")
+        .args(["netns", "exec", &ns.name, PM])
+        .args(args)
+        .output()
+        .expect("run mptcp-pm")
+}
+
+fn pm_ok(ns: &Netns, args: &[&str]) -> String {
+    let o = pm(ns, args);
+    assert!(
+        o.status.success(),
+        "mptcp-pm {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn endpoints_and_limits_both_ways() {
+    require_netns!();
+    let t = Topology::new(2);
+    let ns = &t.client;
+    pm_ok(
+        ns,
+        &[
+            "endpoint",
+            "add",
+            PATHS[0].client4,
+            "dev",
+            "eth0",
+            "subflow",
+            "backup",
+        ],
+    );
+    pm_ok(
+        ns,
+        &[
+            "endpoint",
+            "add",
+            PATHS[1].client4,
+            "port",
+            "1234",
+            "id",
+            "7",
+            "signal",
+        ],
+    );
+    pm_ok(
+        ns,
+        &["endpoint", "add", PATHS[1].client6, "subflow", "fullmesh"],
+    );
+    let ip = ns.ip(&["mptcp", "endpoint", "show"]);
+    assert_eq!(
+        pm_ok(ns, &["endpoint", "show"]),
+        ip,
+        "mptcp-pm adds, ip shows the same"
+    );
+    ns.ip(&[
+        "mptcp",
+        "endpoint",
+        "add",
+        "203.0.113.1",
+        "id",
+        "30",
+        "signal",
+    ]);
+    ns.ip(&["mptcp", "endpoint", "change", "id", "1", "nobackup"]);
+    pm_ok(ns, &["endpoint", "change", "id", "8", "nofullmesh"]);
+    pm_ok(ns, &["endpoint", "change", "id", "30", "backup"]);
+    assert_eq!(
+        pm_ok(ns, &["endpoint", "show"]),
+        ns.ip(&["mptcp", "endpoint", "show"])
+    );
+    assert_eq!(
+        pm_ok(ns, &["endpoint", "show", "id", "7"]),
+        ns.ip(&["mptcp", "endpoint", "show", "id", "7"])
+    );
+    let json: Vec<Value> = pm_ok(ns, &["--json", "endpoint", "show"])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(json.len(), 4);
+    assert!(json
+        .iter()
+        .any(|j| j["id"] == 7 && j["port"] == 1234 && j["flags"][0] == "signal"));
+    assert!(json.iter().any(|j| j["id"] == 1 && j["dev"] == "eth0"));
+    pm_ok(ns, &["endpoint", "delete", "id", "30"]);
+    assert!(!ns
+        .ip(&["mptcp", "endpoint", "show"])
+        .contains("203.0.113.1"));
+    pm_ok(ns, &["endpoint", "flush"]);
+    assert_eq!(ns.ip(&["mptcp", "endpoint", "show"]).trim(), "");
+    pm_ok(
+        ns,
+        &["limits", "set", "subflows", "6", "add_addr_accepted", "4"],
+    );
+    assert_eq!(
+        pm_ok(ns, &["limits", "show"]),
+        ns.ip(&["mptcp", "limits", "show"])
+    );
+    ns.ip(&["mptcp", "limits", "set", "subflows", "1"]);
+    assert_eq!(
+        pm_ok(ns, &["limits", "show"]).trim(),
+        "add_addr_accepted 4 subflows 1"
+    );
+    let j: Value =
+        serde_json::from_str(pm_ok(ns, &["--json", "limits", "show"]).trim()).expect("JSON");
+    assert_eq!(j["subflows"], 1);
+    // Errors: one line, non-zero exit.
+    let o = pm(ns, &["endpoint", "add", "not-an-address"]);
+    assert!(!o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1);
+}
+
+#[test]
+fn without_cap_net_admin_writes_fail_reads_work() {
+    require_netns!();
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("skipped: setpriv (util-linux) is not installed");
+        return;
+    }
+    let ns = Netns::new("nocap");
+    ns.ip(&["mptcp", "endpoint", "add", "192.0.2.1", "signal"]);
+    let drop_cap = |args: &[&str]| {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "setpriv",
+                "--inh-caps=-net_admin",
+                "--bounding-set=-net_admin",
+                PM,
+            ])
+            .args(args)
+            .output()
+            .expect("setpriv")
+    };
+    for write in [
+        &["endpoint", "add", "192.0.2.2", "signal"][..],
+        &["endpoint", "flush"],
+        &["limits", "set", "subflows", "2"],
+        &["monitor"],
+    ] {
+        let o = drop_cap(write);
+        assert!(
+            !o.status.success(),
+            "{write:?} must fail without CAP_NET_ADMIN"
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("CAP_NET_ADMIN"), "{write:?}: {err}");
+    }
+    let o = drop_cap(&["endpoint", "show"]);
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        ns.ip(&["mptcp", "endpoint", "show"])
+    );
+    assert!(drop_cap(&["limits", "show"]).status.success());
+}
+
+/// A process whose stdout lines are collected as they come.
+struct Watched {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+fn watch(ns: &Netns, cmd: &[&str]) -> Watched {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .args(cmd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn monitor");
+    let out = child.stdout.take().expect("stdout");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            sink.lock().expect("lines").push(l);
+        }
+    });
+    Watched { child, lines }
+}
+
+impl Watched {
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lines").clone()
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// (type, token) of an `ip mptcp monitor` line; iproute2 6.1 names listener events
+/// `UNKNOWN 15/16`.
+fn ip_event(l: &str) -> Option<(String, Option<String>)> {
+    let (head, rest) = l.strip_prefix('[')?.split_once(']')?;
+    let kind = match head.trim() {
+        "UNKNOWN 15" => "LISTENER_CREATED".to_string(),
+        "UNKNOWN 16" => "LISTENER_CLOSED".to_string(),
+        k => k.to_string(),
+    };
+    let token = rest
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("token="))
+        .map(str::to_string);
+    Some((kind, token))
+}
+
+#[test]
+fn monitor_json_matches_ip_mptcp_monitor() {
+    require_netns!();
+    let t = Topology::new(2);
+    t.client_subflow_endpoints(false);
+    // Both monitors in the client namespace.
+    let ip_mon = watch(&t.client, &["ip", "mptcp", "monitor"]);
+    let our_mon = watch(&t.client, &[PM, "--json", "monitor"]);
+    // Wait until both are subscribed: a listener made and closed again until both saw it.
+    let ready = wait_for(Duration::from_secs(10), || {
+        let l = t
+            .client
+            .run(|| mptcp::listen_with("127.0.0.1:0", mptcp::Mode::Require));
+        drop(l);
+        std::thread::sleep(Duration::from_millis(50));
+        (!ip_mon.lines().is_empty() && !our_mon.lines().is_empty()).then_some(())
+    });
+    assert!(ready.is_some(), "monitors did not start");
+    std::thread::sleep(Duration::from_millis(200));
+    let (ip_start, our_start) = (ip_mon.lines().len(), our_mon.lines().len());
+
+    let sa: std::net::SocketAddr = format!("{}:4600", PATHS[0].server4)
+        .parse()
+        .expect("address");
+    let l = t
+        .server
+        .run(|| mptcp::listen_with("0.0.0.0:4600", mptcp::Mode::Require))
+        .expect("listen");
+    let mut c = t
+        .client
+        .run(move || mptcp::connect_with(sa, mptcp::Mode::Require))
+        .expect("connect");
+    let (mut s, _) = l.accept().expect("accept");
+    let mut b = [0u8; 1];
+    c.write_all(b"x").expect("write");
+    s.read_exact(&mut b).expect("read");
+    s.write_all(b"y").expect("write");
+    c.read_exact(&mut b).expect("read");
+    let token = format!("{:08x}", mptcp::token(&c).expect("token"));
+    wait_for(Duration::from_secs(10), || {
+        (mptcp::subflows(&c).ok()?.len() == 2).then_some(())
+    })
+    .expect("second subflow");
+    drop(c);
+    drop(s);
+    let closed = |lines: Vec<String>| {
+        lines
+            .iter()
+            .any(|l| l.contains("CLOSED") && l.contains(&token) && !l.contains("SF_"))
+    };
+    wait_for(Duration::from_secs(10), || {
+        (closed(ip_mon.lines()) && closed(our_mon.lines())).then_some(())
+    })
+    .expect("both monitors saw the connection close");
+
+    let theirs: Vec<(String, Option<String>)> = ip_mon.lines()[ip_start..]
+        .iter()
+        .filter_map(|l| ip_event(l))
+        .collect();
+    let ours: Vec<(String, Option<String>)> = our_mon.lines()[our_start..]
+        .iter()
+        .map(|l| {
+            let j: Value = serde_json::from_str(l).expect("one JSON object per line");
+            (
+                j["type"].as_str().expect("type").to_string(),
+                j["token"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    let mine = |v: &[(String, Option<String>)]| -> Vec<(String, Option<String>)> {
+        v.iter()
+            .filter(|(_, t)| t.as_deref() == Some(token.as_str()))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        mine(&ours),
+        mine(&theirs),
+        "same events for the connection, in the same order"
+    );
+    let kinds: Vec<String> = mine(&ours).into_iter().map(|(k, _)| k).collect();
+    for k in ["CREATED", "ESTABLISHED", "SF_ESTABLISHED", "CLOSED"] {
+        assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
+    }
+    // Addresses and ports agree with ip's for the SF_ESTABLISHED event.
+    let ip_sf = ip_mon.lines()[ip_start..]
+        .iter()
+        .find(|l| l.contains("SF_ESTABLISHED") && l.contains(&token))
+        .cloned()
+        .expect("ip SF_ESTABLISHED");
+    let our_sf: Value = our_mon.lines()[our_start..]
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+        .find(|j| j["type"] == "SF_ESTABLISHED")
+        .expect("our SF_ESTABLISHED");
+    let local: std::net::SocketAddr = our_sf["local"]
+        .as_str()
+        .expect("local")
+        .parse()
+        .expect("addr");
+    let remote: std::net::SocketAddr = our_sf["remote"]
+        .as_str()
+        .expect("remote")
+        .parse()
+        .expect("addr");
+    assert!(ip_sf.contains(&format!("saddr4={}", local.ip())), "{ip_sf}");
+    assert!(
+        ip_sf.contains(&format!("sport={}", local.port())),
+        "{ip_sf}"
+    );
+    assert!(
+        ip_sf.contains(&format!("daddr4={}", remote.ip())),
+        "{ip_sf}"
+    );
+    assert!(
+        ip_sf.contains(&format!("dport={}", remote.port())),
+        "{ip_sf}"
+    );
+}
