@@ -601,3 +601,103 @@ fn seed_operations_end_to_end() {
     s.read_to_end(&mut got).expect("read");
     assert_eq!(got, b"still works");
 }
+
+#[test]
+fn full_socket_buffer_reports_lost_events_and_goes_on() {
+    require_netns!();
+    let ns = Netns::new("enobufs");
+    let mut ev = ns.run(|| {
+        let ev = PathManager::new().expect("pm").events().expect("subscribe");
+        ev.set_receive_buffer(1).expect("tiny buffer"); // the kernel's minimum
+        ev.set_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        ev
+    });
+    // Many events while nobody reads: listeners created and closed.
+    ns.run(|| {
+        for _ in 0..300 {
+            drop(mptcp::listen_with("127.0.0.1:0", Mode::Require).expect("listen"));
+        }
+    });
+    let mut lost = false;
+    for _ in 0..1000 {
+        match ev.next() {
+            Some(Ok(EventItem::Lost)) => lost = true,
+            Some(Ok(_)) => {}
+            Some(Err(Error::TimedOut(_))) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(lost, "a full buffer is reported as lost events");
+    // The stream goes on: a new event arrives after the loss.
+    ns.run(|| drop(mptcp::listen_with("127.0.0.1:0", Mode::Require).expect("listen")));
+    let e = expect_event(&mut ev, "LISTENER_CREATED", |e| {
+        e.kind == EventKind::ListenerCreated
+    });
+    assert_eq!(e.kind, EventKind::ListenerCreated);
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_event_stream_and_async_requests() {
+    require_netns!();
+    let t = Topology::new(1);
+    let sa: SocketAddr = format!("{}:4700", PATHS[0].server4)
+        .parse()
+        .expect("address");
+    let l = t
+        .server
+        .run(|| mptcp::listen_with("0.0.0.0:4700", Mode::Require))
+        .expect("listen");
+    let (token, kinds, eps) = t.client.run(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let pm = mptcp::pm::AsyncPathManager::new().await.expect("pm");
+            let id = pm
+                .add_endpoint(Endpoint::new(
+                    "192.0.2.50".parse().expect("address"),
+                    EndpointFlags::SIGNAL,
+                ))
+                .await
+                .expect("add");
+            let eps = pm.endpoints().await.expect("endpoints");
+            pm.delete_endpoint(id).await.expect("delete");
+            let mut stream = pm
+                .events()
+                .await
+                .expect("subscribe")
+                .into_stream()
+                .expect("stream");
+            let c = mptcp::tokio::connect_with(sa, Mode::Require)
+                .await
+                .expect("connect");
+            let token = mptcp::token(&c).expect("token");
+            let mut kinds = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while !kinds.contains(&EventKind::Established) && tokio::time::Instant::now() < deadline
+            {
+                let next = std::future::poll_fn(|cx| {
+                    futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
+                });
+                match tokio::time::timeout(Duration::from_millis(500), next).await {
+                    Ok(Some(Ok(EventItem::Event(e)))) if e.token == Some(token) => {
+                        kinds.push(e.kind)
+                    }
+                    Ok(Some(Ok(_))) | Err(_) => {}
+                    other => panic!("{other:?}"),
+                }
+                // The client becomes fully established once data is acknowledged.
+                let _ = c.try_write(b"x");
+            }
+            (token, kinds, eps)
+        })
+    });
+    let _s = l.accept().expect("accept");
+    assert_ne!(token, 0);
+    assert_eq!(kinds.first(), Some(&EventKind::Created), "{kinds:?}");
+    assert!(kinds.contains(&EventKind::Established), "{kinds:?}");
+    assert!(eps.iter().any(|e| e.addr.to_string() == "192.0.2.50"));
+}
