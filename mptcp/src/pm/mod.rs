@@ -267,6 +267,11 @@ impl PathManager {
         Ok(PathManager { conn, family })
     }
 
+    /// The Generic Netlink id the kernel assigned to the `mptcp_pm` family.
+    pub fn family_id(&self) -> u16 {
+        self.family.id
+    }
+
     fn request(
         &mut self,
         op: &'static str,

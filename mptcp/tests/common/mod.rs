@@ -93,12 +93,14 @@ impl Netns {
     ) -> std::thread::JoinHandle<T> {
         let path = format!("/run/netns/{}", self.name);
         std::thread::spawn(move || {
-            let file = File::open(&path).expect("open netns");
-            // SAFETY: setns on a valid namespace descriptor affects only this thread.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            enter(&path);
             f()
         })
+    }
+
+    /// Moves the calling thread into this namespace for good.
+    pub fn enter_current_thread(&self) {
+        enter(&format!("/run/netns/{}", self.name));
     }
 
     /// A counter of `/proc/net/snmp` or `/proc/net/netstat` in this namespace, e.g.
@@ -130,6 +132,13 @@ impl Netns {
             panic!("no counter {group}:{name}")
         })
     }
+}
+
+fn enter(path: &str) {
+    let file = File::open(path).expect("open netns");
+    // SAFETY: setns on a valid namespace descriptor affects only the calling thread.
+    let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
 }
 
 impl Drop for Netns {

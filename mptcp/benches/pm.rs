@@ -1,0 +1,295 @@
+//! Path-manager request cost: `mptcp::pm` next to the same requests sent as prebuilt raw
+//! bytes on a plain netlink socket (the floor), in the same run. Needs root: it builds its
+//! own network namespaces (removed at the end).
+
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use common::{Topology, PATHS};
+use criterion::{criterion_group, criterion_main, Criterion};
+use mptcp::pm::{Endpoint, EndpointFlags, PathManager, PmKind};
+use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr as NlAddr};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_ACK: u16 = 4;
+const NLA_F_NESTED: u16 = 1 << 15;
+
+fn attr(kind: u16, value: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend(((4 + value.len()) as u16).to_ne_bytes());
+    v.extend(kind.to_ne_bytes());
+    v.extend(value);
+    while v.len() % 4 != 0 {
+        v.push(0);
+    }
+    v
+}
+
+/// One Generic Netlink request, built by hand: nlmsghdr, genlmsghdr, attributes.
+fn message(family: u16, cmd: u8, attrs: &[Vec<u8>]) -> Vec<u8> {
+    let body: Vec<u8> = attrs.concat();
+    let len = 16 + 4 + body.len();
+    let mut m = Vec::with_capacity(len);
+    m.extend((len as u32).to_ne_bytes());
+    m.extend(family.to_ne_bytes());
+    m.extend((NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    m.extend(1u32.to_ne_bytes()); // sequence
+    m.extend(0u32.to_ne_bytes()); // port id
+    m.extend([cmd, 1, 0, 0]); // genlmsghdr: command, version 1, reserved
+    m.extend(body);
+    m
+}
+
+fn addr_attrs(a: &SocketAddr, id: Option<u8>) -> Vec<u8> {
+    let mut v = Vec::new();
+    match a {
+        SocketAddr::V4(v4) => {
+            v.extend(attr(
+                mptcp_sys::MPTCP_PM_ADDR_ATTR_FAMILY as u16,
+                &(libc::AF_INET as u16).to_ne_bytes(),
+            ));
+            v.extend(attr(
+                mptcp_sys::MPTCP_PM_ADDR_ATTR_ADDR4 as u16,
+                &v4.ip().octets(),
+            ));
+        }
+        SocketAddr::V6(v6) => {
+            v.extend(attr(
+                mptcp_sys::MPTCP_PM_ADDR_ATTR_FAMILY as u16,
+                &(libc::AF_INET6 as u16).to_ne_bytes(),
+            ));
+            v.extend(attr(
+                mptcp_sys::MPTCP_PM_ADDR_ATTR_ADDR6 as u16,
+                &v6.ip().octets(),
+            ));
+        }
+    }
+    if let Some(id) = id {
+        v.extend(attr(mptcp_sys::MPTCP_PM_ADDR_ATTR_ID as u16, &[id]));
+    }
+    if a.port() != 0 {
+        v.extend(attr(
+            mptcp_sys::MPTCP_PM_ADDR_ATTR_PORT as u16,
+            &a.port().to_ne_bytes(),
+        ));
+    }
+    v
+}
+
+struct Raw {
+    sock: Socket,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    fn new() -> Raw {
+        let mut sock = Socket::new(NETLINK_GENERIC).expect("netlink socket");
+        sock.bind_auto().expect("bind");
+        sock.connect(&NlAddr::new(0, 0)).expect("connect");
+        Raw {
+            sock,
+            buf: vec![0u8; 8192],
+        }
+    }
+
+    /// Sends one request and checks the kernel's ACK (error code 0).
+    fn call(&mut self, msg: &[u8]) {
+        self.sock.send(msg, 0).expect("send");
+        let n = self.sock.recv(&mut &mut self.buf[..], 0).expect("recv");
+        assert!(n >= 20);
+        let code = i32::from_ne_bytes(self.buf[16..20].try_into().expect("code"));
+        assert_eq!(code, 0, "request failed: errno {}", -code);
+    }
+}
+
+fn endpoints(c: &mut Criterion) {
+    let mut pm = PathManager::new().expect("pm");
+    let family = pm.family_id();
+    let ep = Endpoint::new(
+        "192.0.2.50".parse().expect("address"),
+        EndpointFlags::SIGNAL,
+    )
+    .with_id(50);
+    let a: SocketAddr = "192.0.2.50:0".parse().expect("address");
+    let mut add_attrs = addr_attrs(&a, Some(50));
+    add_attrs.extend(attr(
+        mptcp_sys::MPTCP_PM_ADDR_ATTR_FLAGS as u16,
+        &EndpointFlags::SIGNAL.bits().to_ne_bytes(),
+    ));
+    let add = message(
+        family,
+        mptcp_sys::MPTCP_PM_CMD_ADD_ADDR as u8,
+        &[attr(
+            mptcp_sys::MPTCP_PM_ATTR_ADDR as u16 | NLA_F_NESTED,
+            &add_attrs,
+        )],
+    );
+    let del_attrs = attr(mptcp_sys::MPTCP_PM_ADDR_ATTR_ID as u16, &[50]);
+    let del = message(
+        family,
+        mptcp_sys::MPTCP_PM_CMD_DEL_ADDR as u8,
+        &[attr(
+            mptcp_sys::MPTCP_PM_ATTR_ADDR as u16 | NLA_F_NESTED,
+            &del_attrs,
+        )],
+    );
+    let mut raw = Raw::new();
+    let mut g = c.benchmark_group("endpoint add + delete");
+    g.bench_function("mptcp::pm", |b| {
+        b.iter(|| {
+            pm.add_endpoint(&ep).expect("add");
+            pm.delete_endpoint(50).expect("delete");
+        })
+    });
+    g.bench_function("raw netlink bytes (floor)", |b| {
+        b.iter(|| {
+            raw.call(&add);
+            raw.call(&del);
+        })
+    });
+    g.finish();
+}
+
+fn subflows(c: &mut Criterion, t: &Topology) {
+    t.client
+        .run(|| mptcp::pm::set_kind(PmKind::Userspace).expect("userspace PM"));
+    t.server.ip(&[
+        "mptcp",
+        "limits",
+        "set",
+        "subflows",
+        "8",
+        "add_addr_accepted",
+        "8",
+    ]);
+    let sa: SocketAddr = format!("{}:4800", PATHS[0].server4)
+        .parse()
+        .expect("address");
+    let l = t
+        .server
+        .run(|| mptcp::listen_with("0.0.0.0:4800", mptcp::Mode::Require))
+        .expect("listen");
+    let mut conn = mptcp::connect_with(sa, mptcp::Mode::Require).expect("connect");
+    let (mut s, _) = l.accept().expect("accept");
+    let mut b1 = [0u8; 1];
+    conn.write_all(b"x").expect("write");
+    s.read_exact(&mut b1).expect("read");
+    s.write_all(b"y").expect("write");
+    conn.read_exact(&mut b1).expect("read");
+    let token = mptcp::token(&conn).expect("token");
+    let local: SocketAddr = format!("{}:0", PATHS[1].client4).parse().expect("address");
+    let remote: SocketAddr = format!("{}:4800", PATHS[1].server4)
+        .parse()
+        .expect("address");
+    let mut pm = PathManager::new().expect("pm");
+    let family = pm.family_id();
+    // The new subflow's local port, needed to destroy it: the newest subflow on the
+    // second path (the same getsockopt calls in both cases).
+    let new_local = |conn: &std::net::TcpStream| {
+        common::wait_for(Duration::from_secs(1), || {
+            mptcp::subflows(conn)
+                .expect("subflows")
+                .into_iter()
+                .filter(|s| s.local.ip() == local.ip())
+                .max_by_key(|s| s.id)
+                .map(|s| s.local)
+        })
+        .expect("the created subflow is listed")
+    };
+    let tok = attr(mptcp_sys::MPTCP_PM_ATTR_TOKEN as u16, &token.to_ne_bytes());
+    let remote_attr = attr(
+        mptcp_sys::MPTCP_PM_ATTR_ADDR_REMOTE as u16 | NLA_F_NESTED,
+        &addr_attrs(&remote, None),
+    );
+    let create = message(
+        family,
+        mptcp_sys::MPTCP_PM_CMD_SUBFLOW_CREATE as u8,
+        &[
+            tok.clone(),
+            attr(
+                mptcp_sys::MPTCP_PM_ATTR_ADDR as u16 | NLA_F_NESTED,
+                &addr_attrs(&local, Some(7)),
+            ),
+            remote_attr.clone(),
+        ],
+    );
+    let mut raw = Raw::new();
+    let mut g = c.benchmark_group("subflow create + destroy");
+    // Only the two requests are timed; between iterations the benchmark waits (untimed)
+    // until the server has dropped the closed subflow, so the server's join limit never
+    // rejects the next one.
+    let settle = |s: &std::net::TcpStream| {
+        common::wait_for(Duration::from_secs(5), || {
+            (mptcp::subflows(s).ok()?.len() == 1).then_some(())
+        })
+        .expect("the server dropped the subflow");
+    };
+    g.bench_function("mptcp::pm", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let t0 = std::time::Instant::now();
+                pm.subflow_create(token, 7, local, remote).expect("create");
+                spent += t0.elapsed();
+                let l = new_local(&conn);
+                let t1 = std::time::Instant::now();
+                pm.subflow_destroy(token, l, remote).expect("destroy");
+                spent += t1.elapsed();
+                settle(&s);
+            }
+            spent
+        })
+    });
+    g.bench_function("raw netlink bytes (floor)", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let t0 = std::time::Instant::now();
+                raw.call(&create);
+                spent += t0.elapsed();
+                let l = new_local(&conn);
+                let destroy = message(
+                    family,
+                    mptcp_sys::MPTCP_PM_CMD_SUBFLOW_DESTROY as u8,
+                    &[
+                        tok.clone(),
+                        attr(
+                            mptcp_sys::MPTCP_PM_ATTR_ADDR as u16 | NLA_F_NESTED,
+                            &addr_attrs(&l, None),
+                        ),
+                        remote_attr.clone(),
+                    ],
+                );
+                let t1 = std::time::Instant::now();
+                raw.call(&destroy);
+                spent += t1.elapsed();
+                settle(&s);
+            }
+            spent
+        })
+    });
+    g.finish();
+}
+
+fn all(c: &mut Criterion) {
+    if let Some(why) = common::cannot_run() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let t = Topology::new(2);
+    // The benchmark thread itself works in the client namespace.
+    t.client.enter_current_thread();
+    endpoints(c);
+    subflows(c, &t);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
+    targets = all
+}
+criterion_main!(benches);
