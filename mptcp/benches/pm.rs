@@ -3,7 +3,6 @@
 //! own network namespaces (removed at the end).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::{Topology, PATHS};
