@@ -78,6 +78,27 @@ impl Suite {
         Ok(v)
     }
 
+    /// The names a package version depends on (alternatives and virtual packages left
+    /// out).
+    pub fn depends(&mut self, pkg: &str) -> Result<Vec<String>> {
+        self.update()?;
+        let text = output(self.apt("apt-cache").args(["depends", pkg]))?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Depends: "))
+            .filter(|d| !d.starts_with('<'))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The candidate version of a package.
+    pub fn candidate(&mut self, pkg: &str) -> Result<String> {
+        self.versions(pkg)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{} offers no {pkg}", self.suite))
+    }
+
     /// Downloads one version of a package (cached) and returns the .deb path.
     pub fn download(&mut self, pkg: &str, version: &str) -> Result<PathBuf> {
         let debs = self.dir.join("debs");
@@ -97,6 +118,12 @@ impl Suite {
             ),
         }
     }
+}
+
+/// Unpacks a .deb into `dest`, keeping what is there.
+pub fn extract_into(deb: &Path, dest: &Path) -> Result<()> {
+    fs::create_dir_all(dest)?;
+    run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(dest))
 }
 
 fn find_deb(dir: &Path, pkg: &str, version: &str) -> Result<Option<PathBuf>> {

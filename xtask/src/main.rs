@@ -7,6 +7,7 @@ mod codegen_task;
 mod demo;
 mod sys;
 mod test_task;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,16 @@ enum Cmd {
     Test,
     /// Run the demo: a real MPTCP session between two network namespaces.
     Demo,
+    /// Run the test suite on a matrix of kernels in qemu.
+    VmTest {
+        /// Kernels: suite names (bullseye, bookworm, trixie, trixie-backports), version
+        /// prefixes, or paths to a vmlinuz. Default: the four suites.
+        #[arg(long = "kernel")]
+        kernels: Vec<String>,
+        /// Print every console line.
+        #[arg(long)]
+        verbose: bool,
+    },
 }
 
 fn main() {
@@ -40,6 +51,7 @@ fn main() {
         Cmd::Codegen { check } => codegen_task::run(check),
         Cmd::Test => test_task::run(),
         Cmd::Demo => demo::run(),
+        Cmd::VmTest { kernels, verbose } => vm::run(kernels, verbose),
     };
     if let Err(e) = r {
         eprintln!("xtask: error: {e:#}");

@@ -1,0 +1,716 @@
+//! `cargo xtask vm-test`: the test suite on a matrix of Debian kernels under qemu.
+//!
+//! Kernels come from Debian's `linux-image-cloud-amd64` packages, fetched through the
+//! machine's own apt configuration (see `apt.rs`) and cached under `target/vm/kernels/`.
+//! Test binaries are built statically and found through cargo's JSON messages; an
+//! initramfs holds busybox, iproute2 (with the shared libraries it needs), the modules
+//! the tests need from that kernel's package, the test binaries, and an init that runs
+//! them and prints one result line per binary and a final sentinel.
+
+use crate::apt::{self, Suite};
+use crate::sys::{ensure_packages, output, root, run as sh, target_dir};
+use anyhow::{bail, Context, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The default matrix: Debian's 5.10, 6.1, 6.12 and newest (backports) kernels.
+pub const DEFAULT_KERNELS: &[&str] = &["bullseye", "bookworm", "trixie", "trixie-backports"];
+
+/// Host packages the runner needs.
+const PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "busybox-static",
+    "kmod",
+    "xz-utils",
+    "zstd",
+];
+
+/// Modules the tests need, when the kernel builds them as modules.
+const MODULES: &[&str] = &["veth", "sch_tbf", "inet_diag", "tcp_diag", "mptcp_diag"];
+
+/// Host programs copied into the guest (with their libraries).
+const PROGRAMS: &[&str] = &["/usr/sbin/ip", "/usr/sbin/tc", "/usr/bin/ss"];
+
+const SENTINEL: &str = "VMTEST DONE";
+
+/// A kernel to boot: its image, its modules directory, a label.
+struct Kernel {
+    label: String,
+    release: String,
+    vmlinuz: PathBuf,
+    modules: Option<PathBuf>,
+}
+
+/// What one kernel's run gave.
+#[derive(Debug, Default)]
+struct Report {
+    kernel: String,
+    passed: u32,
+    failed: u32,
+    skipped: u32,
+    skip_reasons: BTreeMap<String, u32>,
+    failures: Vec<String>,
+    accel: String,
+    seconds: f64,
+    problem: Option<String>,
+}
+
+fn kernels_dir() -> PathBuf {
+    target_dir().join("vm/kernels")
+}
+
+/// Resolves a `--kernel` value: a suite name, a version prefix of one of the default
+/// suites' kernels, or a path to a vmlinuz (modules in `lib/modules/RELEASE` next to its
+/// `boot/` directory, if present).
+fn fetch_kernel(spec: &str) -> Result<Kernel> {
+    let path = Path::new(spec);
+    if path.is_file() {
+        let root = path.parent().and_then(Path::parent).map(Path::to_path_buf);
+        return kernel_from_tree(spec, root.as_deref(), Some(path));
+    }
+    let suites: Vec<&str> = if DEFAULT_KERNELS.contains(&spec)
+        || !spec.chars().next().is_some_and(|c| c.is_ascii_digit())
+    {
+        vec![spec]
+    } else {
+        DEFAULT_KERNELS.to_vec()
+    };
+    for suite in suites {
+        let mut s = Suite::new(suite)?;
+        let image = s
+            .depends("linux-image-cloud-amd64")?
+            .into_iter()
+            .find(|d| d.starts_with("linux-image-"))
+            .with_context(|| format!("{suite}: linux-image-cloud-amd64 names no kernel"))?;
+        let release = image.trim_start_matches("linux-image-").to_string();
+        if spec != suite && !release.starts_with(spec) {
+            continue;
+        }
+        let dir = kernels_dir().join(suite).join(&release);
+        if !dir.join(".complete").exists() {
+            let _ = fs::remove_dir_all(&dir);
+            let mut pkgs = vec![image.clone()];
+            // Newer kernels split the image into binary and modules packages.
+            pkgs.extend(
+                s.depends(&image)?
+                    .into_iter()
+                    .filter(|d| d.starts_with("linux-binary-") || d.starts_with("linux-modules-")),
+            );
+            for p in &pkgs {
+                let v = s.candidate(p)?;
+                let deb = s.download(p, &v)?;
+                apt::extract_into(&deb, &dir)?;
+            }
+            fs::write(dir.join(".complete"), &release)?;
+        }
+        // Prune other (stale) kernels of this suite.
+        for e in fs::read_dir(kernels_dir().join(suite))?.flatten() {
+            if e.file_name().to_string_lossy() != release {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        return kernel_from_tree(suite, Some(&dir), None);
+    }
+    bail!("no kernel matches {spec:?} (a suite name, a version prefix, or a vmlinuz path)")
+}
+
+fn kernel_from_tree(label: &str, root: Option<&Path>, vmlinuz: Option<&Path>) -> Result<Kernel> {
+    let (vmlinuz, release) = match vmlinuz {
+        Some(v) => {
+            let name = v
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            (
+                v.to_path_buf(),
+                name.trim_start_matches("vmlinuz-").to_string(),
+            )
+        }
+        None => find_vmlinuz(root.context("kernel tree")?)?,
+    };
+    let modules = root.and_then(|r| {
+        [
+            r.join("lib/modules").join(&release),
+            r.join("usr/lib/modules").join(&release),
+        ]
+        .into_iter()
+        .find(|p| p.is_dir())
+    });
+    Ok(Kernel {
+        label: label.to_string(),
+        release,
+        vmlinuz,
+        modules,
+    })
+}
+
+/// The image in a kernel package tree: `boot/vmlinuz-RELEASE` (Debian up to 13) or
+/// `usr/lib/modules/RELEASE/vmlinuz` (newer packages).
+fn find_vmlinuz(root: &Path) -> Result<(PathBuf, String)> {
+    if let Ok(rd) = fs::read_dir(root.join("boot")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some(rel) = name.strip_prefix("vmlinuz-") {
+                return Ok((e.path(), rel.to_string()));
+            }
+        }
+    }
+    for base in ["lib/modules", "usr/lib/modules"] {
+        for e in fs::read_dir(root.join(base))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.path().join("vmlinuz").is_file() {
+                return Ok((
+                    e.path().join("vmlinuz"),
+                    e.file_name().to_string_lossy().to_string(),
+                ));
+            }
+        }
+    }
+    bail!("no vmlinuz in {}", root.display())
+}
+
+/// Builds the test binaries statically; returns (name, path) from cargo's JSON messages.
+fn build_tests() -> Result<Vec<(String, PathBuf)>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "test",
+            "--no-run",
+            "--message-format=json",
+            "-p",
+            "mptcp",
+            "--all-features",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("building the static test binaries failed");
+    }
+    let mut bins = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["reason"] != "compiler-artifact" || v["profile"]["test"] != true {
+            continue;
+        }
+        if let Some(exe) = v["executable"].as_str() {
+            let kind = v["target"]["kind"][0].as_str().unwrap_or("test");
+            let name = v["target"]["name"].as_str().unwrap_or("test");
+            bins.push((format!("{name}-{kind}"), PathBuf::from(exe)));
+        }
+    }
+    if bins.is_empty() {
+        bail!("cargo reported no test executables");
+    }
+    Ok(bins)
+}
+
+/// The shared libraries a host program needs (from ldd), plus the program.
+fn with_libraries(program: &str) -> Result<Vec<PathBuf>> {
+    let mut files = vec![PathBuf::from(program)];
+    let text = output(Command::new("ldd").arg(program))?;
+    for l in text.lines() {
+        let path = l
+            .split("=>")
+            .nth(1)
+            .unwrap_or(l)
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        if path.starts_with('/') {
+            files.push(PathBuf::from(path));
+        }
+    }
+    Ok(files)
+}
+
+/// Files of the initramfs: (path in the guest, contents, mode).
+struct Initramfs {
+    files: BTreeMap<String, (Vec<u8>, u32)>,
+    dirs: BTreeSet<String>,
+}
+
+impl Initramfs {
+    fn new() -> Self {
+        Initramfs {
+            files: BTreeMap::new(),
+            dirs: BTreeSet::new(),
+        }
+    }
+
+    fn add(&mut self, path: &str, data: Vec<u8>, mode: u32) {
+        let mut p = Path::new(path).parent();
+        while let Some(d) = p {
+            let s = d.to_string_lossy().trim_start_matches('/').to_string();
+            if !s.is_empty() {
+                self.dirs.insert(s);
+            }
+            p = d.parent();
+        }
+        self.files
+            .insert(path.trim_start_matches('/').to_string(), (data, mode));
+    }
+
+    fn add_host_file(&mut self, guest: &str, host: &Path) -> Result<()> {
+        let data = fs::read(host).with_context(|| format!("read {}", host.display()))?;
+        self.add(guest, data, 0o100755);
+        Ok(())
+    }
+
+    fn write(&self, path: &Path) -> Result<()> {
+        let mut entries: Vec<(cpio::NewcBuilder, std::io::Cursor<Vec<u8>>)> = Vec::new();
+        let mut ino = 1;
+        for d in &self.dirs {
+            entries.push((
+                cpio::NewcBuilder::new(d).ino(ino).mode(0o040755).nlink(2),
+                std::io::Cursor::new(Vec::new()),
+            ));
+            ino += 1;
+        }
+        for (name, (data, mode)) in &self.files {
+            entries.push((
+                cpio::NewcBuilder::new(name).ino(ino).mode(*mode).nlink(1),
+                std::io::Cursor::new(data.clone()),
+            ));
+            ino += 1;
+        }
+        let file = fs::File::create(path)?;
+        cpio::write_cpio(entries.into_iter(), std::io::BufWriter::new(file))?;
+        Ok(())
+    }
+}
+
+/// Module files (decompressed) to load, in dependency order, from the kernel's tree.
+fn modules_for(k: &Kernel) -> Result<Vec<(String, Vec<u8>)>> {
+    let Some(dir) = &k.modules else {
+        return Ok(Vec::new());
+    };
+    // depmod wants BASE/lib/modules/RELEASE: give it a private base with that shape.
+    let base = target_dir().join("vm/depmod").join(&k.release);
+    let link = base.join("lib/modules");
+    let _ = fs::remove_dir_all(&base);
+    fs::create_dir_all(&link)?;
+    std::os::unix::fs::symlink(dir, link.join(&k.release))?;
+    let depfile = dir.join("modules.dep");
+    if !depfile.exists() {
+        sh(Command::new("depmod").arg("-b").arg(&base).arg(&k.release))?;
+    }
+    let deps = fs::read_to_string(&depfile).unwrap_or_default();
+    let table: BTreeMap<String, (String, Vec<String>)> = deps
+        .lines()
+        .filter_map(|l| {
+            let (m, d) = l.split_once(':')?;
+            let name = Path::new(m)
+                .file_name()?
+                .to_string_lossy()
+                .split(".ko")
+                .next()?
+                .replace('-', "_");
+            Some((
+                name,
+                (
+                    m.to_string(),
+                    d.split_whitespace().map(str::to_string).collect(),
+                ),
+            ))
+        })
+        .collect();
+    let by_path: BTreeMap<&str, &str> = table
+        .iter()
+        .map(|(n, (p, _))| (p.as_str(), n.as_str()))
+        .collect();
+    let mut order: Vec<String> = Vec::new();
+    fn visit(
+        n: &str,
+        t: &BTreeMap<String, (String, Vec<String>)>,
+        bp: &BTreeMap<&str, &str>,
+        order: &mut Vec<String>,
+    ) {
+        if order.iter().any(|o| o == n) {
+            return;
+        }
+        if let Some((_, deps)) = t.get(n) {
+            for d in deps {
+                if let Some(dn) = bp.get(d.as_str()) {
+                    visit(dn, t, bp, order);
+                }
+            }
+            order.push(n.to_string());
+        }
+    }
+    for m in MODULES {
+        visit(m, &table, &by_path, &mut order);
+    }
+    let mut out = Vec::new();
+    for n in order {
+        let rel = &table[&n].0;
+        let file = dir.join(rel);
+        let data = if rel.ends_with(".xz") {
+            output_bytes(Command::new("xz").arg("-dc").arg(&file))?
+        } else if rel.ends_with(".zst") {
+            output_bytes(Command::new("zstd").arg("-dcq").arg(&file))?
+        } else {
+            fs::read(&file)?
+        };
+        out.push((n, data));
+    }
+    Ok(out)
+}
+
+fn output_bytes(cmd: &mut Command) -> Result<Vec<u8>> {
+    let o = cmd.output()?;
+    if !o.status.success() {
+        bail!("{cmd:?} failed");
+    }
+    Ok(o.stdout)
+}
+
+fn init_script(modules: &[String], tests: &[String], timeout_each: u64) -> String {
+    let mut s = String::from(
+        "#!/bin/busybox sh\n\
+         /bin/busybox --install -s /bin\n\
+         export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
+         mount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\n\
+         mkdir -p /run/netns /tmp /dev/pts /var/run\nmount -t tmpfs tmpfs /run\nmkdir -p /run/netns\n\
+         mount -t tmpfs tmpfs /tmp\n\
+         ip link set lo up\n\
+         echo \"VMTEST KERNEL $(uname -r)\"\n",
+    );
+    for m in modules {
+        s += &format!(
+            "insmod /modules/{m}.ko 2>/dev/null || echo \"VMTEST NOTE module {m} not loaded\"\n"
+        );
+    }
+    for t in tests {
+        s += &format!(
+            "echo \"VMTEST START {t}\"\n\
+             cd /tmp\ntimeout {timeout_each} /tests/{t} --test-threads=2 --nocapture 2>&1\nrc=$?\n\
+             echo \"VMTEST RESULT {t} rc=$rc\"\n"
+        );
+    }
+    s += &format!("echo \"{SENTINEL}\"\npoweroff -f\n");
+    s
+}
+
+fn build_initramfs(k: &Kernel, tests: &[(String, PathBuf)]) -> Result<PathBuf> {
+    let mut fs_ = Initramfs::new();
+    fs_.add_host_file("bin/busybox", Path::new("/bin/busybox"))?;
+    for p in PROGRAMS {
+        for f in with_libraries(p)? {
+            let real = fs::canonicalize(&f).unwrap_or(f.clone());
+            fs_.add_host_file(&f.to_string_lossy(), &real)?;
+        }
+    }
+    let modules = modules_for(k)?;
+    let names: Vec<String> = modules.iter().map(|(n, _)| n.clone()).collect();
+    for (n, data) in modules {
+        fs_.add(&format!("modules/{n}.ko"), data, 0o100644);
+    }
+    let mut test_names = Vec::new();
+    for (name, path) in tests {
+        fs_.add_host_file(&format!("tests/{name}"), path)?;
+        test_names.push(name.clone());
+    }
+    fs_.add(
+        "init",
+        init_script(&names, &test_names, 600).into_bytes(),
+        0o100755,
+    );
+    for d in ["proc", "sys", "dev", "run", "tmp", "etc"] {
+        fs_.dirs.insert(d.to_string());
+    }
+    let path = target_dir()
+        .join("vm")
+        .join(format!("initramfs-{}.cpio", k.release));
+    fs_.write(&path)?;
+    Ok(path)
+}
+
+/// Boots a kernel and streams its console: Ok(lines) once the sentinel appears.
+fn boot(
+    k: &Kernel,
+    initrd: &Path,
+    accel: &str,
+    timeout: Duration,
+    echo: bool,
+) -> Result<(Vec<String>, Option<String>)> {
+    // Multi-threaded TCG in Debian 12's qemu corrupted guest state here (impossible
+    // EFLAGS values, then oopses in the guest): run TCG single-threaded.
+    let accel_arg = if accel == "tcg" {
+        "tcg,thread=single"
+    } else {
+        accel
+    };
+    let mut child = Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            accel_arg,
+            "-m",
+            "2048",
+            "-smp",
+            "2",
+            "-nographic",
+            "-nodefaults",
+            "-no-reboot",
+        ])
+        .args([
+            "-serial",
+            "stdio",
+            "-cpu",
+            if accel == "kvm" { "host" } else { "qemu64" },
+        ])
+        .arg("-kernel")
+        .arg(&k.vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 panic=-1 oops=panic quiet"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("start qemu-system-x86_64")?;
+    let stdout = child.stdout.take().context("qemu stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let end = Instant::now() + timeout;
+    let mut lines = Vec::new();
+    let problem = loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left.min(Duration::from_secs(1))) {
+            Ok(l) => {
+                let l = l.trim_end_matches('\r').to_string();
+                if echo {
+                    println!("  [{}] {l}", k.label);
+                }
+                let stop = if l.contains(SENTINEL) {
+                    Some(None)
+                } else if l.contains("Kernel panic") {
+                    Some(Some(format!("kernel panic: {l}")))
+                } else if l.contains("Call Trace:") {
+                    Some(Some("kernel oops (Call Trace:)".to_string()))
+                } else {
+                    None
+                };
+                lines.push(l);
+                if let Some(p) = stop {
+                    break p;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= end => {
+                break Some(format!("timed out after {} s", timeout.as_secs()))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break Some("qemu exited before the tests finished".to_string())
+            }
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok((lines, problem))
+}
+
+/// Whether KVM works here: a short boot of the given kernel with an init that only
+/// prints the sentinel.
+fn kvm_works(k: &Kernel) -> bool {
+    if !Path::new("/dev/kvm").exists() {
+        return false;
+    }
+    let mut probe = Initramfs::new();
+    if probe
+        .add_host_file("bin/busybox", Path::new("/bin/busybox"))
+        .is_err()
+    {
+        return false;
+    }
+    probe.add(
+        "init",
+        format!("#!/bin/busybox sh\n/bin/busybox echo {SENTINEL}\n/bin/busybox poweroff -f\n")
+            .into_bytes(),
+        0o100755,
+    );
+    let path = target_dir().join("vm/kvm-probe.cpio");
+    if probe.write(&path).is_err() {
+        return false;
+    }
+    matches!(
+        boot(k, &path, "kvm", Duration::from_secs(20), false),
+        Ok((_, None))
+    )
+}
+
+/// Parses the console of one run.
+fn parse(label: &str, lines: &[String]) -> Report {
+    let mut r = Report {
+        kernel: label.to_string(),
+        ..Default::default()
+    };
+    for l in lines {
+        let t = l.trim();
+        if let Some(rel) = t.strip_prefix("VMTEST KERNEL ") {
+            r.kernel = rel.to_string();
+        } else if let Some(rest) = t.strip_prefix("test result: ") {
+            let num = |key: &str| -> u32 {
+                rest.split(';')
+                    .find_map(|p| {
+                        p.trim().strip_suffix(key).map(|n| {
+                            n.trim()
+                                .trim_start_matches("ok.")
+                                .trim_start_matches("FAILED.")
+                                .trim()
+                                .parse()
+                                .unwrap_or(0)
+                        })
+                    })
+                    .unwrap_or(0)
+            };
+            r.passed += num("passed");
+            r.failed += num("failed");
+        } else if let Some(why) = t.strip_prefix("skipped: ") {
+            r.skipped += 1;
+            *r.skip_reasons.entry(why.to_string()).or_default() += 1;
+        } else if t.starts_with("test ") && t.ends_with("... FAILED") {
+            r.failures.push(t.to_string());
+        } else if let Some(res) = t.strip_prefix("VMTEST RESULT ") {
+            if !res.ends_with("rc=0") && !res.ends_with("rc=101") {
+                r.failed += 1;
+                r.failures.push(format!("{res} (binary did not finish)"));
+            }
+        }
+    }
+    // A skipped test also counts as passed in libtest's summary.
+    r.passed = r.passed.saturating_sub(r.skipped);
+    r
+}
+
+pub fn run(kernels: Vec<String>, echo: bool) -> Result<()> {
+    ensure_packages(PACKAGES)?;
+    let specs: Vec<String> = if kernels.is_empty() {
+        DEFAULT_KERNELS.iter().map(|s| s.to_string()).collect()
+    } else {
+        kernels
+    };
+    let started = Instant::now();
+    let tests = build_tests()?;
+    let mut reports = Vec::new();
+    let mut accel: Option<String> = None;
+    for spec in &specs {
+        let t0 = Instant::now();
+        let k = match fetch_kernel(spec) {
+            Ok(k) => k,
+            Err(e) => {
+                reports.push(Report {
+                    kernel: spec.clone(),
+                    problem: Some(format!("{e:#}")),
+                    accel: "-".into(),
+                    ..Default::default()
+                });
+                continue;
+            }
+        };
+        let acc = accel
+            .get_or_insert_with(|| {
+                if kvm_works(&k) {
+                    "kvm".into()
+                } else {
+                    "tcg".into()
+                }
+            })
+            .clone();
+        let initrd = build_initramfs(&k, &tests)?;
+        let timeout = Duration::from_secs(if acc == "kvm" { 300 } else { 900 });
+        println!(
+            "xtask: vm-test: booting {} ({}) with {acc}",
+            k.label, k.release
+        );
+        let (lines, problem) = boot(&k, &initrd, &acc, timeout, echo)?;
+        let mut r = parse(&k.release, &lines);
+        r.accel = acc;
+        r.seconds = t0.elapsed().as_secs_f64();
+        r.problem = problem;
+        if r.problem.is_some() || r.passed + r.failed == 0 {
+            // Show the end of the console so the reason is visible.
+            for l in lines.iter().rev().take(30).rev() {
+                println!("  [{}] {l}", k.label);
+            }
+        }
+        reports.push(r);
+    }
+    print_report(&reports, started.elapsed().as_secs_f64())?;
+    let bad: Vec<&Report> = reports
+        .iter()
+        .filter(|r| r.failed > 0 || r.problem.is_some() || r.passed == 0)
+        .collect();
+    if !bad.is_empty() {
+        bail!(
+            "vm-test failed on {}",
+            bad.iter()
+                .map(|r| r.kernel.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn print_report(reports: &[Report], total: f64) -> Result<()> {
+    println!(
+        "\n{:<32} {:>6} {:>6} {:>7} {:>6} {:>8}",
+        "kernel", "passed", "failed", "skipped", "accel", "seconds"
+    );
+    for r in reports {
+        println!(
+            "{:<32} {:>6} {:>6} {:>7} {:>6} {:>8.1}{}",
+            r.kernel,
+            r.passed,
+            r.failed,
+            r.skipped,
+            r.accel,
+            r.seconds,
+            r.problem
+                .as_ref()
+                .map(|p| format!("  ({p})"))
+                .unwrap_or_default()
+        );
+        for (why, n) in &r.skip_reasons {
+            println!("    skipped {n}x: {why}");
+        }
+        for f in &r.failures {
+            println!("    FAILED: {f}");
+        }
+    }
+    println!("total {total:.1} s");
+    let json = serde_json::json!({
+        "kernels": reports.iter().map(|r| serde_json::json!({
+            "kernel": r.kernel, "passed": r.passed, "failed": r.failed, "skipped": r.skipped,
+            "skip_reasons": r.skip_reasons, "accel": r.accel, "seconds": (r.seconds * 10.0).round() / 10.0,
+            "problem": r.problem,
+        })).collect::<Vec<_>>(),
+        "seconds": (total * 10.0).round() / 10.0,
+    });
+    let dir = target_dir().join("vm-test");
+    fs::create_dir_all(&dir)?;
+    let mut f = fs::File::create(dir.join("summary.json"))?;
+    writeln!(f, "{json}")?;
+    Ok(())
+}
