@@ -69,6 +69,7 @@ fn run_case(
 #[test]
 fn tokio_mptcp_to_mptcp() {
     require_netns!();
+    mptcp_or_fallback!();
     let t = Topology::new(1);
     let (c, s, conn) = run_case(&t, PATHS[0].server4, Mode::Require, Mode::Require);
     assert!(c.using_mptcp && s.using_mptcp);
@@ -80,6 +81,7 @@ fn tokio_mptcp_to_mptcp() {
 #[test]
 fn tokio_mptcp_to_mptcp_v6() {
     require_netns!();
+    mptcp_or_fallback!();
     let t = Topology::new(1);
     let (c, s, conn) = run_case(&t, PATHS[0].server6, Mode::Require, Mode::Require);
     assert!(c.using_mptcp && s.using_mptcp);
@@ -89,6 +91,7 @@ fn tokio_mptcp_to_mptcp_v6() {
 #[test]
 fn tokio_fallback_to_tcp_server() {
     require_netns!();
+    mptcp_or_fallback!();
     let t = Topology::new(1);
     let (c, s, conn) = run_case(&t, PATHS[0].server4, Mode::Off, Mode::Require);
     assert!(c.created_as_mptcp && !c.using_mptcp);
@@ -99,6 +102,7 @@ fn tokio_fallback_to_tcp_server() {
 #[test]
 fn tokio_disabled_namespace() {
     require_netns!();
+    mptcp_or_fallback!();
     let t = Topology::new(1);
     t.client.sysctl("net.mptcp.enabled", "0");
     let (c, s, conn) = run_case(&t, PATHS[0].server4, Mode::Require, Mode::Prefer);

@@ -257,6 +257,8 @@ pub fn set_kind(kind: PmKind) -> Result<()> {
 pub struct PathManager {
     conn: Conn,
     family: Family,
+    /// Whether GET_ADDR honours a token (probed on first use).
+    token_dump: Option<bool>,
 }
 
 impl PathManager {
@@ -264,7 +266,11 @@ impl PathManager {
     pub fn new() -> Result<PathManager> {
         let mut conn = Conn::open()?;
         let family = conn.family("mptcp_pm")?;
-        Ok(PathManager { conn, family })
+        Ok(PathManager {
+            conn,
+            family,
+            token_dump: None,
+        })
     }
 
     /// The Generic Netlink id the kernel assigned to the `mptcp_pm` family.
@@ -525,7 +531,26 @@ impl PathManager {
     }
 
     /// Userspace PM: the addresses announced on the connection with this token.
+    ///
+    /// Kernels before 6.7 ignore the token of this request and would list the in-kernel
+    /// path manager's endpoints instead; that is detected (once per client, by asking
+    /// about token 0, which no connection has) and reported as [`Error::Unsupported`].
     pub fn announced(&mut self, token: u32) -> Result<Vec<Endpoint>> {
+        if self.token_dump.is_none() {
+            let probe = self.request(
+                "list announced addresses",
+                sys::MPTCP_PM_CMD_GET_ADDR,
+                vec![Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, 0)],
+                true,
+            );
+            self.token_dump = Some(probe.is_err());
+        }
+        if self.token_dump == Some(false) {
+            return Err(Error::Unsupported {
+                feature: "listing a connection's addresses (MPTCP_PM_CMD_GET_ADDR with a token)",
+                since: "6.7",
+            });
+        }
         let replies = self.request(
             "list announced addresses",
             sys::MPTCP_PM_CMD_GET_ADDR,

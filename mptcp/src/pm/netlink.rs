@@ -226,6 +226,21 @@ impl Conn {
                 }
                 match m.payload {
                     NetlinkPayload::InnerMessage(g) => out.push(g.payload),
+                    // A dump that failed ends with DONE carrying the error (and its
+                    // extended-ack attributes right after the code).
+                    NetlinkPayload::Done(d) if d.code < 0 => {
+                        let text = parse_attrs(&d.extended_ack).ok().and_then(|attrs| {
+                            attrs
+                                .iter()
+                                .find(|a| a.id() == u32::from(NLMSGERR_ATTR_MSG))
+                                .map(|a| {
+                                    String::from_utf8_lossy(&a.value)
+                                        .trim_end_matches('\0')
+                                        .to_string()
+                                })
+                        });
+                        return Err(netlink_error(op, -d.code, text));
+                    }
                     NetlinkPayload::Done(_) => return Ok(out),
                     NetlinkPayload::Error(e) => match e.code {
                         None if !dump => return Ok(out),

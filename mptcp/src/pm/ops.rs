@@ -132,7 +132,11 @@ impl<S: AsFd> SubflowHandle<S> {
         timeout: Duration,
     ) -> Result<u32> {
         let before: Vec<u32> = self.subflow_ids()?;
-        let announced = self.pm.announced(self.token).map_err(userspace_needed)?;
+        let announced = match self.pm.announced(self.token) {
+            // Older kernels cannot list them: choose a fresh id below.
+            Err(Error::Unsupported { .. }) => Vec::new(),
+            r => r.map_err(userspace_needed)?,
+        };
         let local_id = match announced.iter().find(|e| e.addr == local.ip()) {
             Some(e) => e.id,
             None => {

@@ -46,6 +46,19 @@ pub fn sh(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// In an MPTCP test: on a kernel without MPTCP, prove the no-MPTCP behaviour on a fresh
+/// topology instead, and return.
+#[macro_export]
+macro_rules! mptcp_or_fallback {
+    () => {
+        if !common::caps().mptcp {
+            common::assert_no_mptcp_path(&common::Topology::new(1));
+            eprintln!("no MPTCP in this kernel: checked the documented fallback instead");
+            return;
+        }
+    };
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A network namespace, deleted (with its links) on drop.
@@ -210,16 +223,19 @@ impl Topology {
                 ns.ip(&["link", "set", &dev, "up"]);
             }
         }
-        for ns in [&t.client, &t.server] {
-            ns.ip(&[
-                "mptcp",
-                "limits",
-                "set",
-                "subflows",
-                "4",
-                "add_addr_accepted",
-                "4",
-            ]);
+        // The path manager exists only where MPTCP does (not in Debian's 5.10).
+        if caps().mptcp {
+            for ns in [&t.client, &t.server] {
+                ns.ip(&[
+                    "mptcp",
+                    "limits",
+                    "set",
+                    "subflows",
+                    "4",
+                    "add_addr_accepted",
+                    "4",
+                ]);
+            }
         }
         t
     }
@@ -301,4 +317,89 @@ pub fn data(len: usize) -> Vec<u8> {
 pub fn sha256(b: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(b).into()
+}
+
+/// What the running kernel offers, probed the way the library's users would see it (not
+/// by parsing the version string).
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    /// MPTCP sockets can be created (Debian builds 5.10 without MPTCP).
+    pub mptcp: bool,
+    /// `MPTCP_FULL_INFO` (6.5+): subflow ids.
+    pub full_info: bool,
+    /// `TCP_IS_MPTCP` (6.10+).
+    pub tcp_is_mptcp: bool,
+}
+
+pub fn caps() -> Caps {
+    use std::os::fd::AsRawFd;
+    let s = match socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::from(262)),
+    ) {
+        Ok(s) => s,
+        Err(_) => {
+            return Caps {
+                mptcp: false,
+                full_info: false,
+                tcp_is_mptcp: false,
+            }
+        }
+    };
+    let getsockopt = |level: i32, name: i32, len: usize| -> i32 {
+        let mut buf = vec![0u8; len];
+        let mut l = len as libc::socklen_t;
+        // SAFETY: the buffer and length describe live memory for the duration of the call.
+        let r = unsafe {
+            libc::getsockopt(s.as_raw_fd(), level, name, buf.as_mut_ptr().cast(), &mut l)
+        };
+        if r == 0 {
+            0
+        } else {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+        }
+    };
+    Caps {
+        mptcp: true,
+        full_info: getsockopt(284, 4, 136) != libc::EOPNOTSUPP,
+        tcp_is_mptcp: getsockopt(libc::SOL_TCP, 43, 4) == 0,
+    }
+}
+
+/// On a kernel without MPTCP, the documented behaviour: "require" fails with the typed
+/// error, "prefer" gives a working plain TCP connection whose info calls say it is plain
+/// TCP. Used by the MPTCP tests in place of their MPTCP assertions.
+pub fn assert_no_mptcp_path(t: &Topology) {
+    use std::io::{Read, Write};
+    let sa: std::net::SocketAddr = format!("{}:4999", PATHS[0].server4).parse().expect("addr");
+    match t
+        .client
+        .run(move || mptcp::connect_with(sa, mptcp::Mode::Require))
+    {
+        Err(mptcp::Error::Unavailable(mptcp::Unavailable::NotBuiltIn)) => {}
+        other => panic!("require on a kernel without MPTCP: {other:?}"),
+    }
+    let l = t
+        .server
+        .run(move || mptcp::listen(sa))
+        .expect("prefer listen falls back to TCP");
+    let mut c = t
+        .client
+        .run(move || mptcp::connect(sa))
+        .expect("prefer connect falls back to TCP");
+    let (mut s, _) = l.accept().expect("accept");
+    c.write_all(b"tcp").expect("write");
+    let mut b = [0u8; 3];
+    s.read_exact(&mut b).expect("read");
+    assert_eq!(&b, b"tcp");
+    assert!(!mptcp::is_mptcp(&c).expect("is_mptcp"));
+    assert!(matches!(
+        mptcp::info(&c),
+        Err(mptcp::Error::NotMptcp(mptcp::NotMptcp::PlainTcp))
+    ));
+    assert!(matches!(
+        mptcp::subflows(&s),
+        Err(mptcp::Error::NotMptcp(mptcp::NotMptcp::PlainTcp))
+    ));
 }
