@@ -29,8 +29,12 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
-    /// Run the whole test suite: format, clippy, tests, codegen check.
-    Test,
+    /// Run the whole test suite: format, clippy, tests, codegen check, the VM matrix.
+    Test {
+        /// Skip the VM test matrix (quick local runs; CI does not skip it).
+        #[arg(long)]
+        no_vm: bool,
+    },
     /// Run the demo: a real MPTCP session between two network namespaces.
     Demo,
     /// Run the test suite on a matrix of kernels in qemu.
@@ -49,7 +53,7 @@ fn main() {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Codegen { check } => codegen_task::run(check),
-        Cmd::Test => test_task::run(),
+        Cmd::Test { no_vm } => test_task::run(no_vm),
         Cmd::Demo => demo::run(),
         Cmd::VmTest { kernels, verbose } => vm::run(kernels, verbose),
     };

@@ -55,6 +55,8 @@ struct Report {
     skipped: u32,
     skip_reasons: BTreeMap<String, u32>,
     failures: Vec<String>,
+    /// `VMTEST FEATURE name=value` lines of the features test, in order.
+    features: Vec<(String, String)>,
     accel: String,
     seconds: f64,
     problem: Option<String>,
@@ -567,7 +569,12 @@ fn parse(label: &str, lines: &[String]) -> Report {
     };
     for l in lines {
         let t = l.trim();
-        if let Some(rel) = t.strip_prefix("VMTEST KERNEL ") {
+        if let Some((k, v)) = t
+            .strip_prefix("VMTEST FEATURE ")
+            .and_then(|f| f.split_once('='))
+        {
+            r.features.push((k.to_string(), v.to_string()));
+        } else if let Some(rel) = t.strip_prefix("VMTEST KERNEL ") {
             r.kernel = rel.to_string();
         } else if let Some(rest) = t.strip_prefix("test result: ") {
             let num = |key: &str| -> u32 {
@@ -703,7 +710,8 @@ fn print_report(reports: &[Report], total: f64) -> Result<()> {
     let json = serde_json::json!({
         "kernels": reports.iter().map(|r| serde_json::json!({
             "kernel": r.kernel, "passed": r.passed, "failed": r.failed, "skipped": r.skipped,
-            "skip_reasons": r.skip_reasons, "accel": r.accel, "seconds": (r.seconds * 10.0).round() / 10.0,
+            "skip_reasons": r.skip_reasons, "accel": r.accel,
+            "features": r.features.iter().cloned().collect::<BTreeMap<String, String>>(), "seconds": (r.seconds * 10.0).round() / 10.0,
             "problem": r.problem,
         })).collect::<Vec<_>>(),
         "seconds": (total * 10.0).round() / 10.0,
@@ -712,5 +720,31 @@ fn print_report(reports: &[Report], total: f64) -> Result<()> {
     fs::create_dir_all(&dir)?;
     let mut f = fs::File::create(dir.join("summary.json"))?;
     writeln!(f, "{json}")?;
+    // The kernel support table, for the README.
+    let mut md = String::from("| feature |");
+    for r in reports {
+        md += &format!(" {} |", r.kernel);
+    }
+    md += "\n|---|";
+    md += &"---|".repeat(reports.len());
+    md += "\n";
+    let names: Vec<String> = reports
+        .iter()
+        .find(|r| !r.features.is_empty())
+        .map(|r| r.features.iter().map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default();
+    for name in names {
+        md += &format!("| {name} |");
+        for r in reports {
+            let v = r
+                .features
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.as_str());
+            md += &format!(" {} |", v.unwrap_or("?"));
+        }
+        md += "\n";
+    }
+    fs::write(dir.join("features.md"), md)?;
     Ok(())
 }

@@ -290,15 +290,19 @@ impl PathManager {
             attrs,
         });
         msg.set_resolved_family_id(self.family.id);
-        self.conn
-            .transact(op, msg, dump)
-            .map_err(|e| match e.errno() {
-                Some(libc::EOPNOTSUPP) => match unsupported_cmd(cmd) {
-                    Some((feature, since)) => Error::Unsupported { feature, since },
-                    None => e,
-                },
-                _ => e,
-            })
+        self.conn.transact(op, msg, dump).map_err(|e| match &e {
+            // Per-connection commands on a connection of the in-kernel PM.
+            Error::Netlink {
+                op,
+                message: Some(m),
+                ..
+            } if m.contains("userspace PM not selected") => Error::NeedsUserspacePm { op },
+            _ if e.errno() == Some(libc::EOPNOTSUPP) => match unsupported_cmd(cmd) {
+                Some((feature, since)) => Error::Unsupported { feature, since },
+                None => e,
+            },
+            _ => e,
+        })
     }
 
     /// Adds an endpoint (`ip mptcp endpoint add`) and returns its id (the kernel picks
