@@ -158,7 +158,9 @@ fn two_paths(v6: bool) {
     let (client, served) = transfer(&t, server_ip, Mode::Require, Mode::Require, |c| {
         let subs = wait_for(Duration::from_secs(10), || {
             let s = mptcp::subflows(c).expect("subflows");
-            (s.len() == 2).then_some(s)
+            // Both established, so that `ss ... state established` lists them too.
+            let up = s.iter().filter(|f| f.tcp_info.state == Some(1)).count();
+            (s.len() == 2 && up == 2).then_some(s)
         })
         .expect("a second subflow within 10 s");
         let ours: BTreeSet<_> = subs.iter().map(|s| (s.local, s.remote)).collect();

@@ -38,6 +38,11 @@ const PROGRAMS: &[&str] = &["/usr/sbin/ip", "/usr/sbin/tc", "/usr/bin/ss"];
 
 const SENTINEL: &str = "VMTEST DONE";
 
+/// The CPU model under TCG. Debian 12's qemu (7.2) corrupted EFLAGS when emulating
+/// `cmpxchg16b` (6.12 kernels double-faulted in SLUB's allocator on it, at random): the
+/// model leaves `cx16` out, so the kernels take their fallback path.
+const CPU_TCG: &str = "qemu64,-cx16";
+
 /// A kernel to boot: its image, its modules directory, a label.
 struct Kernel {
     label: String,
@@ -473,7 +478,7 @@ fn boot(
             "-serial",
             "stdio",
             "-cpu",
-            if accel == "kvm" { "host" } else { "qemu64" },
+            if accel == "kvm" { "host" } else { CPU_TCG },
         ])
         .arg("-kernel")
         .arg(&k.vmlinuz)
