@@ -599,6 +599,19 @@ fn parse(label: &str, lines: &[String]) -> Report {
             r.passed += num("passed");
             r.failed += num("failed");
         } else if let Some(why) = t.strip_prefix("skipped: ") {
+            // Parallel tests can glue another test's status line to the reason.
+            let why = why
+                .split(")test ")
+                .next()
+                .map(|w| {
+                    if w.len() < why.len() {
+                        format!("{w})")
+                    } else {
+                        w.to_string()
+                    }
+                })
+                .unwrap_or_default();
+            let why = why.as_str();
             r.skipped += 1;
             *r.skip_reasons.entry(why.to_string()).or_default() += 1;
         } else if t.starts_with("test ") && t.ends_with("... FAILED") {
