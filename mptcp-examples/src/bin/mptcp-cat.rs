@@ -257,20 +257,7 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 fn main() {
-    let args = match Args::try_parse() {
-        Ok(a) => a,
-        Err(e) if e.use_stderr() => {
-            // One clear line, not clap's multi-line usage text.
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "mptcp-cat: {} (see --help)",
-                first.trim_start_matches("error: ")
-            );
-            std::process::exit(2);
-        }
-        Err(e) => e.exit(),
-    };
+    let args: Args = mptcp_examples::parse_args("mptcp-cat");
     if let Err(e) = run(&args) {
         eprintln!("mptcp-cat: error: {e}");
         std::process::exit(1);

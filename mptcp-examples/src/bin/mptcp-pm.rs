@@ -398,19 +398,7 @@ fn monitor(pm: &PathManager, as_json: bool) -> Res<()> {
 }
 
 fn main() {
-    let args = match Args::try_parse() {
-        Ok(a) => a,
-        Err(e) if e.use_stderr() => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "mptcp-pm: {} (see --help)",
-                first.trim_start_matches("error: ")
-            );
-            std::process::exit(2);
-        }
-        Err(e) => e.exit(),
-    };
+    let args: Args = mptcp_examples::parse_args("mptcp-pm");
     if let Err(e) = run(args) {
         eprintln!("mptcp-pm: error: {e}");
         std::process::exit(1);

@@ -458,6 +458,30 @@ impl PathManager {
         .map(drop)
     }
 
+    /// A per-subflow userspace-PM command: token, local address (with its attributes),
+    /// remote address.
+    fn subflow_request(
+        &mut self,
+        op: &'static str,
+        cmd: u32,
+        token: u32,
+        local: Vec<Attr>,
+        remote: &SocketAddr,
+    ) -> Result<()> {
+        let r = local_attrs(remote, None, EndpointFlags::empty());
+        self.request(
+            op,
+            cmd,
+            vec![
+                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token),
+                Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &local),
+                Attr::nested(sys::MPTCP_PM_ATTR_ADDR_REMOTE, &r),
+            ],
+            false,
+        )
+        .map(drop)
+    }
+
     /// Userspace PM: opens a subflow from `local` (address id `local_id`; port 0 lets
     /// the kernel choose) to `remote`.
     pub fn subflow_create(
@@ -468,18 +492,13 @@ impl PathManager {
         remote: SocketAddr,
     ) -> Result<()> {
         let l = local_attrs(&local, Some(local_id), EndpointFlags::empty());
-        let r = local_attrs(&remote, None, EndpointFlags::empty());
-        self.request(
+        self.subflow_request(
             "create subflow",
             sys::MPTCP_PM_CMD_SUBFLOW_CREATE,
-            vec![
-                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token),
-                Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &l),
-                Attr::nested(sys::MPTCP_PM_ATTR_ADDR_REMOTE, &r),
-            ],
-            false,
+            token,
+            l,
+            &remote,
         )
-        .map(drop)
     }
 
     /// Userspace PM: closes the subflow between `local` and `remote` (both with ports).
@@ -490,18 +509,13 @@ impl PathManager {
         remote: SocketAddr,
     ) -> Result<()> {
         let l = local_attrs(&local, None, EndpointFlags::empty());
-        let r = local_attrs(&remote, None, EndpointFlags::empty());
-        self.request(
+        self.subflow_request(
             "destroy subflow",
             sys::MPTCP_PM_CMD_SUBFLOW_DESTROY,
-            vec![
-                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token),
-                Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &l),
-                Attr::nested(sys::MPTCP_PM_ATTR_ADDR_REMOTE, &r),
-            ],
-            false,
+            token,
+            l,
+            &remote,
         )
-        .map(drop)
     }
 
     /// Userspace PM: sets or clears backup on the subflow between `local` and `remote`;
@@ -520,18 +534,13 @@ impl PathManager {
         };
         let mut l = local_attrs(&local, None, EndpointFlags::empty());
         l.push(Attr::u32(sys::MPTCP_PM_ADDR_ATTR_FLAGS, flags.bits()));
-        let r = local_attrs(&remote, None, EndpointFlags::empty());
-        self.request(
+        self.subflow_request(
             "set subflow priority",
             sys::MPTCP_PM_CMD_SET_FLAGS,
-            vec![
-                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token),
-                Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &l),
-                Attr::nested(sys::MPTCP_PM_ATTR_ADDR_REMOTE, &r),
-            ],
-            false,
+            token,
+            l,
+            &remote,
         )
-        .map(drop)
     }
 
     /// Userspace PM: the addresses announced on the connection with this token.
