@@ -384,7 +384,9 @@ mod tests {
         let l: TcpListener = match crate::listen_with("127.0.0.1:0", crate::Mode::Require) {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("skipped: no MPTCP on this machine: {e}");
+                let kernel =
+                    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+                eprintln!("skipped: no MPTCP sockets on Linux {}: {e}", kernel.trim());
                 return None;
             }
         };

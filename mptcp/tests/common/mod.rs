@@ -53,7 +53,11 @@ macro_rules! mptcp_or_fallback {
     () => {
         if !common::caps().mptcp {
             common::assert_no_mptcp_path(&common::Topology::new(1));
-            eprintln!("no MPTCP in this kernel: checked the documented fallback instead");
+            let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            eprintln!(
+                "no MPTCP in Linux {}: checked the documented fallback instead",
+                kernel.trim()
+            );
             return;
         }
     };
