@@ -561,7 +561,7 @@ fn kvm_works(k: &Kernel) -> bool {
         return false;
     }
     matches!(
-        boot(k, &path, "kvm", Duration::from_secs(20), false),
+        boot(k, &path, "kvm", Duration::from_secs(10), false),
         Ok((_, None))
     )
 }
