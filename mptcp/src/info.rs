@@ -117,7 +117,12 @@ impl MptcpInfo {
 
 /// Reads `MPTCP_INFO` into a buffer; returns the bytes the kernel returned.
 pub(crate) fn raw_info(fd: std::os::fd::BorrowedFd<'_>) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; size_of::<mptcp_sys::mptcp_info>()];
+    read_info(fd, size_of::<mptcp_sys::mptcp_info>())
+}
+
+/// Reads the first `len` bytes of `MPTCP_INFO` (fewer if the kernel has fewer).
+fn read_info(fd: std::os::fd::BorrowedFd<'_>, len: usize) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
     let len = sys::getsockopt_buf(
         fd,
         mptcp_sys::SOL_MPTCP as i32,
@@ -159,16 +164,8 @@ pub fn info(fd: impl AsFd) -> Result<MptcpInfo> {
 /// ```
 pub fn token(fd: impl AsFd) -> Result<u32> {
     let fd = fd.as_fd();
-    const TOKEN_END: usize = offset_of!(mptcp_sys::mptcp_info, mptcpi_token) + 4;
-    let mut buf = [0u8; TOKEN_END];
-    let len = sys::getsockopt_buf(
-        fd,
-        mptcp_sys::SOL_MPTCP as i32,
-        mptcp_sys::MPTCP_INFO as i32,
-        &mut buf,
-    )
-    .map_err(|e| classify(fd, e, "getsockopt(MPTCP_INFO)", "MPTCP_INFO", "5.16"))?;
-    match MptcpInfo::decode(&buf[..len]).token {
+    let buf = read_info(fd, offset_of!(mptcp_sys::mptcp_info, mptcpi_token) + 4)?;
+    match MptcpInfo::decode(&buf).token {
         Some(0) | None => Err(no_connection(fd)),
         Some(t) => Ok(t),
     }

@@ -342,16 +342,7 @@ fn kernel_pm_subflow_endpoint_adds_a_subflow() {
     let sa: SocketAddr = format!("{}:4400", PATHS[0].server4)
         .parse()
         .expect("address");
-    let l = t
-        .server
-        .run(|| mptcp::listen_with("0.0.0.0:4400", Mode::Require))
-        .expect("listen");
-    let c = t
-        .client
-        .run(move || mptcp::connect_with(sa, Mode::Require))
-        .expect("connect");
-    let (s, _) = l.accept().expect("accept");
-    exchange(&c, &s);
+    let (c, _s, _l) = connected(&t, 4400);
     let token = mptcp::token(&c).expect("token");
     let e = expect_event(&mut ev, "SUB_ESTABLISHED", |e| {
         e.kind == EventKind::SubEstablished
@@ -372,21 +363,15 @@ fn kernel_pm_subflow_endpoint_adds_a_subflow() {
         .any(|s| Some(s.local) == e.local && Some(s.remote) == e.remote));
 }
 
-/// A connection from the client (userspace PM) to the server (in-kernel PM).
-fn userspace_connection(
-    t: &Topology,
-    port: u16,
-) -> (
+type Connected = (
     std::net::TcpStream,
     std::net::TcpStream,
     std::net::TcpListener,
-) {
-    t.client
-        .run(|| mptcp::pm::set_kind(PmKind::Userspace).expect("select userspace PM"));
-    assert_eq!(
-        t.client.run(|| mptcp::pm::kind().expect("kind")),
-        PmKind::Userspace
-    );
+);
+
+/// A connection from the client to a wildcard listener of the server on the first path,
+/// with one byte exchanged each way: (client, accepted, listener).
+fn connected(t: &Topology, port: u16) -> Connected {
     let sa: SocketAddr = format!("{}:{port}", PATHS[0].server4)
         .parse()
         .expect("address");
@@ -402,6 +387,17 @@ fn userspace_connection(
     let (s, _) = l.accept().expect("accept");
     exchange(&c, &s);
     (c, s, l)
+}
+
+/// A connection from the client (userspace PM) to the server (in-kernel PM).
+fn userspace_connection(t: &Topology, port: u16) -> Connected {
+    t.client
+        .run(|| mptcp::pm::set_kind(PmKind::Userspace).expect("select userspace PM"));
+    assert_eq!(
+        t.client.run(|| mptcp::pm::kind().expect("kind")),
+        PmKind::Userspace
+    );
+    connected(t, port)
 }
 
 #[test]
@@ -552,18 +548,7 @@ fn userspace_commands_need_userspace_pm() {
     require_netns!();
     pm_or_unsupported!();
     let t = Topology::new(2);
-    let sa: SocketAddr = format!("{}:4402", PATHS[0].server4)
-        .parse()
-        .expect("address");
-    let l = t
-        .server
-        .run(|| mptcp::listen_with("0.0.0.0:4402", Mode::Require))
-        .expect("listen");
-    let c = t
-        .client
-        .run(move || mptcp::connect_with(sa, Mode::Require))
-        .expect("connect");
-    let _s = l.accept().expect("accept");
+    let (c, _s, _l) = connected(&t, 4402);
     let local: SocketAddr = format!("{}:0", PATHS[1].client4).parse().expect("address");
     let remote: SocketAddr = format!("{}:4402", PATHS[1].server4)
         .parse()
