@@ -8,32 +8,63 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A private apt configuration for one suite.
+/// A private apt configuration for one suite and one architecture.
 pub struct Suite {
     suite: String,
+    /// The Debian architecture (`amd64`, `arm64`, ...); `None` is the host's.
+    arch: Option<String>,
     dir: PathBuf,
     updated: bool,
 }
 
 impl Suite {
+    /// The suite for the host's architecture.
     pub fn new(suite: &str) -> Result<Self> {
-        let dir = target_dir().join("apt").join(suite);
+        Self::for_arch(suite, None)
+    }
+
+    /// The suite for a Debian architecture (`arm64`, `armhf`, `i386`, ...): its package
+    /// lists, versions, dependencies and downloads are that architecture's.
+    pub fn for_arch(suite: &str, arch: Option<&str>) -> Result<Self> {
+        let name = match arch {
+            Some(a) => format!("{suite}-{a}"),
+            None => suite.to_string(),
+        };
+        let dir = target_dir().join("apt").join(name);
         for sub in ["lists/partial", "cache/archives/partial", "parts", "debs"] {
             fs::create_dir_all(dir.join(sub))?;
         }
         let (uri, signed_by) = debian_mirror()?;
-        let opts = signed_by
-            .map(|k| format!("[signed-by={k}] "))
-            .unwrap_or_default();
+        let mut opts: Vec<String> = signed_by
+            .into_iter()
+            .map(|k| format!("signed-by={k}"))
+            .collect();
+        if let Some(a) = arch {
+            opts.push(format!("arch={a}"));
+        }
+        let opts = if opts.is_empty() {
+            String::new()
+        } else {
+            format!("[{}] ", opts.join(" "))
+        };
         fs::write(
             dir.join("sources.list"),
             format!("deb {opts}{uri} {suite} main\n"),
         )?;
         Ok(Suite {
             suite: suite.to_string(),
+            arch: arch.map(str::to_string),
             dir,
             updated: false,
         })
+    }
+
+    /// "trixie" or "trixie (arm64)", for messages.
+    pub fn describe(&self) -> String {
+        match &self.arch {
+            Some(a) => format!("{} ({a})", self.suite),
+            None => self.suite.clone(),
+        }
     }
 
     fn apt(&self, tool: &str) -> Command {
@@ -52,6 +83,10 @@ impl Suite {
             .arg(format!("-oDir::Cache={}", d.join("cache").display()))
             .arg("-oAPT::Sandbox::User=root")
             .env("DEBIAN_FRONTEND", "noninteractive");
+        if let Some(a) = &self.arch {
+            c.arg(format!("-oAPT::Architecture={a}"))
+                .arg(format!("-oAPT::Architectures={a}"));
+        }
         c
     }
 
@@ -59,7 +94,7 @@ impl Suite {
     pub fn update(&mut self) -> Result<()> {
         if !self.updated {
             run(self.apt("apt-get").arg("update"))
-                .with_context(|| format!("cannot read the package list of {}", self.suite))?;
+                .with_context(|| format!("cannot read the package list of {}", self.describe()))?;
             self.updated = true;
         }
         Ok(())
@@ -93,10 +128,13 @@ impl Suite {
 
     /// The candidate version of a package.
     pub fn candidate(&mut self, pkg: &str) -> Result<String> {
-        self.versions(pkg)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("{} offers no {pkg}", self.suite))
+        self.versions(pkg)?.into_iter().next().ok_or_else(|| {
+            anyhow::anyhow!(
+                "Debian {} offers no package {pkg}: check the name and the \
+                     architecture (apt-cache madison {pkg})",
+                self.describe()
+            )
+        })
     }
 
     /// Downloads one version of a package (cached) and returns the .deb path.
@@ -204,4 +242,41 @@ fn is_main_archive(uri: &str, suites: &str) -> bool {
         && suites
             .split_whitespace()
             .any(|s| !s.contains("security") && !s.contains("updates") && !s.contains("backports"))
+}
+
+/// apt-get options for a private state that reads the machine's own sources plus one more
+/// suite of its Debian mirror (the machine's configuration and package lists stay as they
+/// are). Used to install packages with `-t SUITE`.
+pub fn with_extra_suite(suite: &str) -> Result<Vec<String>> {
+    let dir = target_dir().join("apt").join(format!("host+{suite}"));
+    let parts = dir.join("parts");
+    let _ = fs::remove_dir_all(&parts);
+    for sub in ["lists/partial", "cache/archives/partial", "parts"] {
+        fs::create_dir_all(dir.join(sub))?;
+    }
+    let (uri, signed_by) = debian_mirror()?;
+    let opts = signed_by
+        .map(|k| format!("[signed-by={k}] "))
+        .unwrap_or_default();
+    let mut list = fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
+    list += &format!("\ndeb {opts}{uri} {suite} main\n");
+    fs::write(dir.join("sources.list"), list)?;
+    // The machine's own source files, as they are (apt reads only enabled ones).
+    if let Ok(rd) = fs::read_dir("/etc/apt/sources.list.d") {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "list" || x == "sources") {
+                std::os::unix::fs::symlink(&p, parts.join(e.file_name()))?;
+            }
+        }
+    }
+    Ok(vec![
+        format!(
+            "-oDir::Etc::SourceList={}",
+            dir.join("sources.list").display()
+        ),
+        format!("-oDir::Etc::SourceParts={}", parts.display()),
+        format!("-oDir::State::Lists={}", dir.join("lists").display()),
+        format!("-oDir::Cache={}", dir.join("cache").display()),
+    ])
 }

@@ -6,6 +6,7 @@ mod codegen;
 mod codegen_task;
 mod demo;
 mod sys;
+mod targets;
 mod test_task;
 mod vm;
 

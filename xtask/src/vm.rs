@@ -8,7 +8,7 @@
 //! them and prints one result line per binary and a final sentinel.
 
 use crate::apt::{self, Suite};
-use crate::sys::{ensure_packages, output, root, run as sh, target_dir};
+use crate::sys::{ensure_packages, ensure_qemu_packages, output, root, run as sh, target_dir};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -22,13 +22,10 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_KERNELS: &[&str] = &["bullseye", "bookworm", "trixie", "trixie-backports"];
 
 /// Host packages the runner needs.
-const PACKAGES: &[&str] = &[
-    "qemu-system-x86",
-    "busybox-static",
-    "kmod",
-    "xz-utils",
-    "zstd",
-];
+const PACKAGES: &[&str] = &["busybox-static", "kmod", "xz-utils", "zstd"];
+
+/// qemu, installed from the suite of the qemu packages already on the machine.
+const QEMU_PACKAGES: &[&str] = &["qemu-system-x86"];
 
 /// Modules the tests need, when the kernel builds them as modules.
 const MODULES: &[&str] = &["veth", "sch_tbf", "inet_diag", "tcp_diag", "mptcp_diag"];
@@ -630,6 +627,7 @@ fn parse(label: &str, lines: &[String]) -> Report {
 
 pub fn run(kernels: Vec<String>, echo: bool) -> Result<()> {
     ensure_packages(PACKAGES)?;
+    ensure_qemu_packages(QEMU_PACKAGES)?;
     let specs: Vec<String> = if kernels.is_empty() {
         DEFAULT_KERNELS.iter().map(|s| s.to_string()).collect()
     } else {
