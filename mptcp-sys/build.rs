@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 mod codegen;
 #[path = "layout.rs"]
 mod layout;
+#[path = "targets.rs"]
+mod targets;
 
 const HEADERS_ENV: &str = "MPTCP_SYS_KERNEL_HEADERS";
 
@@ -17,16 +19,57 @@ fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     println!("cargo:rerun-if-env-changed={HEADERS_ENV}");
-    for p in ["codegen.rs", "layout.rs", "include", "src/generated"] {
+    for p in [
+        "codegen.rs",
+        "layout.rs",
+        "targets.rs",
+        "include",
+        "src/generated",
+    ] {
         println!("cargo:rerun-if-changed={p}");
+    }
+    let cfg = |k: &str| env::var(format!("CARGO_CFG_TARGET_{k}")).unwrap_or_default();
+    let os = cfg("OS");
+    if os != "linux" && os != "android" {
+        // The crate is empty there (see the crate documentation).
+        return;
     }
     let headers = env::var_os(HEADERS_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
-
-    let snap_uapi = read(&manifest.join("src/generated/uapi.rs"));
-    let snap_oot = read(&manifest.join("src/generated/oot.rs"));
-    let (uapi, oot, source) = choose(&manifest, headers.as_deref(), snap_uapi, snap_oot);
+    let target = env::var("TARGET").unwrap_or_default();
+    let arch = targets::find(
+        &cfg("ARCH"),
+        cfg("POINTER_WIDTH").parse().unwrap_or(0),
+        cfg("ENDIAN") == "big",
+    );
+    let snapshot = arch.map(|a| {
+        let dir = manifest.join("src/generated").join(a.name);
+        (read(&dir.join("uapi.rs")), read(&dir.join("oot.rs")))
+    });
+    let ctx = Context {
+        manifest: &manifest,
+        headers: headers.as_deref(),
+        multiarch: arch.map(|a| a.multiarch),
+        // Generate at build time only from headers meant for this target: the machine's
+        // own when building for it, else the ones named by MPTCP_SYS_KERNEL_HEADERS.
+        generate: headers.is_some()
+            || (os == "linux" && env::var("HOST").ok().as_deref() == Some(target.as_str())),
+    };
+    let Some((uapi, oot, source)) = choose(&ctx, snapshot) else {
+        // No snapshot and no bindings generated now: never guess a layout.
+        eprintln!(
+            "error: mptcp-sys has no bindings snapshot for the target {target} (architecture \
+             `{}`, {}-bit, {}-endian). Generate them at build time: enable the `bindgen` \
+             feature and set {HEADERS_ENV} to a kernel UAPI include directory with this \
+             architecture's asm/ headers (and a C library for the target installed), or add \
+             a snapshot for it to mptcp-sys/targets.rs and run `cargo xtask codegen`.",
+            cfg("ARCH"),
+            cfg("POINTER_WIDTH"),
+            cfg("ENDIAN"),
+        );
+        std::process::exit(1);
+    };
 
     write(&out.join("uapi.rs"), &uapi);
     write(&out.join("oot.rs"), &oot);
@@ -42,6 +85,14 @@ fn main() {
         (Source::Snapshot, None) => String::new(),
     };
     println!("cargo:rustc-env=MPTCP_SYS_LAYOUT_HEADERS={layout_headers}");
+    println!(
+        "cargo:rustc-env=MPTCP_SYS_MULTIARCH={}",
+        arch.map(|a| a.multiarch).unwrap_or_default()
+    );
+    println!(
+        "cargo:rustc-env=MPTCP_SYS_SNAPSHOT={}",
+        arch.map(|a| a.name).unwrap_or_default()
+    );
     println!(
         "cargo:rustc-env=MPTCP_SYS_BINDINGS_SOURCE={}",
         match source {
@@ -59,6 +110,15 @@ fn main() {
     );
 }
 
+/// What the choice of bindings depends on.
+#[cfg_attr(not(feature = "bindgen"), allow(dead_code))]
+struct Context<'a> {
+    manifest: &'a Path,
+    headers: Option<&'a Path>,
+    multiarch: Option<&'static str>,
+    generate: bool,
+}
+
 #[cfg_attr(not(feature = "bindgen"), allow(dead_code))]
 enum Source {
     Headers,
@@ -67,31 +127,56 @@ enum Source {
 
 #[cfg(not(feature = "bindgen"))]
 fn choose(
-    _manifest: &Path,
-    _headers: Option<&Path>,
-    snap_uapi: String,
-    snap_oot: String,
-) -> (String, String, Source) {
-    (snap_uapi, snap_oot, Source::Snapshot)
+    _ctx: &Context<'_>,
+    snapshot: Option<(String, String)>,
+) -> Option<(String, String, Source)> {
+    snapshot.map(|(u, o)| (u, o, Source::Snapshot))
 }
 
 #[cfg(feature = "bindgen")]
 fn choose(
-    manifest: &Path,
-    headers: Option<&Path>,
-    snap_uapi: String,
-    snap_oot: String,
-) -> (String, String, Source) {
-    let wrapper = manifest.join("include/wrapper.h");
-    let oot_header = manifest.join("include/mptcp_oot.h");
+    ctx: &Context<'_>,
+    snapshot: Option<(String, String)>,
+) -> Option<(String, String, Source)> {
+    if !ctx.generate {
+        // Cross-compiling with no headers named: the machine's are not the target's.
+        return snapshot.map(|(u, o)| (u, o, Source::Snapshot));
+    }
+    let headers = ctx.headers;
+    let wrapper = ctx.manifest.join("include/wrapper.h");
+    let oot_header = ctx.manifest.join("include/mptcp_oot.h");
     let found = describe_headers(headers);
+    let env = codegen::HeaderEnv {
+        kernel: headers,
+        multiarch: ctx.multiarch,
+        ..Default::default()
+    };
+    let Some((snap_uapi, snap_oot)) = snapshot else {
+        // A target with no snapshot: bindings generated now from the headers for it, or
+        // nothing.
+        let generated = catch(|| codegen::generate_uapi(&wrapper, &env))
+            .and_then(|u| catch(|| codegen::generate_oot(&oot_header, &env)).map(|o| (u, o)));
+        return match generated {
+            Ok((u, o)) => {
+                println!(
+                    "cargo:warning=mptcp-sys: no committed snapshot for this target; using \
+                     bindings generated now from {found}"
+                );
+                Some((u, o, Source::Headers))
+            }
+            Err(e) => {
+                println!("cargo:warning=mptcp-sys: bindgen failed for this target: {e}");
+                None
+            }
+        };
+    };
     let hint = format!(
         "set {HEADERS_ENV} to the include directory of newer kernel UAPI headers \
          (`cargo xtask codegen` caches {} under target/kernel-headers/)",
         pinned_version(&snap_uapi)
     );
-    let generated = catch(|| codegen::generate_uapi(&wrapper, headers))
-        .and_then(|u| catch(|| codegen::generate_oot(&oot_header)).map(|o| (u, o)));
+    let generated = catch(|| codegen::generate_uapi(&wrapper, &env))
+        .and_then(|u| catch(|| codegen::generate_oot(&oot_header, &env)).map(|o| (u, o)));
     match generated {
         Err(e) => {
             println!(
@@ -100,13 +185,13 @@ fn choose(
                  libclang-dev) to generate bindings at build time.",
                 pinned_version(&snap_uapi)
             );
-            (snap_uapi, snap_oot, Source::Snapshot)
+            Some((snap_uapi, snap_oot, Source::Snapshot))
         }
         Ok((uapi, oot)) => {
             let want = codegen::items(&snap_uapi);
             let got = codegen::items(&uapi);
             if want == got {
-                return (uapi, oot, Source::Headers);
+                return Some((uapi, oot, Source::Headers));
             }
             let missing: Vec<&String> = want.difference(&got).collect();
             let extra: Vec<&String> = got.difference(&want).collect();
@@ -130,7 +215,7 @@ fn choose(
                  build time, {hint}.",
                 pinned_version(&snap_uapi)
             );
-            (snap_uapi, snap_oot, Source::Snapshot)
+            Some((snap_uapi, snap_oot, Source::Snapshot))
         }
     }
 }

@@ -55,7 +55,23 @@ impl bindgen::callbacks::ParseCallbacks for Callbacks {
     }
 }
 
-fn base_builder(header: &str, include_dir: Option<&Path>) -> bindgen::Builder {
+/// Where bindgen finds the headers, and for which target.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeaderEnv<'a> {
+    /// The clang target (`--target=`). `None`: bindgen's choice, which is cargo's
+    /// `TARGET` in a build script.
+    pub clang_target: Option<&'a str>,
+    /// The kernel UAPI include directory, searched before any other.
+    pub kernel: Option<&'a Path>,
+    /// The subdirectory of `kernel` with the target's `asm/` headers (Debian's multiarch
+    /// name). `None`: every subdirectory that has an `asm/`.
+    pub multiarch: Option<&'a str>,
+    /// glibc's include directory for the target. When set, the system include
+    /// directories are not searched at all (a cross build must not see the host's).
+    pub libc: Option<&'a Path>,
+}
+
+fn base_builder(header: &str, env: &HeaderEnv<'_>) -> bindgen::Builder {
     let mut b = bindgen::Builder::default()
         .header(header)
         .use_core()
@@ -75,28 +91,52 @@ fn base_builder(header: &str, include_dir: Option<&Path>) -> bindgen::Builder {
     }
     // glibc's anonymous union inside `in6_addr`, unused once `in6_addr` comes from libc.
     b = b.blocklist_type("in6_addr__bindgen_ty_.*");
-    if let Some(dir) = include_dir {
-        // Searched before the system directories, which still provide glibc's headers.
+    if let Some(t) = env.clang_target {
+        b = b.clang_arg(format!("--target={t}"));
+    }
+    if env.libc.is_some() {
+        // Only the compiler's own headers (stddef.h, ...) and the directories below.
+        b = b.detect_include_paths(false).clang_arg("-nostdlibinc");
+    }
+    if let Some(dir) = env.kernel {
+        // Searched before the system directories, which may still provide glibc's headers.
         b = b.clang_arg(format!("-I{}", dir.display()));
-        // Debian puts the architecture's `asm/` headers in a multiarch subdirectory.
-        let mut multiarch: Vec<_> = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("asm").is_dir())
-            .collect();
-        multiarch.sort();
-        for p in multiarch {
+        for p in multiarch_dirs(dir, env.multiarch) {
             b = b.clang_arg(format!("-I{}", p.display()));
         }
+    }
+    if let Some(libc) = env.libc {
+        b = b.clang_arg(format!("-isystem{}", libc.display()));
     }
     b
 }
 
+/// The subdirectories of a kernel include directory with `asm/` headers: the one named
+/// (Debian puts each architecture's in its multiarch directory; recent linux-libc-dev
+/// packages hold every architecture's), or all of them when none is named.
+pub fn multiarch_dirs(dir: &Path, multiarch: Option<&str>) -> Vec<std::path::PathBuf> {
+    if let Some(m) = multiarch {
+        let p = dir.join(m);
+        return if p.join("asm").is_dir() {
+            vec![p]
+        } else {
+            Vec::new()
+        };
+    }
+    let mut all: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("asm").is_dir())
+        .collect();
+    all.sort();
+    all
+}
+
 /// Bindings for the upstream kernel UAPI (`linux/mptcp.h`, `linux/mptcp_pm.h`).
-pub fn generate_uapi(wrapper: &Path, include_dir: Option<&Path>) -> Result<String, String> {
-    let b = base_builder(&wrapper.display().to_string(), include_dir)
+pub fn generate_uapi(wrapper: &Path, env: &HeaderEnv<'_>) -> Result<String, String> {
+    let b = base_builder(&wrapper.display().to_string(), env)
         .allowlist_type("mptcp_.*")
         .allowlist_var("MPTCP_.*")
         .allowlist_var("IPPROTO_MPTCP")
@@ -112,8 +152,8 @@ pub fn generate_uapi(wrapper: &Path, include_dir: Option<&Path>) -> Result<Strin
 }
 
 /// Bindings for the project's own header describing the out-of-tree socket API.
-pub fn generate_oot(header: &Path) -> Result<String, String> {
-    let b = base_builder(&header.display().to_string(), None)
+pub fn generate_oot(header: &Path, env: &HeaderEnv<'_>) -> Result<String, String> {
+    let b = base_builder(&header.display().to_string(), env)
         .allowlist_type("mptcp_sub.*|mptcp_close_sub_id")
         .allowlist_var("MPTCP_(GET_SUB_IDS|CLOSE_SUB_ID|GET_SUB_TUPLE|OPEN_SUB_TUPLE|GET_SUB_INFO|SUB_GETSOCKOPT|SUB_SETSOCKOPT)");
     let out = b.generate().map_err(|e| e.to_string())?;

@@ -11,13 +11,29 @@
 //! * In [`oot`], the out-of-tree socket API of draft-hesmans-mptcp-socket, which no
 //!   upstream kernel offers.
 //!
+//! # Platforms
+//!
+//! Linux and Android only: the crate is empty on every other operating system, where
+//! these structs do not exist and the socket address types have other layouts (the BSDs
+//! put a length byte before the family, for example).
+//!
 //! # Where the bindings come from
 //!
-//! With the default feature `bindgen`, the build script generates the UAPI bindings from
-//! the kernel headers on this machine (or from the include directory named by the
-//! environment variable `MPTCP_SYS_KERNEL_HEADERS`). When those headers are older (or
-//! newer) than the committed snapshot in `src/generated/`, it uses the snapshot instead
-//! and prints one warning, so the crate exports the same items on every machine. With
+//! Struct layouts depend on the architecture (word size, alignment, byte order), so the
+//! committed snapshot is one per architecture, in `src/generated/<arch>/`: x86_64, x86
+//! (i686), aarch64, arm (armv7, 32-bit), riscv64, powerpc64le and s390x (big-endian).
+//! The build script picks the one matching the target's architecture, pointer width and
+//! byte order; a target without one is a build error rather than a guessed layout.
+//! Android targets use the snapshot of their architecture.
+//!
+//! With the default feature `bindgen`, the build script generates the UAPI bindings for
+//! the target from the kernel headers of this machine when building for this machine, or
+//! from the include directory named by the environment variable
+//! `MPTCP_SYS_KERNEL_HEADERS` (for any target; its `asm/` headers are taken from the
+//! target's multiarch subdirectory). When those headers are older (or newer) than the
+//! snapshot, it uses the snapshot instead and prints one warning, so the crate exports
+//! the same items on every machine. A cross build without `MPTCP_SYS_KERNEL_HEADERS`
+//! uses the snapshot (the machine's headers are not the target's). With
 //! `default-features = false` the snapshot is used directly and neither bindgen nor
 //! libclang is needed. [`BINDINGS_SOURCE`] says which was used.
 //!
@@ -36,10 +52,12 @@
 #![allow(non_camel_case_types, non_upper_case_globals, non_snake_case)]
 #![allow(missing_docs, clippy::all)]
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub use libc::{
     in6_addr, in_addr, in_addr_t, in_port_t, sa_family_t, sockaddr, sockaddr_in, sockaddr_in6,
 };
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 #[allow(
     unsafe_op_in_unsafe_fn,
     missing_debug_implementations,
@@ -49,8 +67,10 @@ mod uapi {
     use super::*;
     include!(concat!(env!("OUT_DIR"), "/uapi.rs"));
 }
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub use uapi::*;
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 /// The out-of-tree MPTCP socket API (draft-hesmans-mptcp-socket).
 ///
 /// This API lived only in a fork of the multipath-tcp.org kernel; no upstream kernel
@@ -66,6 +86,13 @@ pub mod oot {
     include!(concat!(env!("OUT_DIR"), "/oot.rs"));
 }
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 /// Where the exported bindings come from: `"headers"` when generated at build time from
 /// the kernel headers found, `"snapshot"` when the committed snapshot was used.
 pub const BINDINGS_SOURCE: &str = env!("MPTCP_SYS_BINDINGS_SOURCE");
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+/// The architecture whose snapshot matches this target (`"x86_64"`, `"aarch64"`,
+/// `"s390x"`, ...); empty when the bindings were generated at build time for an
+/// architecture without one.
+pub const SNAPSHOT_ARCH: &str = env!("MPTCP_SYS_SNAPSHOT");

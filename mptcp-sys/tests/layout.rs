@@ -1,6 +1,10 @@
 //! Layout verification: every generated struct's size, alignment and field offsets
 //! compared with what the C compiler says for the same headers (in the spirit of libc's
 //! ctest), plus the known x86-64 sizes.
+//!
+//! Cross-compiled (`cargo xtask cross`), the C program is built by the target's compiler
+//! (`MPTCP_SYS_TEST_CC`) and run by the target's emulator (`MPTCP_SYS_TEST_RUNNER`).
+#![cfg(any(target_os = "linux", target_os = "android"))]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,19 +21,40 @@ mod oot_table {
     include!(concat!(env!("OUT_DIR"), "/layout_oot.rs"));
 }
 
-/// `-I` flags for an include directory and its multiarch subdirectories.
+/// `-I` flags for an include directory and the target's multiarch subdirectory (the one
+/// with its `asm/` headers), as the build script gave them to bindgen.
 fn include_flags(dir: &Path) -> Vec<String> {
     let mut flags = vec![format!("-I{}", dir.display())];
-    let mut sub: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("asm").is_dir())
-        .collect();
+    let multiarch = env!("MPTCP_SYS_MULTIARCH");
+    let mut sub: Vec<PathBuf> = if multiarch.is_empty() {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("asm").is_dir())
+            .collect()
+    } else {
+        vec![dir.join(multiarch)]
+    };
+    sub.retain(|p| p.join("asm").is_dir());
     sub.sort();
     flags.extend(sub.iter().map(|p| format!("-I{}", p.display())));
     flags
+}
+
+/// The C compiler for the target, and the command that runs its programs (empty when
+/// they run directly).
+fn c_toolchain() -> (String, Vec<String>) {
+    let cc = std::env::var("MPTCP_SYS_TEST_CC")
+        .or_else(|_| std::env::var("CC"))
+        .unwrap_or_else(|_| "cc".into());
+    let runner = std::env::var("MPTCP_SYS_TEST_RUNNER")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    (cc, runner)
 }
 
 /// Compiles and runs a C program printing each expression; returns the values.
@@ -46,7 +71,7 @@ fn c_values(name: &str, includes: &[String], headers: &str, exprs: &[&str]) -> V
     let c = dir.join("layout.c");
     let exe = dir.join("layout");
     std::fs::write(&c, src).expect("write C source");
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let (cc, runner) = c_toolchain();
     let out = Command::new(&cc)
         .args(includes)
         .arg("-std=gnu11")
@@ -60,9 +85,17 @@ fn c_values(name: &str, includes: &[String], headers: &str, exprs: &[&str]) -> V
         "C compiler failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = Command::new(&exe).output().expect("run layout program");
+    let run = match runner.split_first() {
+        Some((prog, args)) => Command::new(prog).args(args).arg(&exe).output(),
+        None => Command::new(&exe).output(),
+    }
+    .unwrap_or_else(|e| panic!("cannot run the layout program {}: {e}", exe.display()));
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(run.status.success());
+    assert!(
+        run.status.success(),
+        "the layout program failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     String::from_utf8_lossy(&run.stdout)
         .lines()
         .map(|l| l.parse().expect("number"))

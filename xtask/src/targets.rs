@@ -5,82 +5,15 @@ use crate::sys::ensure_packages;
 use anyhow::Result;
 use std::process::Command;
 
-/// One Linux architecture.
-#[derive(Debug, Clone, Copy)]
-pub struct Target {
-    /// Rust's target triple.
-    pub rust: &'static str,
-    /// `CARGO_CFG_TARGET_ARCH` (also the snapshot directory name).
-    pub arch: &'static str,
-    /// Debian's architecture name.
-    pub deb_arch: &'static str,
-    /// The GNU triplet: Debian's multiarch directory and the cross tools' prefix.
-    pub gnu: &'static str,
-    /// qemu's name for the architecture (`qemu-ARCH-static`).
-    pub qemu: &'static str,
-    /// Big-endian.
-    pub big_endian: bool,
-}
+#[path = "../../mptcp-sys/targets.rs"]
+mod shared;
+pub use shared::{Arch, ARCHES};
+
+/// One Linux architecture (the table is shared with `mptcp-sys/build.rs`).
+pub type Target = Arch;
 
 /// Every Linux architecture with a committed bindings snapshot.
-pub const LINUX: &[Target] = &[
-    Target {
-        rust: "x86_64-unknown-linux-gnu",
-        arch: "x86_64",
-        deb_arch: "amd64",
-        gnu: "x86_64-linux-gnu",
-        qemu: "x86_64",
-        big_endian: false,
-    },
-    Target {
-        rust: "i686-unknown-linux-gnu",
-        arch: "x86",
-        deb_arch: "i386",
-        gnu: "i686-linux-gnu",
-        qemu: "i386",
-        big_endian: false,
-    },
-    Target {
-        rust: "aarch64-unknown-linux-gnu",
-        arch: "aarch64",
-        deb_arch: "arm64",
-        gnu: "aarch64-linux-gnu",
-        qemu: "aarch64",
-        big_endian: false,
-    },
-    Target {
-        rust: "armv7-unknown-linux-gnueabihf",
-        arch: "arm",
-        deb_arch: "armhf",
-        gnu: "arm-linux-gnueabihf",
-        qemu: "arm",
-        big_endian: false,
-    },
-    Target {
-        rust: "riscv64gc-unknown-linux-gnu",
-        arch: "riscv64",
-        deb_arch: "riscv64",
-        gnu: "riscv64-linux-gnu",
-        qemu: "riscv64",
-        big_endian: false,
-    },
-    Target {
-        rust: "powerpc64le-unknown-linux-gnu",
-        arch: "powerpc64",
-        deb_arch: "ppc64el",
-        gnu: "powerpc64le-linux-gnu",
-        qemu: "ppc64le",
-        big_endian: false,
-    },
-    Target {
-        rust: "s390x-unknown-linux-gnu",
-        arch: "s390x",
-        deb_arch: "s390x",
-        gnu: "s390x-linux-gnu",
-        qemu: "s390x",
-        big_endian: true,
-    },
-];
+pub const LINUX: &[Target] = ARCHES;
 
 /// The target of a Rust triple.
 pub fn by_rust(triple: &str) -> Option<Target> {
@@ -88,16 +21,6 @@ pub fn by_rust(triple: &str) -> Option<Target> {
 }
 
 impl Target {
-    /// Debian's multiarch include directory name (i386 uses `i386-linux-gnu`, unlike its
-    /// cross tools' prefix).
-    pub fn multiarch(&self) -> &'static str {
-        if self.deb_arch == "i386" {
-            "i386-linux-gnu"
-        } else {
-            self.gnu
-        }
-    }
-
     /// Whether this is the machine's own architecture.
     pub fn is_host(&self) -> bool {
         self.rust == "x86_64-unknown-linux-gnu"
