@@ -93,6 +93,7 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Os { source, .. } | Error::Netlink { source, .. } => source.raw_os_error(),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             Error::PermissionDenied { .. } => Some(libc::EPERM),
             Error::Unavailable(u) => u.errno(),
             _ => None,
@@ -155,10 +156,16 @@ pub enum Unavailable {
     /// `MPTCP_MODE` environment variable.
     #[error("turned off (mode off)")]
     TurnedOff,
+    /// The operating system has no MPTCP sockets: only Linux (and Android) do. The
+    /// value is the OS, as in `std::env::consts::OS` (`"macos"`, `"freebsd"`,
+    /// `"windows"`, ...).
+    #[error("MPTCP sockets exist only on Linux and Android, not on {0}")]
+    UnsupportedOs(&'static str),
 }
 
 impl Unavailable {
     /// Maps a `socket()` errno to the reason it means, if it means "no MPTCP here".
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(crate) fn from_socket_errno(errno: i32) -> Option<Self> {
         match errno {
             libc::EPROTONOSUPPORT => Some(Unavailable::NotBuiltIn),
@@ -172,11 +179,15 @@ impl Unavailable {
     /// The errno `socket()` returned, if any.
     pub fn errno(&self) -> Option<i32> {
         match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             Unavailable::NotBuiltIn => Some(libc::EPROTONOSUPPORT),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             Unavailable::KernelTooOld => Some(libc::EINVAL),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             Unavailable::Disabled => Some(libc::ENOPROTOOPT),
             Unavailable::Refused(e) => Some(*e),
-            Unavailable::TurnedOff => None,
+            // The kernel reasons only arise on Linux; elsewhere there is no errno.
+            _ => None,
         }
     }
 }

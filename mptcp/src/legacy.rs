@@ -297,8 +297,28 @@ mod tests {
         // 2-byte header (count + padding), then 2 bytes per subflow.
         assert_eq!(sub_ids_buffer(3).len(), 2 + 3 * 2);
         // Two subflows: id 1 (fully established, attached), id 2 (slave, low prio).
-        // Flags sit in bits 8..=12 of the little-endian 16-bit unit: byte 1, bits 0..=4.
-        let reply = [2u8, 0, 1, 0b0_0110, 2, 0b0_1001];
+        // The five one-bit flags follow `id` in its 16-bit unit: byte 1, allocated from
+        // the least significant bit on little-endian targets and from the most
+        // significant bit on big-endian ones (the C compiler's rule, which the layout
+        // test checks).
+        let flags = |bits: [bool; 5]| -> u8 {
+            bits.iter().enumerate().fold(0u8, |acc, (i, &on)| {
+                let bit = if cfg!(target_endian = "big") {
+                    7 - i
+                } else {
+                    i
+                };
+                acc | (u8::from(on) << bit)
+            })
+        };
+        let reply = [
+            2u8,
+            0,
+            1,
+            flags([false, true, true, false, false]),
+            2,
+            flags([true, false, false, true, false]),
+        ];
         let subs = decode_sub_ids(&reply).expect("decode");
         assert_eq!(
             subs,
@@ -333,18 +353,23 @@ mod tests {
         let r: SocketAddr = "192.0.2.2:80".parse().expect("address");
         let b = open_sub_buffer(&l, &r).expect("encode");
         assert_eq!(b.len(), 33, "IPv4: exactly 33 bytes");
+        // The family in host order, port and address in network order.
+        let af = (libc::AF_INET as u16).to_ne_bytes();
         let mut want = vec![0u8];
-        want.extend([2, 0, 0x04, 0xd2, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
-        want.extend([2, 0, 0, 80, 192, 0, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
+        want.extend([
+            af[0], af[1], 0x04, 0xd2, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0,
+        ]);
+        want.extend([af[0], af[1], 0, 80, 192, 0, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(b, want);
         let l6: SocketAddr = "[2001:db8::1]:1".parse().expect("address");
         let r6: SocketAddr = "[2001:db8::2]:2".parse().expect("address");
         let b6 = open_sub_buffer(&l6, &r6).expect("encode");
         assert_eq!(b6.len(), 57, "IPv6: exactly 57 bytes");
+        let af6 = (libc::AF_INET6 as u16).to_ne_bytes();
         assert_eq!(
             &b6[1..5],
-            &[10, 0, 0, 1],
-            "AF_INET6, port 1 in network order"
+            &[af6[0], af6[1], 0, 1],
+            "AF_INET6 in host order, port 1 in network order"
         );
         assert_eq!(&b6[9..11], &[0x20, 0x01]);
         assert!(open_sub_buffer(&l, &r6).is_err());
@@ -377,27 +402,41 @@ mod tests {
 
     #[test]
     fn sub_sockopt_argument_bytes() {
+        // C's layout: id, then two ints, then pointers at pointer alignment (which is
+        // their size on every supported target): 16/24, 32 bytes on 64-bit targets;
+        // 12/16, 20 bytes on 32-bit ones.
+        let p = size_of::<usize>();
+        let optval = 12usize.next_multiple_of(p);
+        let optlen = optval + p;
         let mut v = 0i32;
         let mut len = 4u32;
         let mut g = sub_getsockopt_arg(3, 6, 1, &mut v, &mut len);
         let vp = (&mut v as *mut i32) as usize;
         let lp = (&mut len as *mut u32) as usize;
         let bytes = sys::as_bytes_mut(&mut g).to_vec();
-        assert_eq!(bytes.len(), 32);
+        assert_eq!(bytes.len(), optlen + p);
         assert_eq!(bytes[0], 3, "id @0");
         assert_eq!(&bytes[4..8], &6i32.to_ne_bytes(), "level @4");
         assert_eq!(&bytes[8..12], &1i32.to_ne_bytes(), "optname @8");
-        assert_eq!(&bytes[16..24], &vp.to_ne_bytes(), "optval @16");
-        assert_eq!(&bytes[24..32], &lp.to_ne_bytes(), "optlen pointer @24");
+        assert_eq!(&bytes[optval..optval + p], &vp.to_ne_bytes(), "optval");
+        assert_eq!(
+            &bytes[optlen..optlen + p],
+            &lp.to_ne_bytes(),
+            "optlen pointer"
+        );
         let mut w = 7i32;
         let mut s = sub_setsockopt_arg(4, 1, 9, &mut w);
         let wp = (&mut w as *mut i32) as usize;
         let bytes = sys::as_bytes_mut(&mut s).to_vec();
-        assert_eq!(bytes.len(), 32);
+        assert_eq!(bytes.len(), (optlen + 4).next_multiple_of(p));
         assert_eq!(bytes[0], 4);
         assert_eq!(&bytes[4..8], &1i32.to_ne_bytes());
         assert_eq!(&bytes[8..12], &9i32.to_ne_bytes());
-        assert_eq!(&bytes[16..24], &wp.to_ne_bytes());
-        assert_eq!(&bytes[24..28], &4u32.to_ne_bytes(), "optlen value @24");
+        assert_eq!(&bytes[optval..optval + p], &wp.to_ne_bytes());
+        assert_eq!(
+            &bytes[optlen..optlen + 4],
+            &4u32.to_ne_bytes(),
+            "optlen value"
+        );
     }
 }

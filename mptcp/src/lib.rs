@@ -23,27 +23,52 @@
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Platforms
+//!
+//! MPTCP is a Linux kernel feature. What the crate offers depends on the target OS:
+//!
+//! | | Linux | Android | macOS, FreeBSD, Windows, others |
+//! |---|---|---|---|
+//! | [`connect`], [`listen`], [`MptcpSocket`], [`Mode`], [`tokio`](crate::tokio) connect/listen | MPTCP | MPTCP (when the kernel has it) | plain TCP |
+//! | [`Mode::Prefer`] | MPTCP, TCP where refused | same | TCP, [`Unavailable::UnsupportedOs`] |
+//! | [`Mode::Require`] | MPTCP or an error | same | [`Error::Unavailable`] naming the OS |
+//! | [`status`], [`is_mptcp`], [`info`], [`token`], [`subflows`], [`connection`] | yes | yes | not compiled |
+//! | `pm` (path manager, subflow operations), `legacy` | yes | yes | not compiled |
+//!
+//! On other systems [`Mode::Prefer`] gives plain TCP, as Go's `net` package does, so a
+//! portable program needs no `cfg` of its own to create sockets.
 #![deny(missing_docs)]
 
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod abi_tests;
 mod error;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod info;
-#[cfg(feature = "legacy")]
+#[cfg(all(feature = "legacy", any(target_os = "linux", target_os = "android")))]
 pub mod legacy;
-#[cfg(feature = "pm")]
+#[cfg(all(feature = "pm", any(target_os = "linux", target_os = "android")))]
 pub mod pm;
 mod socket;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod status;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod subflow;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod sys;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
 pub use error::{Error, NotMptcp, Result, Unavailable};
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub use info::{info, token, MptcpInfo};
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub use mptcp_sys as sys_bindings;
 pub use socket::{
     connect, connect_with, forget_unavailable, listen, listen_with, Mode, MptcpSocket,
     IPPROTO_MPTCP, MODE_ENV,
 };
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub use status::{is_mptcp, status, Detection, Status};
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub use subflow::{connection, subflows, Connection, Subflow, TcpInfo};

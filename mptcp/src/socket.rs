@@ -1,17 +1,17 @@
 //! Creating MPTCP sockets, with a fallback policy.
 
 use crate::error::{Error, Result, Unavailable};
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use std::collections::HashMap;
+use socket2::{Domain, SockAddr, Socket, Type};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// The protocol number of MPTCP sockets (`IPPROTO_MPTCP`).
-pub const IPPROTO_MPTCP: i32 = mptcp_sys::IPPROTO_MPTCP as i32;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use linux::{cached_refusal, netns_cookie, refusals, remember_refusal};
+
+/// The protocol number of MPTCP sockets (`IPPROTO_MPTCP`, 262 in Linux's UAPI; the
+/// value is defined on every OS so that portable code can name it).
+pub const IPPROTO_MPTCP: i32 = 262;
 
 /// The environment variable that overrides the mode of every socket this crate creates:
 /// `prefer`, `require` or `off` (case-insensitive; empty means unset).
@@ -74,63 +74,86 @@ impl Mode {
     }
 }
 
-/// A network namespace that refused MPTCP sockets: why, and its cookie (a 64-bit id the
-/// kernel never reuses, Linux 5.14+), read from the TCP socket created instead.
-#[derive(Clone, Copy)]
-struct Refusal {
-    cookie: Option<u64>,
-    why: Unavailable,
-}
+/// The cache of refusals: Linux keeps one MPTCP switch per network namespace.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux {
+    use super::*;
+    use std::collections::HashMap;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
 
-/// Refusals by network namespace inode. Only failures are recorded, so the common case
-/// (MPTCP available) costs no extra system call. Inodes of deleted namespaces are
-/// reused, so a hit is confirmed with the namespace cookie of the fallback socket that
-/// is created anyway; a mismatch means a new namespace, which is asked again.
-static UNAVAILABLE: Mutex<Option<HashMap<u64, Refusal>>> = Mutex::new(None);
-static ANY_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+    #[cfg(target_os = "linux")]
+    const SO_NETNS_COOKIE: i32 = libc::SO_NETNS_COOKIE;
+    /// `libc` does not define it for Android; bionic's kernel headers use the generic
+    /// value (asm-generic/socket.h) on every Android architecture.
+    #[cfg(target_os = "android")]
+    const SO_NETNS_COOKIE: i32 = 71;
 
-fn netns_inode() -> Option<u64> {
-    std::fs::metadata("/proc/thread-self/ns/net")
-        .or_else(|_| std::fs::metadata("/proc/self/ns/net"))
-        .ok()
-        .map(|m| m.ino())
-}
-
-fn netns_cookie(s: &Socket) -> Option<u64> {
-    let mut b = [0u8; 8];
-    let n = crate::sys::getsockopt_buf(s.as_fd(), libc::SOL_SOCKET, libc::SO_NETNS_COOKIE, &mut b)
-        .ok()?;
-    (n == 8).then(|| u64::from_ne_bytes(b))
-}
-
-fn refusals() -> std::sync::MutexGuard<'static, Option<HashMap<u64, Refusal>>> {
-    UNAVAILABLE.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn cached_refusal() -> Option<(u64, Refusal)> {
-    if !ANY_UNAVAILABLE.load(Ordering::Relaxed) {
-        return None;
+    /// A network namespace that refused MPTCP sockets: why, and its cookie (a 64-bit id the
+    /// kernel never reuses, Linux 5.14+), read from the TCP socket created instead.
+    #[derive(Clone, Copy)]
+    pub(super) struct Refusal {
+        pub(super) cookie: Option<u64>,
+        pub(super) why: Unavailable,
     }
-    let ns = netns_inode()?;
-    refusals().as_ref()?.get(&ns).map(|r| (ns, *r))
-}
 
-fn remember_refusal(fallback: &Socket, why: Unavailable) {
-    if let Some(ns) = netns_inode() {
-        let r = Refusal {
-            cookie: netns_cookie(fallback),
-            why,
-        };
-        refusals().get_or_insert_with(HashMap::new).insert(ns, r);
-        ANY_UNAVAILABLE.store(true, Ordering::Relaxed);
+    /// Refusals by network namespace inode. Only failures are recorded, so the common case
+    /// (MPTCP available) costs no extra system call. Inodes of deleted namespaces are
+    /// reused, so a hit is confirmed with the namespace cookie of the fallback socket that
+    /// is created anyway; a mismatch means a new namespace, which is asked again.
+    static UNAVAILABLE: Mutex<Option<HashMap<u64, Refusal>>> = Mutex::new(None);
+    static ANY_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+
+    pub(super) fn netns_inode() -> Option<u64> {
+        std::fs::metadata("/proc/thread-self/ns/net")
+            .or_else(|_| std::fs::metadata("/proc/self/ns/net"))
+            .ok()
+            .map(|m| m.ino())
+    }
+
+    pub(super) fn netns_cookie(s: &Socket) -> Option<u64> {
+        let mut b = [0u8; 8];
+        let n = crate::sys::getsockopt_buf(s.as_fd(), libc::SOL_SOCKET, SO_NETNS_COOKIE, &mut b)
+            .ok()?;
+        (n == 8).then(|| u64::from_ne_bytes(b))
+    }
+
+    pub(super) fn refusals() -> std::sync::MutexGuard<'static, Option<HashMap<u64, Refusal>>> {
+        UNAVAILABLE.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn cached_refusal() -> Option<(u64, Refusal)> {
+        if !ANY_UNAVAILABLE.load(Ordering::Relaxed) {
+            return None;
+        }
+        let ns = netns_inode()?;
+        refusals().as_ref()?.get(&ns).map(|r| (ns, *r))
+    }
+
+    pub(super) fn remember_refusal(fallback: &Socket, why: Unavailable) {
+        if let Some(ns) = netns_inode() {
+            let r = Refusal {
+                cookie: netns_cookie(fallback),
+                why,
+            };
+            refusals().get_or_insert_with(HashMap::new).insert(ns, r);
+            ANY_UNAVAILABLE.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn forget() {
+        *refusals() = None;
+        ANY_UNAVAILABLE.store(false, Ordering::Relaxed);
     }
 }
 
 /// Forgets which network namespaces refused MPTCP sockets, so the next socket tries
 /// again (for example after `net.mptcp.enabled` was set back to 1).
 pub fn forget_unavailable() {
-    *refusals() = None;
-    ANY_UNAVAILABLE.store(false, Ordering::Relaxed);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    linux::forget();
 }
 
 /// A new, unconnected stream socket: MPTCP when possible under its [`Mode`], plain TCP
@@ -156,31 +179,46 @@ impl MptcpSocket {
     /// A socket of the given family (`Domain::IPV4` or `Domain::IPV6`).
     pub fn new(domain: Domain, mode: Mode) -> Result<Self> {
         let mode = mode.effective()?;
-        let tcp = || {
-            Socket::new(domain, Type::STREAM, Some(Protocol::TCP))
-                .map_err(|e| Error::os("socket", e))
-        };
-        let plain = |socket, why| MptcpSocket {
+        if mode == Mode::Off {
+            return Ok(Self::plain(tcp(domain)?, Unavailable::TurnedOff));
+        }
+        Self::new_mptcp(domain, mode)
+    }
+
+    fn plain(socket: Socket, why: Unavailable) -> Self {
+        MptcpSocket {
             socket,
             unavailable: Some(why),
-        };
-        if mode == Mode::Off {
-            return Ok(plain(tcp()?, Unavailable::TurnedOff));
         }
+    }
+
+    /// No MPTCP on this OS: plain TCP under `Prefer`, as Go's `net` does.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn new_mptcp(domain: Domain, mode: Mode) -> Result<Self> {
+        let why = Unavailable::UnsupportedOs(std::env::consts::OS);
+        if mode == Mode::Require {
+            return Err(Error::Unavailable(why));
+        }
+        Ok(Self::plain(tcp(domain)?, why))
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn new_mptcp(domain: Domain, mode: Mode) -> Result<Self> {
         // "Prefer" trusts an earlier refusal in this namespace; "require" always asks the
         // kernel, so its error is current.
         if mode == Mode::Prefer {
             if let Some((ns, r)) = cached_refusal() {
-                let socket = tcp()?;
+                let socket = tcp(domain)?;
                 if r.cookie.is_none() || netns_cookie(&socket) == r.cookie {
-                    return Ok(plain(socket, r.why));
+                    return Ok(Self::plain(socket, r.why));
                 }
                 if let Some(map) = refusals().as_mut() {
                     map.remove(&ns);
                 }
             }
         }
-        match Socket::new(domain, Type::STREAM, Some(Protocol::from(IPPROTO_MPTCP))) {
+        let proto = socket2::Protocol::from(IPPROTO_MPTCP);
+        match Socket::new(domain, Type::STREAM, Some(proto)) {
             Ok(socket) => Ok(MptcpSocket {
                 socket,
                 unavailable: None,
@@ -192,9 +230,9 @@ impl MptcpSocket {
                 if mode == Mode::Require {
                     return Err(Error::Unavailable(why));
                 }
-                let socket = tcp()?;
+                let socket = tcp(domain)?;
                 remember_refusal(&socket, why);
-                Ok(plain(socket, why))
+                Ok(Self::plain(socket, why))
             }
         }
     }
@@ -285,6 +323,12 @@ impl MptcpSocket {
     }
 }
 
+/// A plain TCP socket of the family.
+fn tcp(domain: Domain) -> Result<Socket> {
+    Socket::new(domain, Type::STREAM, Some(socket2::Protocol::TCP))
+        .map_err(|e| Error::os("socket", e))
+}
+
 pub(crate) fn no_address() -> Error {
     Error::os(
         "resolve",
@@ -357,3 +401,7 @@ pub fn listen_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpListener> 
     }
     Err(last.unwrap_or_else(no_address))
 }
+
+// The portable constant is the kernel's.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const _: () = assert!(IPPROTO_MPTCP == mptcp_sys::IPPROTO_MPTCP as i32);

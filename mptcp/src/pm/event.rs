@@ -268,7 +268,7 @@ impl Events {
     }
 }
 
-fn decode_datagram(data: &[u8]) -> Result<Vec<EventItem>> {
+pub(crate) fn decode_datagram(data: &[u8]) -> Result<Vec<EventItem>> {
     let mut out = Vec::new();
     let mut off = 0;
     while off + 16 <= data.len() {

@@ -17,6 +17,8 @@
 //! events needs `CAP_NET_ADMIN` in the network namespace
 //! ([`Error::PermissionDenied`](crate::Error::PermissionDenied)).
 
+#[cfg(test)]
+mod abi_tests;
 mod event;
 mod netlink;
 mod ops;
@@ -122,7 +124,7 @@ impl Endpoint {
         v
     }
 
-    fn decode(nested: &Attr) -> Result<Endpoint> {
+    pub(crate) fn decode(nested: &Attr) -> Result<Endpoint> {
         let mut ep = Endpoint::new(IpAddr::from([0u8, 0, 0, 0]), EndpointFlags::empty());
         let children = nested.children().map_err(|e| bad(e.to_string()))?;
         for a in children {

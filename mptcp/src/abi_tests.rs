@@ -1,0 +1,197 @@
+//! Decoding kernel replies from the bytes that this architecture's kernel writes: its
+//! own layout (offsets from the bindings, which the layout tests check against the C
+//! compiler), host byte order for host-order fields, network order for ports and
+//! addresses. `cargo xtask cross` runs these on 32-bit and big-endian targets under
+//! qemu-user, where a byte-order or word-size mistake in a decoder shows.
+
+use crate::info::MptcpInfo;
+use crate::subflow::{addrs, decode_full_info, TcpInfo};
+use mptcp_sys::{mptcp_full_info, mptcp_info, mptcp_subflow_addrs, mptcp_subflow_info, tcp_info};
+use std::mem::{offset_of, size_of};
+use std::net::SocketAddr;
+
+/// Writes `v` at `off`.
+fn put(buf: &mut [u8], off: usize, v: &[u8]) {
+    buf[off..off + v.len()].copy_from_slice(v);
+}
+
+/// A `struct sockaddr_in`/`sockaddr_in6` as the kernel stores it: family in host order,
+/// port, address (and flow label) in network order, scope id in host order.
+fn sockaddr_bytes(a: &SocketAddr) -> Vec<u8> {
+    match a {
+        SocketAddr::V4(v4) => {
+            let mut b = vec![0u8; size_of::<libc::sockaddr_in>()];
+            put(&mut b, 0, &(libc::AF_INET as u16).to_ne_bytes());
+            put(&mut b, 2, &v4.port().to_be_bytes());
+            put(&mut b, 4, &v4.ip().octets());
+            b
+        }
+        SocketAddr::V6(v6) => {
+            let mut b = vec![0u8; size_of::<libc::sockaddr_in6>()];
+            put(&mut b, 0, &(libc::AF_INET6 as u16).to_ne_bytes());
+            put(&mut b, 2, &v6.port().to_be_bytes());
+            put(&mut b, 4, &v6.flowinfo().to_be_bytes());
+            put(&mut b, 8, &v6.ip().octets());
+            put(&mut b, 24, &v6.scope_id().to_ne_bytes());
+            b
+        }
+    }
+}
+
+/// A `struct mptcp_subflow_addrs`: local address in the first half, remote in the second.
+fn subflow_addrs_bytes(local: &SocketAddr, remote: &SocketAddr) -> Vec<u8> {
+    let size = size_of::<mptcp_subflow_addrs>();
+    let mut b = vec![0u8; size];
+    put(&mut b, 0, &sockaddr_bytes(local));
+    put(&mut b, size / 2, &sockaddr_bytes(remote));
+    b
+}
+
+/// A 96-byte `mptcp_info` with distinct values in multi-byte fields.
+fn info_bytes() -> Vec<u8> {
+    let mut b = vec![0u8; size_of::<mptcp_info>()];
+    put(&mut b, offset_of!(mptcp_info, mptcpi_subflows), &[3]);
+    put(
+        &mut b,
+        offset_of!(mptcp_info, mptcpi_flags),
+        &0x0000_0102u32.to_ne_bytes(),
+    );
+    put(
+        &mut b,
+        offset_of!(mptcp_info, mptcpi_token),
+        &0x1234_5678u32.to_ne_bytes(),
+    );
+    put(
+        &mut b,
+        offset_of!(mptcp_info, mptcpi_write_seq),
+        &0x0102_0304_0506_0708u64.to_ne_bytes(),
+    );
+    put(
+        &mut b,
+        offset_of!(mptcp_info, mptcpi_retransmits),
+        &0x0a0b_0c0du32.to_ne_bytes(),
+    );
+    put(
+        &mut b,
+        offset_of!(mptcp_info, mptcpi_bytes_sent),
+        &(5u64 << 40 | 7).to_ne_bytes(),
+    );
+    put(
+        &mut b,
+        offset_of!(mptcp_info, mptcpi_last_ack_recv),
+        &70_000u32.to_ne_bytes(),
+    );
+    b
+}
+
+#[test]
+fn mptcp_info_from_kernel_bytes() {
+    let info = MptcpInfo::decode(&info_bytes());
+    assert_eq!(info.subflows, Some(3));
+    assert_eq!(info.flags, Some(0x102));
+    assert_eq!(info.token, Some(0x1234_5678));
+    assert_eq!(info.write_seq, Some(0x0102_0304_0506_0708));
+    assert_eq!(info.retransmits, Some(0x0a0b_0c0d));
+    assert_eq!(info.bytes_sent, Some(5u64 << 40 | 7));
+    assert_eq!(info.last_ack_recv, Some(70_000));
+    // A 6.1 kernel's 48-byte reply: the 6.5 fields are absent, not zero.
+    let old = MptcpInfo::decode(&info_bytes()[..48]);
+    assert_eq!(old.token, Some(0x1234_5678));
+    assert_eq!(old.retransmits, None);
+}
+
+#[test]
+fn tcp_info_from_kernel_bytes() {
+    let mut b = vec![0u8; size_of::<tcp_info>()];
+    put(&mut b, offset_of!(tcp_info, tcpi_state), &[1]);
+    put(
+        &mut b,
+        offset_of!(tcp_info, tcpi_rto),
+        &204_000u32.to_ne_bytes(),
+    );
+    put(
+        &mut b,
+        offset_of!(tcp_info, tcpi_snd_mss),
+        &1448u32.to_ne_bytes(),
+    );
+    let t = TcpInfo::decode(&b);
+    assert_eq!(t.state, Some(1));
+    assert_eq!(t.rto, Some(204_000));
+    assert_eq!(t.snd_mss, Some(1448));
+}
+
+#[test]
+fn subflow_addrs_from_kernel_bytes() {
+    let l: SocketAddr = "192.0.2.1:40001".parse().expect("address");
+    let r: SocketAddr = "198.51.100.2:443".parse().expect("address");
+    assert_eq!(addrs(&subflow_addrs_bytes(&l, &r)).expect("decode"), (l, r));
+    let l6: SocketAddr = "[2001:db8::1%7]:5000".parse().expect("address");
+    let r6: SocketAddr = "[2001:db8:1::2]:80".parse().expect("address");
+    assert_eq!(
+        addrs(&subflow_addrs_bytes(&l6, &r6)).expect("decode"),
+        (l6, r6)
+    );
+}
+
+#[test]
+fn full_info_from_kernel_bytes() {
+    let sf_size = size_of::<mptcp_subflow_info>();
+    let tcp_size = size_of::<tcp_info>();
+    let mut full = vec![0u8; size_of::<mptcp_full_info>()];
+    let f = |field: usize, v: u32, b: &mut Vec<u8>| put(b, field, &v.to_ne_bytes());
+    f(
+        offset_of!(mptcp_full_info, size_tcpinfo_user),
+        tcp_size as u32,
+        &mut full,
+    );
+    f(
+        offset_of!(mptcp_full_info, size_sfinfo_user),
+        sf_size as u32,
+        &mut full,
+    );
+    f(offset_of!(mptcp_full_info, num_subflows), 2, &mut full);
+    f(offset_of!(mptcp_full_info, size_arrays_user), 4, &mut full);
+    put(
+        &mut full,
+        offset_of!(mptcp_full_info, mptcp_info),
+        &info_bytes(),
+    );
+
+    let pairs: [(SocketAddr, SocketAddr); 2] = [
+        (
+            "192.0.2.1:40001".parse().expect("address"),
+            "192.0.2.2:80".parse().expect("address"),
+        ),
+        (
+            "198.51.100.1:40002".parse().expect("address"),
+            "203.0.113.2:80".parse().expect("address"),
+        ),
+    ];
+    let mut sf = vec![0u8; 4 * sf_size];
+    let mut tcp = vec![0u8; 4 * tcp_size];
+    for (i, (l, r)) in pairs.iter().enumerate() {
+        let e = i * sf_size;
+        // Ids are host-order u32s; 0x0102 catches a byte swap even in the low bytes.
+        put(&mut sf, e, &(0x0102u32 + i as u32).to_ne_bytes());
+        put(
+            &mut sf,
+            e + offset_of!(mptcp_subflow_info, addrs),
+            &subflow_addrs_bytes(l, r),
+        );
+        put(
+            &mut tcp,
+            i * tcp_size + offset_of!(tcp_info, tcpi_snd_mss),
+            &(1400u32 + i as u32).to_ne_bytes(),
+        );
+    }
+    let c = decode_full_info(&full, &sf, &tcp).expect("decode");
+    assert_eq!(c.info.token, Some(0x1234_5678));
+    assert_eq!(c.subflows.len(), 2);
+    for (i, s) in c.subflows.iter().enumerate() {
+        assert_eq!(s.id, Some(0x0102 + i as u32));
+        assert_eq!((s.local, s.remote), pairs[i]);
+        assert_eq!(s.tcp_info.snd_mss, Some(1400 + i as u32));
+    }
+    // Arrays shorter than the header claims are an error, not a panic.
+    assert!(decode_full_info(&full, &sf[..sf_size], &tcp).is_err());
+}
