@@ -4,6 +4,7 @@ mod apt;
 #[path = "../../mptcp-sys/codegen.rs"]
 mod codegen;
 mod codegen_task;
+mod cross;
 mod demo;
 mod sys;
 mod targets;
@@ -36,6 +37,13 @@ enum Cmd {
         #[arg(long)]
         no_vm: bool,
     },
+    /// Cross-compile the unit and layout tests for other Linux architectures and run them
+    /// under qemu-user (default: i686, aarch64, armv7, riscv64gc, s390x).
+    Cross {
+        /// Rust target triples to run (repeatable).
+        #[arg(long = "target")]
+        targets: Vec<String>,
+    },
     /// Run the demo: a real MPTCP session between two network namespaces.
     Demo,
     /// Run the test suite on a matrix of kernels in qemu.
@@ -55,6 +63,7 @@ fn main() {
     let r = match cli.cmd {
         Cmd::Codegen { check } => codegen_task::run(check),
         Cmd::Test { no_vm } => test_task::run(no_vm),
+        Cmd::Cross { targets } => cross::run(targets),
         Cmd::Demo => demo::run(),
         Cmd::VmTest { kernels, verbose } => vm::run(kernels, verbose),
     };

@@ -39,6 +39,8 @@ pub fn run(no_vm: bool) -> Result<()> {
     sh(cargo()
         .args(["test", "-p", "mptcp-sys", "--no-default-features"])
         .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
+    // Other architectures under qemu-user, and the other platforms compiled.
+    crate::cross::run(Vec::new())?;
     if no_vm {
         eprintln!("xtask: skipping the VM test matrix (--no-vm)");
     } else {

@@ -2,7 +2,7 @@
 //! bytes on a plain netlink socket (the floor), in the same run. Needs root: it builds its
 //! own network namespaces (removed at the end).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../../mptcp/tests/common/mod.rs"]
 mod common;
 
 use common::{Topology, PATHS};
