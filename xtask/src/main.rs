@@ -38,7 +38,7 @@ enum Cmd {
         no_vm: bool,
     },
     /// Cross-compile the unit and layout tests for other Linux architectures and run them
-    /// under qemu-user (default: i686, aarch64, armv7, riscv64gc, s390x).
+    /// under qemu-user (default: i686, aarch64, armv7, riscv64gc, powerpc64le, s390x).
     Cross {
         /// Rust target triples to run (repeatable).
         #[arg(long = "target")]
