@@ -17,31 +17,49 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The descriptor is not an MPTCP socket (or not a connected one).
-    #[error("not an MPTCP connection: {0}")]
+    /// The descriptor is not an MPTCP socket.
+    #[error("not an MPTCP socket: {0}")]
     NotMptcp(NotMptcp),
+    /// An MPTCP socket without a connection to describe: a listener, or not connected
+    /// (yet, or any more).
+    #[error("no MPTCP connection: {0}")]
+    NoConnection(NoConnection),
     /// The socket was created as MPTCP but the connection fell back to plain TCP (the
     /// peer or a middlebox does not speak MPTCP).
     #[error("the connection fell back to plain TCP")]
     FellBack,
     /// The running kernel lacks a feature this call needs.
-    #[error("{feature} is not supported by this kernel (added in Linux {since})")]
+    #[error("{feature} is {}", match since {
+        Some(v) => format!("not supported by this kernel (added in Linux {v})"),
+        None => "not offered by upstream Linux".to_string(),
+    })]
     Unsupported {
         /// The kernel interface that is missing, e.g. `MPTCP_FULL_INFO`.
         feature: &'static str,
-        /// The first Linux version that has it, e.g. `"6.5"`.
-        since: &'static str,
+        /// The first Linux version that has it, e.g. `"6.5"`; `None` when no upstream
+        /// release has it at all (the feature's text says why).
+        since: Option<&'static str>,
     },
     /// MPTCP sockets cannot be created here (and the mode required them).
     #[error("MPTCP is unavailable: {0}")]
     Unavailable(#[from] Unavailable),
     /// The `MPTCP_MODE` environment variable holds something other than a mode name.
-    #[error("invalid {var}={value:?}: expected prefer, require or off")]
+    #[error("invalid {var}: {source}")]
     InvalidEnv {
         /// The variable's name.
         var: &'static str,
-        /// What it holds.
-        value: String,
+        /// What is wrong with its value.
+        #[source]
+        source: ParseModeError,
+    },
+    /// An argument the kernel would misread or that cannot mean anything (a zero
+    /// timeout, endpoint id 0, a Unix socket domain ...).
+    #[error("{op}: {reason}")]
+    InvalidArgument {
+        /// The call, e.g. `set event timeout`.
+        op: &'static str,
+        /// What is wrong.
+        reason: String,
     },
     /// The path manager refused a request: the errno, and the kernel's extended-ack
     /// text when it sent one (e.g. "invalid token").
@@ -55,21 +73,25 @@ pub enum Error {
         /// The kernel's extended-ack message.
         message: Option<String>,
     },
-    /// The request needs `CAP_NET_ADMIN` in the network namespace (`EPERM`).
+    /// The request needs `CAP_NET_ADMIN` in the network namespace (`EPERM`, or
+    /// `EACCES` on a sysctl file).
     #[error("{op}: permission denied: CAP_NET_ADMIN is needed in this network namespace{}", message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())]
     PermissionDenied {
         /// The request.
         op: &'static str,
         /// The kernel's extended-ack message, if any.
         message: Option<String>,
+        /// The errno (`EPERM` or `EACCES`).
+        errno: i32,
     },
     /// The operation needs the userspace path manager in the connection's network
-    /// namespace: see [`pm::PmKind`](crate::pm::PmKind) and
-    /// [`pm::set_kind`](crate::pm::set_kind).
+    /// namespace: see `pm::PmKind` and `pm::set_kind`.
     #[error("{op} needs the userspace path manager in this network namespace (net.mptcp.path_manager=userspace, or net.mptcp.pm_type=1 before Linux 6.15)")]
     NeedsUserspacePm {
         /// The operation.
         op: &'static str,
+        /// The errno the kernel answered with.
+        errno: i32,
     },
     /// No subflow with this id on the connection.
     #[error("no subflow with id {0} on this connection")]
@@ -77,6 +99,15 @@ pub enum Error {
     /// An operation did not finish in time.
     #[error("{0}: timed out")]
     TimedOut(&'static str),
+    /// The kernel's reply could not be decoded (too short, inconsistent, unknown
+    /// address family ...).
+    #[error("{what}: cannot decode the kernel's reply: {detail}")]
+    Decode {
+        /// What was being decoded, e.g. `MPTCP_FULL_INFO`.
+        what: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// A system call failed; the OS error (with its errno) is kept.
     #[error("{op}: {source}")]
     Os {
@@ -93,28 +124,111 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Os { source, .. } | Error::Netlink { source, .. } => source.raw_os_error(),
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Error::PermissionDenied { .. } => Some(libc::EPERM),
+            Error::PermissionDenied { errno, .. } | Error::NeedsUserspacePm { errno, .. } => {
+                Some(*errno)
+            }
             Error::Unavailable(u) => u.errno(),
             _ => None,
+        }
+    }
+
+    /// The `std::io::ErrorKind` that fits this error, the one that
+    /// `io::Error::from(error)` has.
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// let e = mptcp::Error::TimedOut("open subflow");
+    /// assert_eq!(e.kind(), ErrorKind::TimedOut);
+    /// assert_eq!(std::io::Error::from(e).kind(), ErrorKind::TimedOut);
+    /// ```
+    pub fn kind(&self) -> io::ErrorKind {
+        use io::ErrorKind as K;
+        match self {
+            Error::NotMptcp(NotMptcp::NotASocket | NotMptcp::NotStream) => K::InvalidInput,
+            Error::NotMptcp(NotMptcp::PlainTcp) | Error::FellBack => K::Unsupported,
+            Error::NoConnection(_) => K::NotConnected,
+            Error::Unsupported { .. } => K::Unsupported,
+            Error::Unavailable(Unavailable::Refused(_)) => K::PermissionDenied,
+            Error::Unavailable(_) => K::Unsupported,
+            Error::InvalidEnv { .. } | Error::InvalidArgument { .. } => K::InvalidInput,
+            Error::PermissionDenied { .. } => K::PermissionDenied,
+            Error::NoSuchSubflow(_) => K::NotFound,
+            Error::TimedOut(_) => K::TimedOut,
+            Error::Decode { .. } => K::InvalidData,
+            Error::Os { source, .. } | Error::Netlink { source, .. } => source.kind(),
+            Error::NeedsUserspacePm { errno, .. } => io::Error::from_raw_os_error(*errno).kind(),
         }
     }
 
     pub(crate) fn os(op: &'static str, source: io::Error) -> Self {
         Error::Os { op, source }
     }
-}
 
-impl From<Error> for io::Error {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Os { source, .. } => source,
-            other => io::Error::other(other),
+    pub(crate) fn decode(what: &'static str, detail: impl Into<String>) -> Self {
+        Error::Decode {
+            what,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn invalid(op: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            op,
+            reason: reason.into(),
         }
     }
 }
 
-/// Why a descriptor is not a (connected) MPTCP socket.
+/// Keeps the kind, and the errno wherever the errno itself tells that kind: an OS or
+/// netlink error becomes the raw OS error (`raw_os_error()` is the errno; the context
+/// and the kernel's extended-ack text are in the `mptcp::Error` only), and so do
+/// `PermissionDenied` and `NeedsUserspacePm`. Every other error is wrapped with
+/// [`Error::kind`] as its kind and stays reachable through `get_ref()`; that includes
+/// `Unavailable` for `EPROTONOSUPPORT`, `EINVAL` and `ENOPROTOOPT`, whose errnos would
+/// otherwise read as an uncategorized error or as invalid input rather than
+/// `Unsupported` (its errno stays available as [`Unavailable::errno`]).
+///
+/// ```
+/// use std::io::{self, ErrorKind};
+/// let e = io::Error::from(mptcp::Error::TimedOut("connect"));
+/// assert_eq!(e.kind(), ErrorKind::TimedOut);
+/// let inner = e.get_ref().and_then(|i| i.downcast_ref::<mptcp::Error>());
+/// assert!(matches!(inner, Some(mptcp::Error::TimedOut(_))));
+/// ```
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        let kind = e.kind();
+        match e {
+            Error::Os { source, .. } | Error::Netlink { source, .. } => source,
+            other => match other.errno().map(io::Error::from_raw_os_error) {
+                Some(raw) if raw.kind() == kind => raw,
+                _ => io::Error::new(kind, other),
+            },
+        }
+    }
+}
+
+/// The value of [`Mode`](crate::Mode)'s `FromStr` when it names no mode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a mode: expected prefer, require or off")]
+pub struct ParseModeError {
+    /// The text that was parsed.
+    pub value: String,
+}
+
+/// An MPTCP socket that has no connection: why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoConnection {
+    /// A listening socket.
+    #[error("a listening socket")]
+    Listener,
+    /// Not connected (yet, or any more).
+    #[error("not connected")]
+    Unconnected,
+}
+
+/// Why a descriptor is not an MPTCP socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NotMptcp {
@@ -128,12 +242,6 @@ pub enum NotMptcp {
     /// a client that did not offer MPTCP.
     #[error("a plain TCP socket")]
     PlainTcp,
-    /// A listening socket: it has no connection to describe.
-    #[error("a listening socket")]
-    Listener,
-    /// Not connected (yet, or any more).
-    #[error("not connected")]
-    NotConnected,
 }
 
 /// Why this process cannot create MPTCP sockets.
@@ -194,3 +302,101 @@ impl Unavailable {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::ErrorKind as K;
+
+    /// Every variant keeps its kind through `io::Error`, and its errno where the errno
+    /// tells that kind.
+    #[test]
+    fn io_error_keeps_kind_and_errno() {
+        let cases: Vec<(Error, K, Option<i32>)> = vec![
+            (Error::NotMptcp(NotMptcp::NotASocket), K::InvalidInput, None),
+            (Error::NotMptcp(NotMptcp::PlainTcp), K::Unsupported, None),
+            (
+                Error::NoConnection(NoConnection::Listener),
+                K::NotConnected,
+                None,
+            ),
+            (
+                Error::NoConnection(NoConnection::Unconnected),
+                K::NotConnected,
+                None,
+            ),
+            (Error::FellBack, K::Unsupported, None),
+            (
+                Error::Unsupported {
+                    feature: "x",
+                    since: Some("6.5"),
+                },
+                K::Unsupported,
+                None,
+            ),
+            (Error::TimedOut("open subflow"), K::TimedOut, None),
+            (Error::NoSuchSubflow(3), K::NotFound, None),
+            (Error::decode("x", "short"), K::InvalidData, None),
+            (Error::invalid("x", "zero"), K::InvalidInput, None),
+            (
+                Error::PermissionDenied {
+                    op: "add endpoint",
+                    message: None,
+                    errno: 1,
+                },
+                K::PermissionDenied,
+                Some(1),
+            ),
+            (
+                Error::NeedsUserspacePm {
+                    op: "create subflow",
+                    errno: 22,
+                },
+                K::InvalidInput,
+                Some(22),
+            ),
+            (
+                Error::Netlink {
+                    op: "get endpoint",
+                    source: io::Error::from_raw_os_error(2),
+                    message: Some("address not found".into()),
+                },
+                K::NotFound,
+                Some(2),
+            ),
+            (
+                Error::os("connect", io::Error::from_raw_os_error(111)),
+                K::ConnectionRefused,
+                Some(111),
+            ),
+        ];
+        for (e, kind, errno) in cases {
+            let shown = e.to_string();
+            assert_eq!(e.kind(), kind, "{shown}");
+            let io = io::Error::from(e);
+            assert_eq!(io.kind(), kind, "{shown}");
+            assert_eq!(io.raw_os_error(), errno, "{shown}");
+        }
+    }
+
+    #[test]
+    fn unsupported_says_only_true_things() {
+        let e = Error::Unsupported {
+            feature: "MPTCP_FULL_INFO",
+            since: Some("6.5"),
+        };
+        assert_eq!(
+            e.to_string(),
+            "MPTCP_FULL_INFO is not supported by this kernel (added in Linux 6.5)"
+        );
+        let e = Error::Unsupported {
+            feature: "half-closing one subflow",
+            since: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "half-closing one subflow is not offered by upstream Linux"
+        );
+        assert!(!e.to_string().contains("Linux none"));
+    }
+}

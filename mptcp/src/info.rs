@@ -50,7 +50,8 @@ versioned! {
     /// from 6.10; fields past what it returned are `None`, never zero. The `*_max` limit
     /// fields are only filled under the in-kernel path manager.
     pub struct MptcpInfo from mptcp_sys::mptcp_info {
-        /// Subflows beyond the initial one (`mptcpi_subflows`).
+        /// Extra subflows: those beyond the initial one that the path manager accounts
+        /// for (`mptcpi_subflows`). A connection with two paths in use reads 1.
         subflows: u8 = mptcpi_subflows,
         /// Addresses announced to the peer (ADD_ADDR sent).
         add_addr_signal: u8 = mptcpi_add_addr_signal,
@@ -88,7 +89,11 @@ versioned! {
         bytes_received: u64 = mptcpi_bytes_received @ 80,
         /// Bytes acknowledged at the data level (Linux 6.5+).
         bytes_acked: u64 = mptcpi_bytes_acked @ 80,
-        /// Subflows ever created, including closed ones (Linux 6.8+).
+        /// The kernel's own count of the connection's subflows (Linux 6.8+): the extra
+        /// subflows the path manager currently accounts for, plus one while the
+        /// initial subflow is open. It is not a count of subflows ever created, and it
+        /// can differ from the number [`subflows`](crate::subflows) lists while
+        /// subflows are being set up or torn down (seen on 6.18: 4 while 5 were listed).
         subflows_total: u8 = mptcpi_subflows_total @ 88,
         /// Limit of laminar endpoints (Linux 6.18+). A reserved byte before: 0 on
         /// 6.10-6.17, which return 96 bytes too.
@@ -129,7 +134,7 @@ fn read_info(fd: std::os::fd::BorrowedFd<'_>, len: usize) -> Result<Vec<u8>> {
         mptcp_sys::MPTCP_INFO as i32,
         &mut buf,
     )
-    .map_err(|e| classify(fd, e, "getsockopt(MPTCP_INFO)", "MPTCP_INFO", "5.16"))?;
+    .map_err(|e| classify(fd, e, "getsockopt(MPTCP_INFO)", "MPTCP_INFO", Some("5.16")))?;
     buf.truncate(len);
     Ok(buf)
 }

@@ -59,8 +59,9 @@ pub struct SubTuple {
 
 fn missing() -> Error {
     Error::Unsupported {
-        feature: "the out-of-tree MPTCP socket API (draft-hesmans, MPTCP_GET_SUB_IDS ...)",
-        since: "no upstream release; only the multipath-tcp.org fork",
+        feature: "the out-of-tree MPTCP socket API (draft-hesmans, MPTCP_GET_SUB_IDS ...; \
+                  only kernels of the multipath-tcp.org fork have it)",
+        since: None,
     }
 }
 
@@ -113,10 +114,7 @@ pub(crate) fn decode_sub_ids(buf: &[u8]) -> Result<Vec<SubStatus>> {
 }
 
 fn short(what: &str) -> Error {
-    Error::os(
-        "decode out-of-tree API reply",
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("short {what}")),
-    )
+    Error::decode("out-of-tree API reply", format!("short {what}"))
 }
 
 /// Encodes a `struct sockaddr_in`/`sockaddr_in6` (port and address in network order).

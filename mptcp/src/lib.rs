@@ -59,7 +59,7 @@ mod sys;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
-pub use error::{Error, NotMptcp, Result, Unavailable};
+pub use error::{Error, NoConnection, NotMptcp, ParseModeError, Result, Unavailable};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use info::{info, token, MptcpInfo};
 #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -1,6 +1,6 @@
 //! Creating MPTCP sockets, with a fallback policy.
 
-use crate::error::{Error, Result, Unavailable};
+use crate::error::{Error, ParseModeError, Result, Unavailable};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::OnceLock;
@@ -13,11 +13,16 @@ use linux::{cached_refusal, netns_cookie, refusals, remember_refusal};
 /// value is defined on every OS so that portable code can name it).
 pub const IPPROTO_MPTCP: i32 = 262;
 
-/// The environment variable that overrides the mode of every socket this crate creates:
-/// `prefer`, `require` or `off` (case-insensitive; empty means unset).
+/// The environment variable that sets the mode of the sockets a program creates with
+/// [`Mode::Prefer`], the default: `prefer`, `require` or `off` (case-insensitive; empty
+/// means unset).
 ///
-/// It is read once, the first time a socket is created. It lets an operator turn MPTCP
-/// off (or make it mandatory) without rebuilding, like Go's `GODEBUG=multipathtcp`.
+/// It lets an operator turn MPTCP off (or make it mandatory) without rebuilding, like
+/// Go's `GODEBUG=multipathtcp`. It never overrides a program that asked for
+/// [`Mode::Require`] or [`Mode::Off`] itself: those are the program's decisions, and
+/// the variable is not even read for them, so an invalid value cannot make them fail.
+/// It is read once, the first time a `Prefer` socket is created; an invalid value makes
+/// those sockets fail with [`Error::InvalidEnv`] rather than silently guess.
 pub const MODE_ENV: &str = "MPTCP_MODE";
 
 /// What to do when MPTCP sockets cannot be created.
@@ -38,14 +43,24 @@ pub enum Mode {
     Off,
 }
 
+/// Parses `prefer`, `require` or `off`, in any case.
+///
+/// ```
+/// use mptcp::Mode;
+/// assert_eq!("Require".parse::<Mode>(), Ok(Mode::Require));
+/// let err = "sometimes".parse::<Mode>().unwrap_err();
+/// assert_eq!(err.value, "sometimes");
+/// ```
 impl std::str::FromStr for Mode {
-    type Err = ();
-    fn from_str(s: &str) -> std::result::Result<Self, ()> {
+    type Err = ParseModeError;
+    fn from_str(s: &str) -> std::result::Result<Self, ParseModeError> {
         match s.to_ascii_lowercase().as_str() {
             "prefer" => Ok(Mode::Prefer),
             "require" => Ok(Mode::Require),
             "off" => Ok(Mode::Off),
-            _ => Err(()),
+            _ => Err(ParseModeError {
+                value: s.to_string(),
+            }),
         }
     }
 }
@@ -53,24 +68,36 @@ impl std::str::FromStr for Mode {
 impl Mode {
     /// The mode set by [`MODE_ENV`], if any (read once per process).
     pub fn from_env() -> Result<Option<Mode>> {
-        static ENV: OnceLock<std::result::Result<Option<Mode>, String>> = OnceLock::new();
+        static ENV: OnceLock<std::result::Result<Option<Mode>, ParseModeError>> = OnceLock::new();
         let v = ENV.get_or_init(|| match std::env::var(MODE_ENV) {
             Ok(v) if v.is_empty() => Ok(None),
-            Ok(v) => v.parse().map(Some).map_err(|()| v),
+            Ok(v) => v.parse().map(Some),
             Err(_) => Ok(None),
         });
         match v {
             Ok(m) => Ok(*m),
-            Err(value) => Err(Error::InvalidEnv {
+            Err(e) => Err(Error::InvalidEnv {
                 var: MODE_ENV,
-                value: value.clone(),
+                source: e.clone(),
             }),
         }
     }
 
-    /// The mode in effect: the environment's, when set, else `self`.
+    /// The mode in effect: for [`Mode::Prefer`], the environment's when [`MODE_ENV`] is
+    /// set; `Require` and `Off` as they are.
+    ///
+    /// ```
+    /// use mptcp::Mode;
+    /// // Whatever MPTCP_MODE holds, the program's own Require and Off stand.
+    /// assert_eq!(Mode::Off.effective()?, Mode::Off);
+    /// assert_eq!(Mode::Require.effective()?, Mode::Require);
+    /// # Ok::<(), mptcp::Error>(())
+    /// ```
     pub fn effective(self) -> Result<Mode> {
-        Ok(Mode::from_env()?.unwrap_or(self))
+        match self {
+            Mode::Prefer => Ok(Mode::from_env()?.unwrap_or(self)),
+            explicit => Ok(explicit),
+        }
     }
 }
 
@@ -176,8 +203,17 @@ pub struct MptcpSocket {
 }
 
 impl MptcpSocket {
-    /// A socket of the given family (`Domain::IPV4` or `Domain::IPV6`).
+    /// A socket of the given family (`Domain::IPV4` or `Domain::IPV6`; any other is
+    /// [`Error::InvalidArgument`]).
     pub fn new(domain: Domain, mode: Mode) -> Result<Self> {
+        if domain != Domain::IPV4 && domain != Domain::IPV6 {
+            // socket() would answer EPROTONOSUPPORT, which for MPTCP otherwise means a
+            // kernel without MPTCP: say what is really wrong.
+            return Err(Error::invalid(
+                "create MPTCP socket",
+                format!("{domain:?} is not an IP family: MPTCP needs IPv4 or IPv6"),
+            ));
+        }
         let mode = mode.effective()?;
         if mode == Mode::Off {
             return Ok(Self::plain(tcp(domain)?, Unavailable::TurnedOff));

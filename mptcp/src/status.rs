@@ -1,6 +1,6 @@
 //! Is this socket MPTCP, and is its connection really using MPTCP?
 
-use crate::error::{Error, NotMptcp, Result};
+use crate::error::{Error, NoConnection, NotMptcp, Result};
 use crate::sys;
 use socket2::{Domain, SockRef, Type};
 use std::io;
@@ -192,7 +192,7 @@ pub(crate) fn classify(
     e: io::Error,
     op: &'static str,
     feature: &'static str,
-    since: &'static str,
+    since: Option<&'static str>,
 ) -> Error {
     if e.raw_os_error() == Some(libc::ENOTSOCK) {
         return Error::NotMptcp(NotMptcp::NotASocket);
@@ -213,7 +213,7 @@ pub(crate) fn classify(
 /// For a call that succeeded but found no connection (token 0): listener or unconnected.
 pub(crate) fn no_connection(fd: BorrowedFd<'_>) -> Error {
     match SockRef::from(&fd).is_listener() {
-        Ok(true) => Error::NotMptcp(NotMptcp::Listener),
-        _ => Error::NotMptcp(NotMptcp::NotConnected),
+        Ok(true) => Error::NoConnection(NoConnection::Listener),
+        _ => Error::NoConnection(NoConnection::Unconnected),
     }
 }

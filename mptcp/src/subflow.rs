@@ -203,9 +203,9 @@ pub(crate) fn addrs(b: &[u8]) -> Result<(SocketAddr, SocketAddr)> {
     const REMOTE: usize = size_of::<mptcp_sys::mptcp_subflow_addrs>() / 2;
     match (sockaddr(b), b.get(REMOTE..).and_then(sockaddr)) {
         (Some(l), Some(r)) => Ok((l, r)),
-        _ => Err(Error::os(
-            "decode subflow addresses",
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "unknown address family"),
+        _ => Err(Error::decode(
+            "subflow addresses",
+            "an unknown address family",
         )),
     }
 }
@@ -270,7 +270,7 @@ fn full_info(fd: BorrowedFd<'_>) -> Result<Connection> {
                     e,
                     "getsockopt(MPTCP_FULL_INFO)",
                     "MPTCP_FULL_INFO",
-                    "6.5",
+                    Some("6.5"),
                 )
             }
         })?;
@@ -296,12 +296,7 @@ pub(crate) fn decode_full_info(full: &[u8], sf: &[u8], tcp: &[u8]) -> Result<Con
     let sf_stride = head.size_sfinfo_user as usize;
     let tcp_stride = head.size_tcpinfo_user as usize;
     let addrs_off = offset_of!(mptcp_sys::mptcp_subflow_info, addrs);
-    let short = || {
-        Error::os(
-            "decode MPTCP_FULL_INFO",
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "short subflow arrays"),
-        )
-    };
+    let short = || Error::decode("MPTCP_FULL_INFO", "subflow arrays shorter than announced");
     let mut subflows = Vec::with_capacity(total);
     for i in 0..total {
         let e = sf
@@ -324,12 +319,9 @@ pub(crate) fn decode_full_info(full: &[u8], sf: &[u8], tcp: &[u8]) -> Result<Con
 }
 
 fn grew() -> Error {
-    Error::os(
-        "read subflows",
-        std::io::Error::new(
-            std::io::ErrorKind::Interrupted,
-            "the number of subflows kept changing",
-        ),
+    Error::decode(
+        "subflows",
+        "the number of subflows kept changing between the kernel's replies",
     )
 }
 
@@ -356,7 +348,7 @@ fn subflow_array(
     let mut head_bytes = head;
     buf[..hdr].copy_from_slice(sys::as_bytes_mut(&mut head_bytes));
     sys::getsockopt_buf(fd, mptcp_sys::SOL_MPTCP as i32, opt as i32, &mut buf)
-        .map_err(|e| classify(fd, e, name, feature, "5.16"))?;
+        .map_err(|e| classify(fd, e, name, feature, Some("5.16")))?;
     let head: mptcp_sys::mptcp_subflow_data = sys::read_prefix(&buf[..hdr]);
     Ok((
         head.num_subflows as usize,

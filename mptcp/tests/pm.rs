@@ -19,7 +19,9 @@ macro_rules! pm_or_unsupported {
     () => {
         if !common::caps().mptcp {
             match PathManager::new() {
-                Err(Error::Unsupported { since: "5.7", .. }) => {}
+                Err(Error::Unsupported {
+                    since: Some("5.7"), ..
+                }) => {}
                 other => panic!("expected the missing-family error, got {other:?}"),
             }
             eprintln!("no MPTCP in this kernel: checked the path manager's typed error instead");
@@ -562,7 +564,13 @@ fn userspace_commands_need_userspace_pm() {
     } else {
         // Before 6.5 there are no subflow ids to return: said before anything is sent.
         assert!(
-            matches!(r, Err(Error::Unsupported { since: "6.5", .. })),
+            matches!(
+                r,
+                Err(Error::Unsupported {
+                    since: Some("6.5"),
+                    ..
+                })
+            ),
             "{r:?}"
         );
     }
@@ -590,7 +598,13 @@ fn seed_operations_end_to_end() {
                 h.set_subflow_backup(1, true),
             ] {
                 assert!(
-                    matches!(r, Err(Error::Unsupported { since: "6.5", .. })),
+                    matches!(
+                        r,
+                        Err(Error::Unsupported {
+                            since: Some("6.5"),
+                            ..
+                        })
+                    ),
                     "{r:?}"
                 );
             }
@@ -759,4 +773,190 @@ fn tokio_event_stream_and_async_requests() {
     assert_eq!(kinds.first(), Some(&EventKind::Created), "{kinds:?}");
     assert!(kinds.contains(&EventKind::Established), "{kinds:?}");
     assert!(eps.iter().any(|e| e.addr.to_string() == "192.0.2.50"));
+}
+
+/// Regression: an endpoint with port 0 was added, then reported as "not listed" because
+/// the lookup compared `Some(0)` with the kernel's "no port".
+#[test]
+fn endpoint_with_port_zero_is_added_and_found() {
+    require_netns!();
+    pm_or_unsupported!();
+    let t = Topology::new(1);
+    t.client.run(|| {
+        let mut pm = PathManager::new().expect("pm");
+        pm.flush_endpoints().expect("flush");
+        let addr: IpAddr = "198.51.100.2".parse().expect("address");
+        let id = pm
+            .add_endpoint(&Endpoint::new(addr, EndpointFlags::SIGNAL).with_port(0))
+            .expect("add with port 0");
+        let listed = pm.endpoint(id).expect("get");
+        assert_eq!((listed.addr, listed.port), (addr, None));
+    });
+}
+
+/// Regression: deleting by id with another endpoint's address deleted the endpoint of
+/// that id anyway (`ip mptcp` refuses such an address).
+#[test]
+fn delete_with_an_address_not_the_ids_is_refused() {
+    require_netns!();
+    pm_or_unsupported!();
+    let t = Topology::new(1);
+    t.client.run(|| {
+        let mut pm = PathManager::new().expect("pm");
+        pm.flush_endpoints().expect("flush");
+        let addr: IpAddr = "198.51.100.2".parse().expect("address");
+        let id = pm
+            .add_endpoint(&Endpoint::new(addr, EndpointFlags::SIGNAL).with_id(4))
+            .expect("add");
+        let wrong: IpAddr = "203.0.113.99".parse().expect("address");
+        let r = pm.delete_endpoint_addr(id, wrong);
+        match &r {
+            Err(e @ Error::InvalidArgument { reason, .. }) => {
+                assert!(reason.contains("198.51.100.2") && reason.contains("203.0.113.99"));
+                assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            }
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+        assert_eq!(pm.endpoint(4).expect("still there").addr, addr);
+        pm.delete_endpoint_addr(4, addr)
+            .expect("the right address deletes");
+        assert!(pm.endpoints().expect("dump").is_empty());
+    });
+}
+
+/// Regression: `delete_endpoint(0)` answered Ok and deleted nothing.
+#[test]
+fn delete_endpoint_zero_is_refused() {
+    require_netns!();
+    pm_or_unsupported!();
+    let t = Topology::new(1);
+    t.client.run(|| {
+        let mut pm = PathManager::new().expect("pm");
+        pm.flush_endpoints().expect("flush");
+        pm.add_endpoint(&Endpoint::new(
+            "198.51.100.2".parse().expect("address"),
+            EndpointFlags::SIGNAL,
+        ))
+        .expect("add");
+        let r = pm.delete_endpoint(0);
+        assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+        assert_eq!(pm.endpoints().expect("dump").len(), 1, "nothing deleted");
+    });
+}
+
+/// Regression: the kernel's extended-ack text was replaced by a guess ("not supported by
+/// this kernel (added in Linux 5.12)") when it answered EOPNOTSUPP to a known command.
+#[test]
+fn kernel_text_is_kept_for_a_known_command() {
+    require_netns!();
+    pm_or_unsupported!();
+    let t = Topology::new(1);
+    t.client.run(|| {
+        let mut pm = PathManager::new().expect("pm");
+        let r = pm.set_endpoint_flags(0, EndpointFlags::BACKUP);
+        match &r {
+            Err(Error::Netlink {
+                message: Some(m),
+                source,
+                ..
+            }) => {
+                assert!(!m.is_empty());
+                assert!(source.raw_os_error().is_some());
+            }
+            // Kernels without extended-ack text for it: the errno alone, still no guess.
+            Err(Error::Netlink { message: None, .. }) => {}
+            other => panic!("expected the kernel's own error, got {other:?}"),
+        }
+        let io = std::io::Error::from(r.expect_err("error"));
+        assert!(io.raw_os_error().is_some(), "errno kept through io::Error");
+    });
+}
+
+/// Regression: a zero event timeout (or one under 1 µs) made `next()` block forever,
+/// because the kernel reads `timeval{0,0}` as "no timeout".
+#[test]
+fn event_timeout_zero_is_refused_and_tiny_ones_round_up() {
+    require_netns!();
+    pm_or_unsupported!();
+    let t = Topology::new(1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _worker = t.client.spawn(move || {
+        let pm = PathManager::new().expect("pm");
+        let mut events = pm.events().expect("subscribe");
+        let zero = events.set_timeout(Some(Duration::ZERO));
+        let _ = tx.send(format!(
+            "zero: {}",
+            matches!(zero, Err(Error::InvalidArgument { .. }))
+        ));
+        events
+            .set_timeout(Some(Duration::from_nanos(1)))
+            .expect("1 ns is accepted");
+        let started = Instant::now();
+        let r = events.next();
+        let _ = tx.send(format!(
+            "next: {} after {:?}",
+            matches!(r, Some(Err(_))),
+            started.elapsed()
+        ));
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("first answer");
+    assert_eq!(first, "zero: true");
+    let second = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("next() returned instead of blocking");
+    assert!(second.starts_with("next: true"), "{second}");
+}
+
+/// Regression: `set_kind` by an unprivileged user gave a bare EACCES, not the
+/// `PermissionDenied` naming CAP_NET_ADMIN of every other path-manager write. The test
+/// runs itself again under `setpriv` as an unprivileged user.
+#[test]
+fn set_kind_without_privilege_names_cap_net_admin() {
+    if std::env::var_os("MPTCP_TEST_UNPRIVILEGED_CHILD").is_some() {
+        let r = mptcp::pm::set_kind(PmKind::Userspace);
+        match &r {
+            Err(e @ Error::PermissionDenied { .. }) => {
+                assert!(e.to_string().contains("CAP_NET_ADMIN"), "{e}");
+                assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+            }
+            other => panic!("expected PermissionDenied, got {other:?}"),
+        }
+        return;
+    }
+    require_netns!();
+    if !std::path::Path::new("/proc/sys/net/mptcp").exists() {
+        eprintln!("skipped: no net.mptcp sysctls in this kernel");
+        return;
+    }
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(setpriv) = setpriv else {
+        eprintln!("skipped: setpriv (util-linux) is not installed, so no unprivileged run");
+        return;
+    };
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new(setpriv)
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(&exe)
+        .args([
+            "--exact",
+            "set_kind_without_privilege_names_cap_net_admin",
+            "--nocapture",
+        ])
+        .env("MPTCP_TEST_UNPRIVILEGED_CHILD", "1")
+        .output()
+        .expect("run setpriv");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "unprivileged run failed:\n{text}");
+    assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
 }

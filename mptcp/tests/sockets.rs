@@ -3,7 +3,7 @@
 mod common;
 
 use common::{data, sha256, wait_for, Topology, PATHS};
-use mptcp::{Error, Mode, MptcpSocket, NotMptcp, Unavailable};
+use mptcp::{Error, Mode, MptcpSocket, NoConnection, NotMptcp, Unavailable};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -320,15 +320,13 @@ fn typed_errors_for_non_connections() {
         let sa = addr(PATHS[0].client4, 4100);
         // Without MPTCP in the kernel, the sockets are plain TCP and say so.
         let mptcp_here = common::caps().mptcp;
-        let listener_err = if mptcp_here {
-            NotMptcp::Listener
-        } else {
-            NotMptcp::PlainTcp
-        };
-        let unconnected_err = if mptcp_here {
-            NotMptcp::NotConnected
-        } else {
-            NotMptcp::PlainTcp
+        // The kind callers of `?` into io::Error see.
+        let expected = |r: &Result<(), Error>, conn: NoConnection| match r {
+            Err(Error::NoConnection(c)) if mptcp_here && *c == conn => {
+                r.as_ref().map_err(|e| e.kind()) == Err(std::io::ErrorKind::NotConnected)
+            }
+            Err(Error::NotMptcp(NotMptcp::PlainTcp)) => !mptcp_here,
+            _ => false,
         };
         let listener = mptcp::listen_with(sa, Mode::Prefer).expect("listen");
         for r in [
@@ -336,10 +334,7 @@ fn typed_errors_for_non_connections() {
             mptcp::subflows(&listener).map(|_| ()),
             mptcp::token(&listener).map(|_| ()),
         ] {
-            assert!(
-                matches!(r, Err(Error::NotMptcp(e)) if e == listener_err),
-                "{r:?}"
-            );
+            assert!(expected(&r, NoConnection::Listener), "{r:?}");
         }
         let unconnected = MptcpSocket::for_addr(&sa, Mode::Prefer).expect("socket");
         for r in [
@@ -347,10 +342,7 @@ fn typed_errors_for_non_connections() {
             mptcp::subflows(unconnected.socket()).map(|_| ()),
             mptcp::token(unconnected.socket()).map(|_| ()),
         ] {
-            assert!(
-                matches!(r, Err(Error::NotMptcp(e)) if e == unconnected_err),
-                "{r:?}"
-            );
+            assert!(expected(&r, NoConnection::Unconnected), "{r:?}");
         }
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
         for r in [
@@ -406,4 +398,59 @@ fn probe_cache_is_per_namespace() {
     drop(off);
     let fresh = Topology::new(1);
     assert_eq!(fresh.client.run(prefer), None);
+}
+
+/// Regression: a Unix-domain MPTCP socket was reported as "the kernel was built without
+/// MPTCP" (EPROTONOSUPPORT), on a kernel where MPTCP works.
+#[test]
+fn a_non_ip_domain_is_an_invalid_argument() {
+    for mode in [Mode::Prefer, Mode::Require, Mode::Off] {
+        let r = MptcpSocket::new(socket2::Domain::UNIX, mode);
+        match &r {
+            Err(e @ Error::InvalidArgument { reason, .. }) => {
+                assert!(reason.contains("IPv4 or IPv6"), "{reason}");
+                assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            }
+            other => panic!("{mode:?}: expected InvalidArgument, got {other:?}"),
+        }
+    }
+}
+
+/// An invalid `MPTCP_MODE` must not make explicit `Off` or `Require` fail: the variable
+/// only sets the mode of `Prefer` sockets. Runs itself again with a bad value.
+#[test]
+fn an_invalid_mode_variable_only_affects_prefer() {
+    if std::env::var_os("MPTCP_TEST_BAD_MODE_CHILD").is_some() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let off = MptcpSocket::for_addr(&addr, Mode::Off).expect("Off ignores MPTCP_MODE");
+        assert_eq!(off.unavailable(), Some(Unavailable::TurnedOff));
+        let require = MptcpSocket::for_addr(&addr, Mode::Require);
+        assert!(
+            !matches!(require, Err(Error::InvalidEnv { .. })),
+            "Require ignores MPTCP_MODE: {require:?}"
+        );
+        match MptcpSocket::for_addr(&addr, Mode::Prefer) {
+            Err(e @ Error::InvalidEnv { .. }) => {
+                assert!(e.to_string().contains("sometimes"), "{e}");
+                assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            }
+            other => panic!("Prefer reads the bad MPTCP_MODE: {other:?}"),
+        }
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "an_invalid_mode_variable_only_affects_prefer",
+            "--nocapture",
+        ])
+        .env("MPTCP_TEST_BAD_MODE_CHILD", "1")
+        .env(mptcp::MODE_ENV, "sometimes")
+        .output()
+        .expect("run the test binary");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed:\n{text}");
+    assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
 }

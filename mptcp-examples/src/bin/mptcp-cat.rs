@@ -39,8 +39,7 @@ struct Args {
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
-    s.parse()
-        .map_err(|()| format!("{s:?} is not one of prefer, require, off"))
+    s.parse().map_err(|e: mptcp::ParseModeError| e.to_string())
 }
 
 /// What the connection was, read while it was established.

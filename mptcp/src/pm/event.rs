@@ -208,9 +208,10 @@ impl Events {
             .map_err(|e| Error::os("bind netlink socket", e))?;
         sock.add_membership(group)
             .map_err(|e| match e.raw_os_error() {
-                Some(libc::EPERM) => Error::PermissionDenied {
+                Some(errno @ libc::EPERM) => Error::PermissionDenied {
                     op: "subscribe to path manager events",
                     message: None,
+                    errno,
                 },
                 _ => Error::os("subscribe to path manager events", e),
             })?;
@@ -227,8 +228,22 @@ impl Events {
             .map_err(|e| Error::os("setsockopt(SO_RCVBUF)", e))
     }
 
-    /// Sets a timeout for [`next`](Iterator::next) (`None`: block).
+    /// Sets a timeout for [`next`](Iterator::next): `None` blocks; a zero duration is
+    /// [`Error::InvalidArgument`] (the kernel would read it as "block"); durations
+    /// below one microsecond, the kernel's resolution, are rounded up to it.
     pub fn set_timeout(&self, timeout: Option<std::time::Duration>) -> Result<()> {
+        // The kernel reads a zero timeval as "no timeout": refuse zero as std's
+        // set_read_timeout does, and round what is below its microsecond resolution up.
+        let timeout = match timeout {
+            Some(d) if d.is_zero() => {
+                return Err(Error::invalid(
+                    "set event timeout",
+                    "a zero timeout would mean none: use None to block",
+                ))
+            }
+            Some(d) => Some(d.max(std::time::Duration::from_micros(1))),
+            None => None,
+        };
         socket2::SockRef::from(&self.sock)
             .set_read_timeout(timeout)
             .map_err(|e| Error::os("setsockopt(SO_RCVTIMEO)", e))

@@ -179,10 +179,7 @@ fn local_attrs(addr: &SocketAddr, id: Option<u8>, flags: EndpointFlags) -> Vec<A
 }
 
 fn bad(msg: impl Into<String>) -> Error {
-    Error::os(
-        "decode path manager reply",
-        std::io::Error::new(std::io::ErrorKind::InvalidData, msg.into()),
-    )
+    Error::decode("path manager reply", msg)
 }
 
 /// The in-kernel path manager's limits.
@@ -245,12 +242,25 @@ pub fn set_kind(kind: PmKind) -> Result<()> {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Unsupported {
                     feature: "selecting the path manager (net.mptcp.pm_type)",
-                    since: "5.19",
+                    since: Some("5.19"),
                 }),
-                Err(e) => Err(Error::os("write net.mptcp.pm_type", e)),
+                Err(e) => Err(sysctl_error("write net.mptcp.pm_type", e)),
             }
         }
-        Err(e) => Err(Error::os("write net.mptcp.path_manager", e)),
+        Err(e) => Err(sysctl_error("write net.mptcp.path_manager", e)),
+    }
+}
+
+/// A sysctl write refused for lack of privilege is the same error as a refused netlink
+/// request: it names CAP_NET_ADMIN.
+fn sysctl_error(op: &'static str, e: std::io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(errno @ (libc::EACCES | libc::EPERM)) => Error::PermissionDenied {
+            op,
+            message: None,
+            errno,
+        },
+        _ => Error::os(op, e),
     }
 }
 
@@ -297,10 +307,23 @@ impl PathManager {
             Error::Netlink {
                 op,
                 message: Some(m),
+                source,
+            } if m.contains("userspace PM not selected") => Error::NeedsUserspacePm {
+                op,
+                errno: source.raw_os_error().unwrap_or(libc::EINVAL),
+            },
+            // A command the kernel does not know: Generic Netlink answers EOPNOTSUPP
+            // with no extended-ack text. With a text, the kernel knew the command and
+            // said what is wrong: keep its words.
+            Error::Netlink {
+                message: None,
+                source,
                 ..
-            } if m.contains("userspace PM not selected") => Error::NeedsUserspacePm { op },
-            _ if e.errno() == Some(libc::EOPNOTSUPP) => match unsupported_cmd(cmd) {
-                Some((feature, since)) => Error::Unsupported { feature, since },
+            } if source.raw_os_error() == Some(libc::EOPNOTSUPP) => match unsupported_cmd(cmd) {
+                Some((feature, since)) => Error::Unsupported {
+                    feature,
+                    since: Some(since),
+                },
                 None => e,
             },
             _ => e,
@@ -319,15 +342,28 @@ impl PathManager {
         if ep.id != 0 {
             return Ok(ep.id);
         }
+        // Port 0 means no port: the kernel lists such an endpoint without one.
+        let port = ep.port.unwrap_or(0);
         self.endpoints()?
             .into_iter()
-            .find(|e| e.addr == ep.addr && e.port == ep.port)
+            .find(|e| e.addr == ep.addr && e.port.unwrap_or(0) == port)
             .map(|e| e.id)
             .ok_or_else(|| bad("the added endpoint is not listed"))
     }
 
-    /// Deletes the endpoint with this id (`ip mptcp endpoint delete id N`).
+    /// Deletes the endpoint with this id (`ip mptcp endpoint delete id N`). Id 0 is not
+    /// an endpoint: it names the address of connections' initial subflows, which
+    /// [`delete_endpoint_addr`](Self::delete_endpoint_addr) takes with that address; here
+    /// it is [`Error::InvalidArgument`] (the kernel would answer success and delete
+    /// nothing).
     pub fn delete_endpoint(&mut self, id: u8) -> Result<()> {
+        if id == 0 {
+            return Err(Error::invalid(
+                "delete endpoint",
+                "id 0 is no endpoint (it names the initial subflows' address: give that \
+                 address with delete_endpoint_addr)",
+            ));
+        }
         let addr = vec![Attr::u8(sys::MPTCP_PM_ADDR_ATTR_ID, id)];
         self.request(
             "delete endpoint",
@@ -339,8 +375,19 @@ impl PathManager {
     }
 
     /// Deletes an endpoint given by id and address (`ip mptcp endpoint delete id N ADDR`;
-    /// id 0 names the initial subflows' address).
+    /// id 0 names the initial subflows' address). For a non-zero id the address must be
+    /// that endpoint's, else [`Error::InvalidArgument`] and nothing is deleted (the
+    /// kernel itself would go by the id alone).
     pub fn delete_endpoint_addr(&mut self, id: u8, addr: IpAddr) -> Result<()> {
+        if id != 0 {
+            let current = self.endpoint(id)?;
+            if current.addr != addr {
+                return Err(Error::invalid(
+                    "delete endpoint",
+                    format!("endpoint {id} has the address {}, not {addr}", current.addr),
+                ));
+            }
+        }
         let ep = Endpoint::new(addr, EndpointFlags::empty()).with_id(id);
         let mut attrs = ep.attrs();
         if id == 0 {
@@ -563,7 +610,7 @@ impl PathManager {
         if self.token_dump == Some(false) {
             return Err(Error::Unsupported {
                 feature: "listing a connection's addresses (MPTCP_PM_CMD_GET_ADDR with a token)",
-                since: "6.7",
+                since: Some("6.7"),
             });
         }
         let replies = self.request(
@@ -587,7 +634,7 @@ impl PathManager {
             .map(|(_, id)| *id)
             .ok_or(Error::Unsupported {
                 feature: "the mptcp_pm_events multicast group",
-                since: "5.12",
+                since: Some("5.12"),
             })?;
         Events::subscribe(group)
     }

@@ -165,10 +165,7 @@ pub(crate) struct Conn {
 }
 
 fn decode_err(e: DecodeError) -> Error {
-    Error::os(
-        "decode netlink message",
-        io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
-    )
+    Error::decode("netlink message", e.to_string())
 }
 
 impl Conn {
@@ -266,7 +263,7 @@ impl Conn {
             Err(e) if e.errno() == Some(libc::ENOENT) => {
                 return Err(Error::Unsupported {
                     feature: "the mptcp_pm Generic Netlink family (no MPTCP in this kernel)",
-                    since: "5.7",
+                    since: Some("5.7"),
                 })
             }
             r => r?,
@@ -326,7 +323,7 @@ pub(crate) fn ext_ack_message(flags: u16, payload: &[u8]) -> Option<String> {
 
 fn netlink_error(op: &'static str, errno: i32, message: Option<String>) -> Error {
     if errno == libc::EPERM {
-        return Error::PermissionDenied { op, message };
+        return Error::PermissionDenied { op, message, errno };
     }
     Error::Netlink {
         op,

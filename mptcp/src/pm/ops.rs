@@ -93,7 +93,7 @@ impl<S: AsFd> SubflowHandle<S> {
             .map(|s| {
                 let id = s.id.ok_or(Error::Unsupported {
                     feature: "subflow ids (MPTCP_FULL_INFO)",
-                    since: "6.5",
+                    since: Some("6.5"),
                 })?;
                 Ok(SubflowTuple {
                     id,
@@ -175,8 +175,9 @@ impl<S: AsFd> SubflowHandle<S> {
     pub fn close_subflow(&mut self, id: u32, how: Shutdown) -> Result<()> {
         if how != Shutdown::Both {
             return Err(Error::Unsupported {
-                feature: "half-closing one subflow",
-                since: "none (upstream closes subflows entirely)",
+                feature: "half-closing one subflow (upstream MPTCP closes a subflow \
+                          entirely: use Shutdown::Both)",
+                since: None,
             });
         }
         let t = self.subflow(id)?;
@@ -236,8 +237,11 @@ fn userspace_needed(e: Error) -> Error {
         Error::Netlink {
             op,
             message: Some(m),
-            ..
-        } if m.contains("userspace") => Error::NeedsUserspacePm { op },
+            source,
+        } if m.contains("userspace") => Error::NeedsUserspacePm {
+            op,
+            errno: source.raw_os_error().unwrap_or(libc::EINVAL),
+        },
         _ => e,
     }
 }
