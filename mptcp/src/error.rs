@@ -164,6 +164,10 @@ impl Error {
         Error::Os { op, source }
     }
 
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        allow(dead_code)
+    )]
     pub(crate) fn decode(what: &'static str, detail: impl Into<String>) -> Self {
         Error::Decode {
             what,
@@ -264,6 +268,10 @@ pub enum Unavailable {
     /// `MPTCP_MODE` environment variable.
     #[error("turned off (mode off)")]
     TurnedOff,
+    /// The socket was created as plain TCP elsewhere and adopted
+    /// ([`MptcpSocket::from_socket`](crate::MptcpSocket::from_socket)).
+    #[error("the socket was created as plain TCP")]
+    CreatedAsTcp,
     /// The operating system has no MPTCP sockets: only Linux (and Android) do. The
     /// value is the OS, as in `std::env::consts::OS` (`"macos"`, `"freebsd"`,
     /// `"windows"`, ...).

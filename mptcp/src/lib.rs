@@ -59,6 +59,9 @@ mod sys;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
+/// The socket2 crate, whose `Socket` [`MptcpSocket`] hands out for setting options.
+pub use socket2;
+
 pub use error::{Error, NoConnection, NotMptcp, ParseModeError, Result, Unavailable};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use info::{info, token, MptcpInfo};

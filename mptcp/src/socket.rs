@@ -253,8 +253,7 @@ impl MptcpSocket {
                 }
             }
         }
-        let proto = socket2::Protocol::from(IPPROTO_MPTCP);
-        match Socket::new(domain, Type::STREAM, Some(proto)) {
+        match Socket::new(domain, Type::STREAM, Some(socket2::Protocol::MPTCP)) {
             Ok(socket) => Ok(MptcpSocket {
                 socket,
                 unavailable: None,
@@ -289,9 +288,49 @@ impl MptcpSocket {
         self.unavailable
     }
 
-    /// The socket, to set options on (socket2 has one method per option).
+    /// The socket, to set options on: socket2 has one method per option, and this is
+    /// the crate's one way of setting them (on MPTCP, the kernel applies TCP-level
+    /// options such as `TCP_NODELAY` and `SO_KEEPALIVE` to every subflow).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sock = mptcp::MptcpSocket::new(mptcp::socket2::Domain::IPV4, mptcp::Mode::Prefer)?;
+    /// sock.socket().set_tcp_nodelay(true)?;
+    /// assert!(sock.socket().tcp_nodelay()?);
+    /// # Ok(()) }
+    /// ```
     pub fn socket(&self) -> &Socket {
         &self.socket
+    }
+
+    /// Adopts a socket created elsewhere (a stream socket of an IP family): MPTCP when it
+    /// was created with `IPPROTO_MPTCP`, else plain TCP with
+    /// [`Unavailable::CreatedAsTcp`].
+    ///
+    /// ```
+    /// use mptcp::socket2::{Domain, Protocol, Socket, Type};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tcp = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    /// let sock = mptcp::MptcpSocket::from_socket(tcp)?;
+    /// assert!(!sock.is_mptcp());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn from_socket(socket: Socket) -> Result<Self> {
+        use std::os::fd::AsFd;
+        let protocol = crate::status::stream_protocol(socket.as_fd())?;
+        let unavailable = (protocol != IPPROTO_MPTCP).then_some(Unavailable::CreatedAsTcp);
+        Ok(MptcpSocket {
+            socket,
+            unavailable,
+        })
+    }
+
+    /// Adopts a socket created elsewhere: on this OS it is plain TCP
+    /// ([`Unavailable::CreatedAsTcp`]).
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub fn from_socket(socket: Socket) -> Result<Self> {
+        Ok(Self::plain(socket, Unavailable::CreatedAsTcp))
     }
 
     /// Binds to a local address.
@@ -299,34 +338,6 @@ impl MptcpSocket {
         self.socket
             .bind(&SockAddr::from(*addr))
             .map_err(|e| Error::os("bind", e))
-    }
-
-    /// Sets `SO_REUSEADDR`.
-    pub fn set_reuse_address(&self, on: bool) -> Result<()> {
-        self.socket
-            .set_reuse_address(on)
-            .map_err(|e| Error::os("setsockopt(SO_REUSEADDR)", e))
-    }
-
-    /// Sets `TCP_NODELAY` (on MPTCP, applied to every subflow).
-    pub fn set_nodelay(&self, on: bool) -> Result<()> {
-        self.socket
-            .set_tcp_nodelay(on)
-            .map_err(|e| Error::os("setsockopt(TCP_NODELAY)", e))
-    }
-
-    /// Sets `SO_KEEPALIVE` (on MPTCP, applied to every subflow).
-    pub fn set_keepalive(&self, on: bool) -> Result<()> {
-        self.socket
-            .set_keepalive(on)
-            .map_err(|e| Error::os("setsockopt(SO_KEEPALIVE)", e))
-    }
-
-    /// Sets `O_NONBLOCK`.
-    pub fn set_nonblocking(&self, on: bool) -> Result<()> {
-        self.socket
-            .set_nonblocking(on)
-            .map_err(|e| Error::os("fcntl(O_NONBLOCK)", e))
     }
 
     /// Connects (one attempt) and returns the stream.
@@ -356,6 +367,40 @@ impl MptcpSocket {
     /// The underlying socket.
     pub fn into_socket(self) -> Socket {
         self.socket
+    }
+}
+
+impl From<MptcpSocket> for Socket {
+    fn from(s: MptcpSocket) -> Socket {
+        s.socket
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsFd for MptcpSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for MptcpSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsSocket for MptcpSocket {
+    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+        self.socket.as_socket()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsRawSocket for MptcpSocket {
+    fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
+        self.socket.as_raw_socket()
     }
 }
 
@@ -429,7 +474,9 @@ pub fn listen_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpListener> 
     let mut last = None;
     for a in resolve(addr)? {
         let s = MptcpSocket::for_addr(&a, mode)?;
-        s.set_reuse_address(true)?;
+        s.socket
+            .set_reuse_address(true)
+            .map_err(|e| Error::os("setsockopt(SO_REUSEADDR)", e))?;
         match s.bind(&a) {
             Ok(()) => return s.listen(1024),
             Err(e) => last = Some(e),

@@ -1,30 +1,195 @@
-//! tokio versions of [`connect`](crate::connect) and [`listen`](crate::listen).
+//! tokio versions of [`connect`](crate::connect), [`listen`](crate::listen) and
+//! [`MptcpSocket`](crate::MptcpSocket).
 //!
 //! The status, info and subflow functions of the crate take any `AsFd`, so they work on
 //! tokio's sockets directly:
 //!
-//! ```no_run
-//! # async fn f() -> Result<(), mptcp::Error> {
-//! let stream = mptcp::tokio::connect("192.0.2.1:8080").await?;
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), mptcp::Error> {
+//! let listener = mptcp::tokio::listen("127.0.0.1:0").await?;
+//! let addr = listener.local_addr().expect("address");
+//! let stream = mptcp::tokio::connect(addr).await?;
+//! # #[cfg(any(target_os = "linux", target_os = "android"))]
 //! println!("MPTCP: {}", mptcp::is_mptcp(&stream)?);
 //! # Ok(()) }
 //! ```
 
-use crate::error::{Error, Result};
-use crate::socket::{no_address, Mode, MptcpSocket};
+use crate::error::{Error, Result, Unavailable};
+use crate::socket::{no_address, Mode};
 use std::net::SocketAddr;
-use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+
+/// An MPTCP socket that is not connected yet, in the shape of tokio's `TcpSocket`: set
+/// options and bind, then [`connect`](Self::connect) (async) or [`listen`](Self::listen).
+///
+/// ```
+/// use mptcp::{tokio::MptcpSocket, Mode};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), mptcp::Error> {
+/// let server = MptcpSocket::new_v4(Mode::Prefer)?;
+/// server.set_reuseaddr(true)?;
+/// server.bind("127.0.0.1:0".parse().expect("address"))?;
+/// let listener = server.listen(16)?;
+/// let addr = listener.local_addr().expect("address");
+///
+/// let client = MptcpSocket::new_v4(Mode::Prefer)?;
+/// client.set_nodelay(true)?;
+/// let stream = client.connect(addr).await?;
+/// assert!(stream.nodelay().expect("nodelay"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct MptcpSocket {
+    socket: tokio::net::TcpSocket,
+    unavailable: Option<Unavailable>,
+}
+
+fn os(op: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::os(op, e)
+}
+
+impl MptcpSocket {
+    /// An IPv4 socket: MPTCP when possible under `mode`.
+    pub fn new_v4(mode: Mode) -> Result<Self> {
+        crate::MptcpSocket::new(socket2::Domain::IPV4, mode).and_then(Self::try_from)
+    }
+
+    /// An IPv6 socket: MPTCP when possible under `mode`.
+    pub fn new_v6(mode: Mode) -> Result<Self> {
+        crate::MptcpSocket::new(socket2::Domain::IPV6, mode).and_then(Self::try_from)
+    }
+
+    /// A socket of the family of `addr`.
+    pub fn for_addr(addr: &SocketAddr, mode: Mode) -> Result<Self> {
+        crate::MptcpSocket::for_addr(addr, mode).and_then(Self::try_from)
+    }
+
+    /// True when the socket was created as MPTCP.
+    pub fn is_mptcp(&self) -> bool {
+        self.unavailable.is_none()
+    }
+
+    /// Why the socket is plain TCP, when it is.
+    pub fn unavailable(&self) -> Option<Unavailable> {
+        self.unavailable
+    }
+
+    /// Sets `TCP_NODELAY` (on MPTCP, every subflow).
+    pub fn set_nodelay(&self, on: bool) -> Result<()> {
+        self.socket
+            .set_nodelay(on)
+            .map_err(os("setsockopt(TCP_NODELAY)"))
+    }
+
+    /// Sets `SO_REUSEADDR`.
+    pub fn set_reuseaddr(&self, on: bool) -> Result<()> {
+        self.socket
+            .set_reuseaddr(on)
+            .map_err(os("setsockopt(SO_REUSEADDR)"))
+    }
+
+    /// Sets `SO_REUSEPORT`.
+    #[cfg(unix)]
+    pub fn set_reuseport(&self, on: bool) -> Result<()> {
+        self.socket
+            .set_reuseport(on)
+            .map_err(os("setsockopt(SO_REUSEPORT)"))
+    }
+
+    /// Sets `SO_KEEPALIVE` (on MPTCP, every subflow).
+    pub fn set_keepalive(&self, on: bool) -> Result<()> {
+        self.socket
+            .set_keepalive(on)
+            .map_err(os("setsockopt(SO_KEEPALIVE)"))
+    }
+
+    /// Sets `SO_SNDBUF`.
+    pub fn set_send_buffer_size(&self, size: u32) -> Result<()> {
+        self.socket
+            .set_send_buffer_size(size)
+            .map_err(os("setsockopt(SO_SNDBUF)"))
+    }
+
+    /// Sets `SO_RCVBUF`.
+    pub fn set_recv_buffer_size(&self, size: u32) -> Result<()> {
+        self.socket
+            .set_recv_buffer_size(size)
+            .map_err(os("setsockopt(SO_RCVBUF)"))
+    }
+
+    /// Sets `SO_LINGER`.
+    pub fn set_linger(&self, linger: Option<Duration>) -> Result<()> {
+        #[allow(deprecated)] // tokio warns about blocking close; the choice is the caller's
+        self.socket
+            .set_linger(linger)
+            .map_err(os("setsockopt(SO_LINGER)"))
+    }
+
+    /// Binds to a network device (`SO_BINDTODEVICE`), e.g. `b"eth1"`; `None` unbinds.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn bind_device(&self, interface: Option<&[u8]>) -> Result<()> {
+        self.socket
+            .bind_device(interface)
+            .map_err(os("setsockopt(SO_BINDTODEVICE)"))
+    }
+
+    /// Binds to a local address.
+    pub fn bind(&self, addr: SocketAddr) -> Result<()> {
+        self.socket.bind(addr).map_err(os("bind"))
+    }
+
+    /// The local address (after `bind`).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.socket.local_addr().map_err(os("getsockname"))
+    }
+
+    /// Connects (one attempt).
+    pub async fn connect(self, addr: SocketAddr) -> Result<TcpStream> {
+        self.socket.connect(addr).await.map_err(os("connect"))
+    }
+
+    /// Starts listening.
+    pub fn listen(self, backlog: u32) -> Result<TcpListener> {
+        self.socket.listen(backlog).map_err(os("listen"))
+    }
+}
+
+/// A socket made by the blocking builder, registered with tokio as non-blocking.
+impl TryFrom<crate::MptcpSocket> for MptcpSocket {
+    type Error = Error;
+    fn try_from(s: crate::MptcpSocket) -> Result<Self> {
+        let unavailable = s.unavailable();
+        let socket = s.into_socket();
+        socket
+            .set_nonblocking(true)
+            .map_err(os("fcntl(O_NONBLOCK)"))?;
+        let std: std::net::TcpStream = socket.into();
+        Ok(MptcpSocket {
+            socket: tokio::net::TcpSocket::from_std_stream(std),
+            unavailable,
+        })
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsFd for MptcpSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for MptcpSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
+}
 
 /// Connects over MPTCP ([`Mode::Prefer`]); one attempt per resolved address.
 pub async fn connect(addr: impl ToSocketAddrs) -> Result<TcpStream> {
     connect_with(addr, Mode::Prefer).await
-}
-
-/// Converts an unconnected socket into tokio's, non-blocking.
-fn tokio_socket(s: MptcpSocket) -> Result<TcpSocket> {
-    s.set_nonblocking(true)?;
-    let std: std::net::TcpStream = s.into_socket().into();
-    Ok(TcpSocket::from_std_stream(std))
 }
 
 async fn resolve(addr: impl ToSocketAddrs) -> Result<Vec<SocketAddr>> {
@@ -42,10 +207,9 @@ async fn resolve(addr: impl ToSocketAddrs) -> Result<Vec<SocketAddr>> {
 pub async fn connect_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpStream> {
     let mut last = None;
     for a in resolve(addr).await? {
-        let s = tokio_socket(MptcpSocket::for_addr(&a, mode)?)?;
-        match s.connect(a).await {
+        match MptcpSocket::for_addr(&a, mode)?.connect(a).await {
             Ok(s) => return Ok(s),
-            Err(e) => last = Some(Error::os("connect", e)),
+            Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or_else(no_address))
@@ -61,15 +225,12 @@ pub async fn listen_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpList
     let mut last = None;
     for a in resolve(addr).await? {
         let s = MptcpSocket::for_addr(&a, mode)?;
-        s.set_reuse_address(true)?;
-        if let Err(e) = s.bind(&a) {
+        s.set_reuseaddr(true)?;
+        if let Err(e) = s.bind(a) {
             last = Some(e);
             continue;
         }
-        let l = s.listen(1024)?;
-        l.set_nonblocking(true)
-            .map_err(|e| Error::os("fcntl(O_NONBLOCK)", e))?;
-        return TcpListener::from_std(l).map_err(|e| Error::os("register with tokio", e));
+        return s.listen(1024);
     }
     Err(last.unwrap_or_else(no_address))
 }

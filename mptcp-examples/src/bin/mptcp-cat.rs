@@ -171,7 +171,9 @@ fn open(args: &Args) -> Result<Opened, String> {
         let sock = MptcpSocket::for_addr(&a, args.mode).map_err(|e| e.to_string())?;
         let unavailable = sock.unavailable();
         if args.listen {
-            sock.set_reuse_address(true).map_err(|e| e.to_string())?;
+            sock.socket()
+                .set_reuse_address(true)
+                .map_err(|e| e.to_string())?;
             if let Err(e) = sock.bind(&a) {
                 last = format!("{a}: {e}");
                 continue;
