@@ -164,10 +164,7 @@ impl Error {
         Error::Os { op, source }
     }
 
-    #[cfg_attr(
-        not(any(target_os = "linux", target_os = "android")),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     pub(crate) fn decode(what: &'static str, detail: impl Into<String>) -> Self {
         Error::Decode {
             what,

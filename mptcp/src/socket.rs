@@ -253,7 +253,7 @@ impl MptcpSocket {
                 }
             }
         }
-        match Socket::new(domain, Type::STREAM, Some(socket2::Protocol::MPTCP)) {
+        match Socket::new(domain, Type::STREAM, Some(mptcp_protocol())) {
             Ok(socket) => Ok(MptcpSocket {
                 socket,
                 unavailable: None,
@@ -402,6 +402,16 @@ impl std::os::windows::io::AsRawSocket for MptcpSocket {
     fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
         self.socket.as_raw_socket()
     }
+}
+
+/// socket2's `Protocol::MPTCP`, which it defines for Linux only; the same number on
+/// Android.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn mptcp_protocol() -> socket2::Protocol {
+    #[cfg(target_os = "linux")]
+    return socket2::Protocol::MPTCP;
+    #[cfg(target_os = "android")]
+    return socket2::Protocol::from(IPPROTO_MPTCP);
 }
 
 /// A plain TCP socket of the family.

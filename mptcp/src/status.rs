@@ -74,8 +74,12 @@ pub(crate) fn features() -> Option<Features> {
     if let Some(f) = FEATURES.get() {
         return Some(*f);
     }
-    let s =
-        socket2::Socket::new(Domain::IPV4, Type::STREAM, Some(socket2::Protocol::MPTCP)).ok()?;
+    let s = socket2::Socket::new(
+        Domain::IPV4,
+        Type::STREAM,
+        Some(crate::socket::mptcp_protocol()),
+    )
+    .ok()?;
     let mut empty = [0u8; 0];
     let sol_mptcp = sys::getsockopt_buf(
         s.as_fd(),
