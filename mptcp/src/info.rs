@@ -151,6 +151,8 @@ fn read_info(fd: std::os::fd::BorrowedFd<'_>, len: usize) -> Result<Vec<u8>> {
 /// println!("token {:08x}, {} extra subflows", info.token.unwrap_or(0), info.subflows.unwrap_or(0));
 /// # Ok::<(), mptcp::Error>(())
 /// ```
+#[doc(alias = "MPTCP_INFO")]
+#[doc(alias = "mptcp_info")]
 pub fn info(fd: impl AsFd) -> Result<MptcpInfo> {
     let fd = fd.as_fd();
     let info = MptcpInfo::decode(&raw_info(fd)?);
@@ -167,6 +169,8 @@ pub fn info(fd: impl AsFd) -> Result<MptcpInfo> {
 /// println!("token {:08x}", mptcp::token(&stream)?);
 /// # Ok::<(), mptcp::Error>(())
 /// ```
+#[doc(alias = "MPTCP_INFO")]
+#[doc(alias = "mptcpi_token")]
 pub fn token(fd: impl AsFd) -> Result<u32> {
     let fd = fd.as_fd();
     let buf = read_info(fd, offset_of!(mptcp_sys::mptcp_info, mptcpi_token) + 4)?;

@@ -175,6 +175,7 @@ pub(crate) fn decode_sub_tuple(buf: &[u8]) -> Result<SubTuple> {
 /// The ids and states of the connection's subflows. Grows its buffer while the kernel
 /// answers `EINVAL` (too small for all subflows), like the seed.
 #[doc(alias = "GetSubIDS")]
+#[doc(alias = "MPTCP_GET_SUB_IDS")]
 pub fn get_sub_ids(fd: impl AsFd) -> Result<Vec<SubStatus>> {
     let fd = fd.as_fd();
     let mut cap = 8;
@@ -190,6 +191,7 @@ pub fn get_sub_ids(fd: impl AsFd) -> Result<Vec<SubStatus>> {
 
 /// The addresses of the subflow with this id.
 #[doc(alias = "GetSubTuple")]
+#[doc(alias = "MPTCP_GET_SUB_TUPLE")]
 pub fn get_sub_tuple(fd: impl AsFd, id: u8) -> Result<SubTuple> {
     let fd = fd.as_fd();
     let mut buf = vec![0u8; 1 + 2 * SIN6_LEN];
@@ -201,6 +203,7 @@ pub fn get_sub_tuple(fd: impl AsFd, id: u8) -> Result<SubTuple> {
 
 /// Opens a subflow between two addresses; returns the new subflow's id.
 #[doc(alias = "OpenSub")]
+#[doc(alias = "MPTCP_OPEN_SUB_TUPLE")]
 pub fn open_sub(fd: impl AsFd, local: SocketAddr, remote: SocketAddr) -> Result<u8> {
     let fd = fd.as_fd();
     let mut buf = open_sub_buffer(&local, &remote)?;
@@ -212,6 +215,7 @@ pub fn open_sub(fd: impl AsFd, local: SocketAddr, remote: SocketAddr) -> Result<
 /// Force-closes the subflow with this id. (The out-of-tree API has no `how`: the seed's
 /// argument had no effect on the kernel either.)
 #[doc(alias = "CloseSub")]
+#[doc(alias = "MPTCP_CLOSE_SUB_ID")]
 pub fn close_sub(fd: impl AsFd, id: u8) -> Result<()> {
     let fd = fd.as_fd();
     let mut buf = [id];
@@ -240,6 +244,7 @@ pub(crate) fn sub_getsockopt_arg(
 
 /// Reads an `int` socket option of one subflow.
 #[doc(alias = "GetSubSockoptInt")]
+#[doc(alias = "MPTCP_SUB_GETSOCKOPT")]
 pub fn get_sub_sockopt_int(fd: impl AsFd, id: u8, level: i32, name: i32) -> Result<i32> {
     let fd = fd.as_fd();
     let mut value = 0i32;
@@ -273,6 +278,7 @@ pub(crate) fn sub_setsockopt_arg(
 
 /// Sets an `int` socket option of one subflow.
 #[doc(alias = "SetSubSockoptInt")]
+#[doc(alias = "MPTCP_SUB_SETSOCKOPT")]
 pub fn set_sub_sockopt_int(fd: impl AsFd, id: u8, level: i32, name: i32, value: i32) -> Result<()> {
     let fd = fd.as_fd();
     let mut value = value;

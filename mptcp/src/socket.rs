@@ -197,6 +197,7 @@ pub fn forget_unavailable() {
 /// # Ok::<(), mptcp::Error>(())
 /// ```
 #[derive(Debug)]
+#[doc(alias = "IPPROTO_MPTCP")]
 pub struct MptcpSocket {
     socket: Socket,
     unavailable: Option<Unavailable>,
@@ -448,6 +449,7 @@ fn resolve(addr: impl ToSocketAddrs) -> Result<Vec<SocketAddr>> {
 /// println!("using MPTCP: {}", mptcp::is_mptcp(&stream)?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[doc(alias = "IPPROTO_MPTCP")]
 pub fn connect(addr: impl ToSocketAddrs) -> Result<TcpStream> {
     connect_with(addr, Mode::Prefer)
 }
@@ -475,6 +477,7 @@ pub fn connect_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpStream> {
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[doc(alias = "IPPROTO_MPTCP")]
 pub fn listen(addr: impl ToSocketAddrs) -> Result<TcpListener> {
     listen_with(addr, Mode::Prefer)
 }

@@ -114,6 +114,8 @@ pub(crate) fn kernel_has_sol_mptcp() -> Option<bool> {
 /// }
 /// # Ok::<(), mptcp::Error>(())
 /// ```
+#[doc(alias = "TCP_IS_MPTCP")]
+#[doc(alias = "SO_PROTOCOL")]
 pub fn status(fd: impl AsFd) -> Result<Status> {
     let fd = fd.as_fd();
     // Linux 6.10+: one call answers for every TCP/MPTCP socket.
@@ -178,6 +180,7 @@ pub fn status(fd: impl AsFd) -> Result<Status> {
 /// println!("MPTCP: {}", mptcp::is_mptcp(&stream)?);
 /// # Ok::<(), mptcp::Error>(())
 /// ```
+#[doc(alias = "TCP_IS_MPTCP")]
 pub fn is_mptcp(fd: impl AsFd) -> Result<bool> {
     let fd = fd.as_fd();
     match sys::getsockopt_int(fd, libc::SOL_TCP, mptcp_sys::TCP_IS_MPTCP as i32) {

@@ -221,11 +221,17 @@ pub(crate) fn addrs(b: &[u8]) -> Result<(SocketAddr, SocketAddr)> {
 /// }
 /// # Ok::<(), mptcp::Error>(())
 /// ```
+#[doc(alias = "MPTCP_FULL_INFO")]
+#[doc(alias = "MPTCP_SUBFLOW_ADDRS")]
+#[doc(alias = "MPTCP_TCPINFO")]
 pub fn subflows(fd: impl AsFd) -> Result<Vec<Subflow>> {
     connection(fd).map(|c| c.subflows)
 }
 
 /// [`MptcpInfo`] and subflows together (one system call on Linux 6.5+).
+#[doc(alias = "MPTCP_FULL_INFO")]
+#[doc(alias = "MPTCP_SUBFLOW_ADDRS")]
+#[doc(alias = "MPTCP_TCPINFO")]
 pub fn connection(fd: impl AsFd) -> Result<Connection> {
     let fd = fd.as_fd();
     let c = match features() {

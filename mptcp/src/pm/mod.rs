@@ -202,6 +202,8 @@ pub enum PmKind {
 
 /// The path manager of the calling thread's network namespace, from
 /// `net.mptcp.path_manager` (Linux 6.15+) or `net.mptcp.pm_type` (5.19+).
+#[doc(alias = "net.mptcp.path_manager")]
+#[doc(alias = "net.mptcp.pm_type")]
 pub fn kind() -> Result<PmKind> {
     if let Ok(v) = std::fs::read_to_string("/proc/sys/net/mptcp/path_manager") {
         return Ok(if v.trim() == "userspace" {
@@ -229,6 +231,8 @@ pub fn kind() -> Result<PmKind> {
 /// mptcp::pm::set_kind(mptcp::pm::PmKind::Userspace)?;
 /// # Ok::<(), mptcp::Error>(())
 /// ```
+#[doc(alias = "net.mptcp.path_manager")]
+#[doc(alias = "net.mptcp.pm_type")]
 pub fn set_kind(kind: PmKind) -> Result<()> {
     let (name, value) = match kind {
         PmKind::Kernel => ("kernel", "0"),
@@ -266,6 +270,8 @@ fn sysctl_error(op: &'static str, e: std::io::Error) -> Error {
 
 /// A client of the path manager of the network namespace it was created in.
 #[derive(Debug)]
+#[doc(alias = "mptcp_pm")]
+#[doc(alias = "MPTCP_PM_NAME")]
 pub struct PathManager {
     conn: Conn,
     family: Family,
@@ -332,6 +338,7 @@ impl PathManager {
 
     /// Adds an endpoint (`ip mptcp endpoint add`) and returns its id (the kernel picks
     /// one when `ep.id` is 0).
+    #[doc(alias = "MPTCP_PM_CMD_ADD_ADDR")]
     pub fn add_endpoint(&mut self, ep: &Endpoint) -> Result<u8> {
         self.request(
             "add endpoint",
@@ -356,6 +363,7 @@ impl PathManager {
     /// [`delete_endpoint_addr`](Self::delete_endpoint_addr) takes with that address; here
     /// it is [`Error::InvalidArgument`] (the kernel would answer success and delete
     /// nothing).
+    #[doc(alias = "MPTCP_PM_CMD_DEL_ADDR")]
     pub fn delete_endpoint(&mut self, id: u8) -> Result<()> {
         if id == 0 {
             return Err(Error::invalid(
@@ -378,6 +386,7 @@ impl PathManager {
     /// id 0 names the initial subflows' address). For a non-zero id the address must be
     /// that endpoint's, else [`Error::InvalidArgument`] and nothing is deleted (the
     /// kernel itself would go by the id alone).
+    #[doc(alias = "MPTCP_PM_CMD_DEL_ADDR")]
     pub fn delete_endpoint_addr(&mut self, id: u8, addr: IpAddr) -> Result<()> {
         if id != 0 {
             let current = self.endpoint(id)?;
@@ -403,6 +412,7 @@ impl PathManager {
     }
 
     /// The endpoint with this id (`ip mptcp endpoint show id N`).
+    #[doc(alias = "MPTCP_PM_CMD_GET_ADDR")]
     pub fn endpoint(&mut self, id: u8) -> Result<Endpoint> {
         let addr = vec![Attr::u8(sys::MPTCP_PM_ADDR_ATTR_ID, id)];
         let replies = self.request(
@@ -418,12 +428,14 @@ impl PathManager {
     }
 
     /// All endpoints (`ip mptcp endpoint show`).
+    #[doc(alias = "MPTCP_PM_CMD_GET_ADDR")]
     pub fn endpoints(&mut self) -> Result<Vec<Endpoint>> {
         let replies = self.request("dump endpoints", sys::MPTCP_PM_CMD_GET_ADDR, vec![], true)?;
         endpoints_of(&replies)
     }
 
     /// Deletes every endpoint (`ip mptcp endpoint flush`).
+    #[doc(alias = "MPTCP_PM_CMD_FLUSH_ADDRS")]
     pub fn flush_endpoints(&mut self) -> Result<()> {
         self.request(
             "flush endpoints",
@@ -436,6 +448,7 @@ impl PathManager {
 
     /// Changes the flags of an endpoint (`ip mptcp endpoint change id N backup|nobackup
     /// fullmesh|nofullmesh`): the kernel applies `backup` and `fullmesh` from `flags`.
+    #[doc(alias = "MPTCP_PM_CMD_SET_FLAGS")]
     pub fn set_endpoint_flags(&mut self, id: u8, flags: EndpointFlags) -> Result<()> {
         let attrs = vec![
             Attr::u8(sys::MPTCP_PM_ADDR_ATTR_ID, id),
@@ -451,6 +464,7 @@ impl PathManager {
     }
 
     /// The limits (`ip mptcp limits show`).
+    #[doc(alias = "MPTCP_PM_CMD_GET_LIMITS")]
     pub fn limits(&mut self) -> Result<Limits> {
         let replies = self.request("get limits", sys::MPTCP_PM_CMD_GET_LIMITS, vec![], false)?;
         let mut l = Limits::default();
@@ -465,6 +479,7 @@ impl PathManager {
     }
 
     /// Sets the limits given (`ip mptcp limits set`); `None` fields stay as they are.
+    #[doc(alias = "MPTCP_PM_CMD_SET_LIMITS")]
     pub fn set_limits(&mut self, limits: Limits) -> Result<()> {
         let mut attrs = Vec::new();
         if let Some(v) = limits.add_addr_accepted {
@@ -479,6 +494,7 @@ impl PathManager {
 
     /// Userspace PM: announces a local address (with a nonzero id) on the connection with
     /// this token (ADD_ADDR).
+    #[doc(alias = "MPTCP_PM_CMD_ANNOUNCE")]
     pub fn announce(&mut self, token: u32, id: u8, addr: SocketAddr) -> Result<()> {
         let ep = local_attrs(&addr, Some(id), EndpointFlags::SIGNAL);
         self.request(
@@ -494,6 +510,7 @@ impl PathManager {
     }
 
     /// Userspace PM: withdraws the announced address with this id (REMOVE_ADDR).
+    #[doc(alias = "MPTCP_PM_CMD_REMOVE")]
     pub fn remove(&mut self, token: u32, id: u8) -> Result<()> {
         self.request(
             "remove address",
@@ -533,6 +550,7 @@ impl PathManager {
 
     /// Userspace PM: opens a subflow from `local` (address id `local_id`; port 0 lets
     /// the kernel choose) to `remote`.
+    #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_CREATE")]
     pub fn subflow_create(
         &mut self,
         token: u32,
@@ -551,6 +569,7 @@ impl PathManager {
     }
 
     /// Userspace PM: closes the subflow between `local` and `remote` (both with ports).
+    #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_DESTROY")]
     pub fn subflow_destroy(
         &mut self,
         token: u32,
@@ -569,6 +588,7 @@ impl PathManager {
 
     /// Userspace PM: sets or clears backup on the subflow between `local` and `remote`;
     /// the kernel sends MP_PRIO to the peer.
+    #[doc(alias = "MPTCP_PM_CMD_SET_FLAGS")]
     pub fn set_backup(
         &mut self,
         token: u32,
@@ -597,6 +617,7 @@ impl PathManager {
     /// Kernels before 6.7 ignore the token of this request and would list the in-kernel
     /// path manager's endpoints instead; that is detected (once per client, by asking
     /// about token 0, which no connection has) and reported as [`Error::Unsupported`].
+    #[doc(alias = "MPTCP_PM_CMD_GET_ADDR")]
     pub fn announced(&mut self, token: u32) -> Result<Vec<Endpoint>> {
         if self.token_dump.is_none() {
             let probe = self.request(
@@ -623,6 +644,8 @@ impl PathManager {
     }
 
     /// Subscribes to the path manager's events (needs CAP_NET_ADMIN).
+    #[doc(alias = "mptcp_pm_events")]
+    #[doc(alias = "MPTCP_PM_EV_GRP_NAME")]
     pub fn events(&self) -> Result<Events> {
         let group = self
             .family
