@@ -141,15 +141,20 @@ fn read_info(fd: std::os::fd::BorrowedFd<'_>, len: usize) -> Result<Vec<u8>> {
 
 /// The [`MptcpInfo`] of a connected MPTCP socket, borrowed.
 ///
-/// Errors: [`Error::NotMptcp`] for a non-socket, a UDP socket, a plain TCP socket, a
-/// listener or an unconnected socket; [`Error::FellBack`] when the connection fell back
-/// to TCP; [`Error::Unsupported`] before Linux 5.16.
+/// Errors: [`Error::NotMptcp`] for a non-socket, a UDP socket or a plain TCP socket;
+/// [`Error::NoConnection`] for a listener or an unconnected socket;
+/// [`Error::FellBack`] when the connection fell back to TCP; [`Error::Unsupported`]
+/// before Linux 5.16.
 ///
-/// ```no_run
-/// let stream = mptcp::connect("192.0.2.1:8080")?;
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = mptcp::listen("127.0.0.1:0")?; // loopback: no namespace needed
+/// let stream = mptcp::connect(listener.local_addr()?)?;
+/// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
 /// let info = mptcp::info(&stream)?;
+/// assert_ne!(info.token, Some(0));
 /// println!("token {:08x}, {} extra subflows", info.token.unwrap_or(0), info.subflows.unwrap_or(0));
-/// # Ok::<(), mptcp::Error>(())
+/// # Ok(()) }
 /// ```
 #[doc(alias = "MPTCP_INFO")]
 #[doc(alias = "mptcp_info")]
@@ -164,10 +169,15 @@ pub fn info(fd: impl AsFd) -> Result<MptcpInfo> {
 
 /// The local connection token alone: what the path manager's netlink commands take.
 ///
-/// ```no_run
-/// let stream = mptcp::connect("192.0.2.1:8080")?;
-/// println!("token {:08x}", mptcp::token(&stream)?);
-/// # Ok::<(), mptcp::Error>(())
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = mptcp::listen("127.0.0.1:0")?; // loopback: no namespace needed
+/// let stream = mptcp::connect(listener.local_addr()?)?;
+/// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
+/// let token = mptcp::token(&stream)?;
+/// assert_eq!(Some(token), mptcp::info(&stream)?.token);
+/// println!("token {token:08x}");
+/// # Ok(()) }
 /// ```
 #[doc(alias = "MPTCP_INFO")]
 #[doc(alias = "mptcpi_token")]

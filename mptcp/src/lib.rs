@@ -1,8 +1,9 @@
 //! Multipath TCP (MPTCP) for Linux, safely.
 //!
 //! * Create MPTCP sockets that fall back to TCP exactly when they must: [`connect`],
-//!   [`listen`], [`MptcpSocket`] (to set options first), with a [`Mode`] that an operator
-//!   can override through the `MPTCP_MODE` environment variable.
+//!   [`listen`], [`MptcpSocket`] (to set options first), with a [`Mode`]; an operator
+//!   sets the mode of [`Mode::Prefer`] sockets (the default) through the `MPTCP_MODE`
+//!   environment variable ([`MODE_ENV`]).
 //! * On any socket, borrowed: is it MPTCP, and did the connection fall back to TCP?
 //!   ([`status`], [`is_mptcp`]).
 //! * Connection info ([`info`], [`token`]) and subflows ([`subflows`], [`connection`]),
@@ -12,16 +13,24 @@
 //! An MPTCP socket is a stream socket to userspace: the crate hands out std's own
 //! [`TcpStream`](std::net::TcpStream) and [`TcpListener`](std::net::TcpListener).
 //!
-//! ```no_run
+//! ```
 //! use std::io::Write;
-//! let mut stream = mptcp::connect("192.0.2.1:8080")?;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let listener = mptcp::listen("127.0.0.1:0")?;
+//! # let server = listener.local_addr()?;
+//! let mut stream = mptcp::connect(server)?; // MPTCP, or TCP where the kernel has none
 //! stream.write_all(b"hello")?;
+//! # #[cfg(any(target_os = "linux", target_os = "android"))]
+//! # {
 //! let st = mptcp::status(&stream)?;
 //! println!("created as MPTCP: {}, using MPTCP: {}", st.created_as_mptcp, st.using_mptcp);
+//! # if st.using_mptcp {
 //! for sf in mptcp::subflows(&stream)? {
 //!     println!("subflow {:?}: {} -> {}", sf.id, sf.local, sf.remote);
 //! }
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }
+//! # }
+//! # Ok(()) }
 //! ```
 //!
 //! # Platforms

@@ -187,14 +187,21 @@ pub fn forget_unavailable() {
 /// otherwise. Set options on it (through [`socket`](Self::socket), a `socket2::Socket`),
 /// then [`connect`](Self::connect) or [`listen`](Self::listen).
 ///
-/// ```no_run
+/// ```
 /// use mptcp::{Mode, MptcpSocket};
-/// let addr = "192.0.2.1:8080".parse().expect("address");
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = MptcpSocket::for_addr(&"127.0.0.1:0".parse()?, Mode::Prefer)?;
+/// server.socket().set_reuse_address(true)?;
+/// server.bind(&"127.0.0.1:0".parse()?)?;
+/// let listener = server.listen(16)?;
+///
+/// let addr = listener.local_addr()?;
 /// let sock = MptcpSocket::for_addr(&addr, Mode::Prefer)?;
-/// sock.socket().set_tcp_nodelay(true).map_err(|e| mptcp::Error::Os { op: "nodelay", source: e })?;
+/// sock.socket().set_tcp_nodelay(true)?;
 /// println!("MPTCP: {}", sock.is_mptcp());
 /// let stream = sock.connect(&addr)?;
-/// # Ok::<(), mptcp::Error>(())
+/// assert!(stream.nodelay()?);
+/// # Ok(()) }
 /// ```
 #[derive(Debug)]
 #[doc(alias = "IPPROTO_MPTCP")]
@@ -442,12 +449,19 @@ fn resolve(addr: impl ToSocketAddrs) -> Result<Vec<SocketAddr>> {
 /// Connects over MPTCP, falling back to TCP only when this machine cannot create MPTCP
 /// sockets ([`Mode::Prefer`]). Each resolved address gets one attempt, like std.
 ///
-/// ```no_run
-/// use std::io::Write;
-/// let mut stream = mptcp::connect("192.0.2.1:8080")?;
+/// ```
+/// use std::io::{Read, Write};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = mptcp::listen("127.0.0.1:0")?;
+/// let mut stream = mptcp::connect(listener.local_addr()?)?;
 /// stream.write_all(b"hello")?;
+/// let (mut server, _) = listener.accept()?;
+/// let mut got = [0u8; 5];
+/// server.read_exact(&mut got)?;
+/// assert_eq!(&got, b"hello");
+/// # #[cfg(any(target_os = "linux", target_os = "android"))]
 /// println!("using MPTCP: {}", mptcp::is_mptcp(&stream)?);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok(()) }
 /// ```
 #[doc(alias = "IPPROTO_MPTCP")]
 pub fn connect(addr: impl ToSocketAddrs) -> Result<TcpStream> {
@@ -469,13 +483,16 @@ pub fn connect_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpStream> {
 /// Listens on an MPTCP socket (backlog 1024; [`Mode::Prefer`]). The listener accepts
 /// MPTCP and plain TCP clients alike.
 ///
-/// ```no_run
-/// let listener = mptcp::listen("[::]:8080")?;
-/// for conn in listener.incoming() {
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = mptcp::listen("127.0.0.1:0")?;
+/// let _client = mptcp::connect(listener.local_addr()?)?;
+/// for conn in listener.incoming().take(1) {
 ///     let conn = conn?;
+///     # #[cfg(any(target_os = "linux", target_os = "android"))]
 ///     println!("peer uses MPTCP: {}", mptcp::is_mptcp(&conn)?);
 /// }
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok(()) }
 /// ```
 #[doc(alias = "IPPROTO_MPTCP")]
 pub fn listen(addr: impl ToSocketAddrs) -> Result<TcpListener> {

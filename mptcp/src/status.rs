@@ -106,13 +106,17 @@ pub(crate) fn kernel_has_sol_mptcp() -> Option<bool> {
 /// The MPTCP status of any socket, borrowed (`std`, `tokio`, `socket2`, raw `BorrowedFd`
 /// ...): how it was created and whether its connection uses MPTCP.
 ///
-/// ```no_run
-/// let stream = mptcp::connect("192.0.2.1:8080")?;
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = mptcp::listen("127.0.0.1:0")?; // loopback: no namespace needed
+/// let stream = mptcp::connect(listener.local_addr()?)?;
+/// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
 /// let st = mptcp::status(&stream)?;
-/// if st.created_as_mptcp && !st.using_mptcp {
-///     eprintln!("the peer does not speak MPTCP: fell back to TCP");
-/// }
-/// # Ok::<(), mptcp::Error>(())
+/// assert!(st.created_as_mptcp && st.using_mptcp);
+/// // A plain TCP client of the same MPTCP listener:
+/// let tcp = std::net::TcpStream::connect(listener.local_addr()?)?;
+/// assert!(!mptcp::status(&tcp)?.created_as_mptcp);
+/// # Ok(()) }
 /// ```
 #[doc(alias = "TCP_IS_MPTCP")]
 #[doc(alias = "SO_PROTOCOL")]
@@ -175,10 +179,15 @@ pub fn status(fd: impl AsFd) -> Result<Status> {
 /// Whether the connection of a socket uses MPTCP (see [`status`] for the details and
 /// what older kernels cannot tell). On Linux 6.10+ this is one system call.
 ///
-/// ```no_run
-/// let stream = mptcp::connect("192.0.2.1:8080")?;
-/// println!("MPTCP: {}", mptcp::is_mptcp(&stream)?);
-/// # Ok::<(), mptcp::Error>(())
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = mptcp::listen("127.0.0.1:0")?; // loopback: no namespace needed
+/// let stream = mptcp::connect(listener.local_addr()?)?;
+/// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
+/// assert!(mptcp::is_mptcp(&stream)?);
+/// let (accepted, _) = listener.accept()?;
+/// assert!(mptcp::is_mptcp(&accepted)?, "the server side too");
+/// # Ok(()) }
 /// ```
 #[doc(alias = "TCP_IS_MPTCP")]
 pub fn is_mptcp(fd: impl AsFd) -> Result<bool> {

@@ -214,12 +214,19 @@ pub(crate) fn addrs(b: &[u8]) -> Result<(SocketAddr, SocketAddr)> {
 /// Linux 6.5+, else `MPTCP_SUBFLOW_ADDRS` + `MPTCP_TCPINFO` (without ids). Buffers are
 /// sized from the count the kernel reports, with no fixed cap.
 ///
-/// ```no_run
-/// let stream = mptcp::connect("192.0.2.1:8080")?;
-/// for sf in mptcp::subflows(&stream)? {
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = mptcp::listen("127.0.0.1:0")?; // loopback: no namespace needed
+/// let stream = mptcp::connect(listener.local_addr()?)?;
+/// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
+/// let subflows = mptcp::subflows(&stream)?;
+/// assert_eq!(subflows.len(), 1, "loopback: the initial subflow only");
+/// assert_eq!(subflows[0].local, stream.local_addr()?);
+/// assert_eq!(subflows[0].remote, stream.peer_addr()?);
+/// for sf in &subflows {
 ///     println!("{:?}: {} -> {}, rtt {:?} us", sf.id, sf.local, sf.remote, sf.tcp_info.rtt);
 /// }
-/// # Ok::<(), mptcp::Error>(())
+/// # Ok(()) }
 /// ```
 #[doc(alias = "MPTCP_FULL_INFO")]
 #[doc(alias = "MPTCP_SUBFLOW_ADDRS")]
@@ -229,6 +236,17 @@ pub fn subflows(fd: impl AsFd) -> Result<Vec<Subflow>> {
 }
 
 /// [`MptcpInfo`] and subflows together (one system call on Linux 6.5+).
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = mptcp::listen("127.0.0.1:0")?; // loopback: no namespace needed
+/// let stream = mptcp::connect(listener.local_addr()?)?;
+/// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
+/// let c = mptcp::connection(&stream)?;
+/// assert_eq!(c.info.token, Some(mptcp::token(&stream)?));
+/// assert_eq!(c.subflows.len(), 1);
+/// # Ok(()) }
+/// ```
 #[doc(alias = "MPTCP_FULL_INFO")]
 #[doc(alias = "MPTCP_SUBFLOW_ADDRS")]
 #[doc(alias = "MPTCP_TCPINFO")]
