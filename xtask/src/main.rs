@@ -6,6 +6,7 @@ mod codegen;
 mod codegen_task;
 mod cross;
 mod demo;
+mod public_api;
 mod sys;
 mod targets;
 mod test_task;
@@ -44,6 +45,12 @@ enum Cmd {
         #[arg(long = "target")]
         targets: Vec<String>,
     },
+    /// Compare the public API of `mptcp` with the checked-in `mptcp/public-api.txt`.
+    PublicApi {
+        /// Write the current API to the file instead of comparing.
+        #[arg(long)]
+        bless: bool,
+    },
     /// Run the demo: a real MPTCP session between two network namespaces.
     Demo,
     /// Run the test suite on a matrix of kernels in qemu.
@@ -64,6 +71,7 @@ fn main() {
         Cmd::Codegen { check } => codegen_task::run(check),
         Cmd::Test { no_vm } => test_task::run(no_vm),
         Cmd::Cross { targets } => cross::run(targets),
+        Cmd::PublicApi { bless } => public_api::run(bless),
         Cmd::Demo => demo::run(),
         Cmd::VmTest { kernels, verbose } => vm::run(kernels, verbose),
     };
