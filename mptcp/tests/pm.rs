@@ -960,3 +960,23 @@ fn set_kind_without_privilege_names_cap_net_admin() {
     assert!(out.status.success(), "unprivileged run failed:\n{text}");
     assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
 }
+
+/// Regression: `into_stream()` outside a tokio runtime panicked (tokio's reactor is
+/// missing); it is an error.
+#[cfg(feature = "tokio")]
+#[test]
+fn into_stream_outside_a_runtime_is_an_error() {
+    require_netns!();
+    pm_or_unsupported!();
+    let t = Topology::new(1);
+    t.client.run(|| {
+        let pm = PathManager::new().expect("pm");
+        let events = pm.events().expect("subscribe");
+        let r = events.into_stream();
+        assert!(
+            matches!(r, Err(Error::InvalidArgument { .. })),
+            "{:?}",
+            r.err()
+        );
+    });
+}

@@ -267,10 +267,16 @@ impl Events {
         }
     }
 
-    /// Turns the subscription into a tokio `Stream` (feature `tokio`). Call it inside a
-    /// tokio runtime.
+    /// Turns the subscription into a tokio `Stream` (feature `tokio`). Outside a tokio
+    /// runtime (with its I/O driver) this is [`Error::InvalidArgument`], not a panic.
     #[cfg(feature = "tokio")]
     pub fn into_stream(self) -> Result<EventStream> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::invalid(
+                "turn events into a stream",
+                "not called from inside a tokio runtime",
+            ));
+        }
         self.sock
             .set_non_blocking(true)
             .map_err(|e| Error::os("fcntl(O_NONBLOCK)", e))?;
