@@ -103,7 +103,13 @@ fn cat_two_paths_json() {
     for j in [&cj, &sj] {
         assert_eq!(j["mptcp"], Value::Bool(true), "{j}");
         assert!(j["fallback_reason"].is_null());
-        assert!(j["token"].as_u64().is_some_and(|t| t != 0));
+        // The token is hex without 0x, as ip mptcp monitor prints it.
+        let token = j["token"].as_str().expect("token string");
+        assert!(
+            u32::from_str_radix(token, 16).is_ok_and(|t| t != 0),
+            "{token}"
+        );
+        assert_eq!(token.len(), 8);
         assert!(j["info"].is_object());
         for sf in j["subflows"].as_array().expect("subflows") {
             assert!(sf["id"].as_u64().is_some());

@@ -44,18 +44,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let c = mptcp::connection(&stream)?;
         println!(
-            "[{tick}] token {:08x}, {} subflows",
-            c.info.token.unwrap_or(0),
+            "[{tick}] token {}, {} subflows",
+            c.info.token,
             c.subflows.len()
         );
         for sf in &c.subflows {
             println!(
                 "  {:?} {} -> {}: acked {} bytes, received {} bytes",
-                sf.id,
-                sf.local,
-                sf.remote,
-                sf.tcp_info.bytes_acked.unwrap_or(0),
-                sf.tcp_info.bytes_received.unwrap_or(0)
+                sf.id, sf.local, sf.remote, sf.tcp_info.bytes_acked, sf.tcp_info.bytes_received
             );
         }
     }

@@ -54,8 +54,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let id = u8::try_from(i + 1)?;
             let local = SocketAddr::new(*ip, 0);
             match pm.subflow_create(token, id, local, remote) {
-                Ok(()) => println!("token {token:08x}: subflow {local} -> {remote} requested"),
-                Err(e) => eprintln!("token {token:08x}: {local} -> {remote}: {e}"),
+                Ok(()) => println!("token {token}: subflow {local} -> {remote} requested"),
+                Err(e) => eprintln!("token {token}: {local} -> {remote}: {e}"),
             }
         }
         handled += 1;

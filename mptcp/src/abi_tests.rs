@@ -86,18 +86,24 @@ fn info_bytes() -> Vec<u8> {
 
 #[test]
 fn mptcp_info_from_kernel_bytes() {
-    let info = MptcpInfo::decode(&info_bytes());
-    assert_eq!(info.subflows, Some(3));
-    assert_eq!(info.flags, Some(0x102));
-    assert_eq!(info.token, Some(0x1234_5678));
-    assert_eq!(info.write_seq, Some(0x0102_0304_0506_0708));
+    let info = MptcpInfo::decode(&info_bytes()).expect("decode");
+    assert_eq!(info.subflows, 3);
+    assert_eq!(info.flags.bits(), 0x102);
+    assert!(info.flags.contains(crate::InfoFlags::REMOTE_KEY_RECEIVED));
+    assert_eq!(info.token, crate::Token::new(0x1234_5678));
+    assert_eq!(info.write_seq, 0x0102_0304_0506_0708);
     assert_eq!(info.retransmits, Some(0x0a0b_0c0d));
     assert_eq!(info.bytes_sent, Some(5u64 << 40 | 7));
     assert_eq!(info.last_ack_recv, Some(70_000));
     // A 6.1 kernel's 48-byte reply: the 6.5 fields are absent, not zero.
-    let old = MptcpInfo::decode(&info_bytes()[..48]);
-    assert_eq!(old.token, Some(0x1234_5678));
+    let old = MptcpInfo::decode(&info_bytes()[..48]).expect("decode");
+    assert_eq!(old.token.get(), 0x1234_5678);
     assert_eq!(old.retransmits, None);
+    // Shorter than any kernel's reply: a decode error, not zeros.
+    assert!(matches!(
+        MptcpInfo::decode(&info_bytes()[..47]),
+        Err(crate::Error::Decode { .. })
+    ));
 }
 
 #[test]
@@ -114,10 +120,14 @@ fn tcp_info_from_kernel_bytes() {
         offset_of!(tcp_info, tcpi_snd_mss),
         &1448u32.to_ne_bytes(),
     );
-    let t = TcpInfo::decode(&b);
-    assert_eq!(t.state, Some(1));
-    assert_eq!(t.rto, Some(204_000));
-    assert_eq!(t.snd_mss, Some(1448));
+    let t = TcpInfo::decode(&b).expect("decode");
+    assert_eq!(t.state, 1);
+    assert_eq!(t.rto, 204_000);
+    assert_eq!(t.snd_mss, 1448);
+    assert_eq!(t.rcv_wnd, Some(0));
+    // A 5.16 kernel's 232 bytes: the 6.2 fields are absent.
+    let old = TcpInfo::decode(&b[..TcpInfo::BASE_LEN]).expect("decode");
+    assert_eq!((old.snd_mss, old.rcv_wnd), (1448, None));
 }
 
 #[test]
@@ -185,12 +195,12 @@ fn full_info_from_kernel_bytes() {
         );
     }
     let c = decode_full_info(&full, &sf, &tcp).expect("decode");
-    assert_eq!(c.info.token, Some(0x1234_5678));
+    assert_eq!(c.info.token.get(), 0x1234_5678);
     assert_eq!(c.subflows.len(), 2);
     for (i, s) in c.subflows.iter().enumerate() {
         assert_eq!(s.id, Some(0x0102 + i as u32));
         assert_eq!((s.local, s.remote), pairs[i]);
-        assert_eq!(s.tcp_info.snd_mss, Some(1400 + i as u32));
+        assert_eq!(s.tcp_info.snd_mss, 1400 + i as u32);
     }
     // Arrays shorter than the header claims are an error, not a panic.
     assert!(decode_full_info(&full, &sf[..sf_size], &tcp).is_err());

@@ -1,55 +1,107 @@
 //! Connection-level information: `getsockopt(SOL_MPTCP, MPTCP_INFO)`.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::status::{classify, no_connection};
 use crate::sys;
+use crate::token::Token;
 use std::mem::{offset_of, size_of};
 use std::os::fd::AsFd;
 
-/// Defines an owned, versioned copy of a kernel struct: every field is an `Option`,
-/// `None` when the kernel's reply was too short to contain it (an older kernel). A field
-/// may name the reply length that first carries it (`@ 80`), for fields that an older,
-/// padded struct covered with padding.
+/// Defines an owned copy of a kernel struct whose replies grow with the kernel version.
+/// The fields every kernel with the call returns (the first `base` bytes) are plain
+/// values; later fields are `Option`s, `None` when the reply was too short to contain
+/// them. A later field may name the reply length that first carries it (`@ 80`), for
+/// fields that an older, padded struct covered with padding. A reply shorter than
+/// `base` is [`Error::Decode`].
 macro_rules! versioned {
     (
         $(#[$meta:meta])*
-        pub struct $name:ident from $raw:ty {
+        pub struct $name:ident from $raw:ty, base $base:literal {
+            $( $(#[$bmeta:meta])* $bfield:ident : $bty:ty = $braw:ident, )*
+        }
+        later {
             $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $rawf:ident $(@ $since:literal)?, )*
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        #[derive(Debug, Clone, PartialEq, Eq)]
         #[cfg_attr(feature = "serde", derive(serde::Serialize))]
         #[non_exhaustive]
         pub struct $name {
+            $( $(#[$bmeta])* pub $bfield: $bty, )*
             $( $(#[$fmeta])* pub $field: Option<$ty>, )*
         }
 
         impl $name {
-            /// Decodes the first `len` bytes the kernel returned.
-            pub(crate) fn decode(bytes: &[u8]) -> Self {
+            /// The length of the shortest reply: what the first kernel with the call
+            /// returns, and the fields that are plain values.
+            pub const BASE_LEN: usize = $base;
+
+            /// Decodes the bytes the kernel returned (their length tells the version).
+            pub(crate) fn decode(bytes: &[u8]) -> $crate::error::Result<Self> {
                 let len = bytes.len();
-                let raw: $raw = sys::read_prefix(bytes);
-                Self {
+                if len < $base {
+                    return Err($crate::error::Error::decode(
+                        stringify!($raw),
+                        format!("{len} bytes, fewer than the {} every kernel returns", $base),
+                    ));
+                }
+                let raw: $raw = $crate::sys::read_prefix(bytes);
+                Ok(Self {
+                    $( $bfield: <$bty>::from(raw.$braw), )*
                     $( $field: {
-                        let end = offset_of!($raw, $rawf) + size_of::<$ty>();
+                        let end = std::mem::offset_of!($raw, $rawf) + std::mem::size_of::<$ty>();
                         let needed = [end $(, $since)?].into_iter().max().unwrap_or(end);
                         (needed <= len).then(|| <$ty>::from(raw.$rawf))
                     }, )*
-                }
+                })
             }
         }
+
+        // Every plain field lies within the base length.
+        const _: () = {
+            $( assert!(
+                std::mem::offset_of!($raw, $braw) + std::mem::size_of::<$bty>() <= $base
+            ); )*
+        };
     };
 }
 pub(crate) use versioned;
+
+bitflags::bitflags! {
+    /// `MPTCP_INFO_FLAG_*`: the state bits of [`MptcpInfo::flags`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct InfoFlags: u32 {
+        /// The connection fell back to TCP.
+        const FALLBACK = mptcp_sys::MPTCP_INFO_FLAG_FALLBACK;
+        /// The peer's key was received.
+        const REMOTE_KEY_RECEIVED = mptcp_sys::MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED;
+        // Bits a newer kernel may set are kept.
+        const _ = !0;
+    }
+}
+
+impl From<u32> for InfoFlags {
+    fn from(v: u32) -> Self {
+        InfoFlags::from_bits_retain(v)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for InfoFlags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_u32(self.bits())
+    }
+}
 
 versioned! {
     /// `struct mptcp_info`: the state of an MPTCP connection.
     ///
     /// The kernel returns 48 bytes up to Linux 6.4, 80 on 6.5-6.7, 88 on 6.8-6.9 and 96
-    /// from 6.10; fields past what it returned are `None`, never zero. The `*_max` limit
-    /// fields are only filled under the in-kernel path manager.
-    pub struct MptcpInfo from mptcp_sys::mptcp_info {
+    /// from 6.10. The 48-byte fields are plain values; the later ones are `None` when
+    /// the running kernel did not return them, never zero. The `*_max` limit fields are
+    /// only filled under the in-kernel path manager.
+    pub struct MptcpInfo from mptcp_sys::mptcp_info, base 48 {
         /// Extra subflows: those beyond the initial one that the path manager accounts
         /// for (`mptcpi_subflows`). A connection with two paths in use reads 1.
         subflows: u8 = mptcpi_subflows,
@@ -63,10 +115,10 @@ versioned! {
         add_addr_signal_max: u8 = mptcpi_add_addr_signal_max,
         /// Limit on accepted announced addresses (in-kernel path manager).
         add_addr_accepted_max: u8 = mptcpi_add_addr_accepted_max,
-        /// `MPTCP_INFO_FLAG_*` bits.
-        flags: u32 = mptcpi_flags,
+        /// State bits.
+        flags: InfoFlags = mptcpi_flags,
         /// The local connection token (what the path manager's commands take).
-        token: u32 = mptcpi_token,
+        token: Token = mptcpi_token,
         /// Next data sequence number to send.
         write_seq: u64 = mptcpi_write_seq,
         /// Oldest unacknowledged data sequence number.
@@ -79,6 +131,8 @@ versioned! {
         local_addr_max: u8 = mptcpi_local_addr_max,
         /// 1 when DSS checksums are in use (Linux 5.14+).
         csum_enabled: u8 = mptcpi_csum_enabled,
+    }
+    later {
         /// Retransmitted data-level segments (Linux 6.5+).
         retransmits: u32 = mptcpi_retransmits @ 80,
         /// Retransmitted bytes at the data level (Linux 6.5+).
@@ -107,16 +161,6 @@ versioned! {
         last_data_recv: u32 = mptcpi_last_data_recv,
         /// Milliseconds since an ack was last received (Linux 6.10+).
         last_ack_recv: u32 = mptcpi_last_ack_recv,
-    }
-}
-
-impl MptcpInfo {
-    /// True when the kernel says the connection fell back to TCP
-    /// (`MPTCP_INFO_FLAG_FALLBACK`; in practice a fallen-back socket refuses
-    /// `MPTCP_INFO` altogether, see [`Error::FellBack`]).
-    pub fn fallback_flag(&self) -> bool {
-        self.flags
-            .is_some_and(|f| f & mptcp_sys::MPTCP_INFO_FLAG_FALLBACK != 0)
     }
 }
 
@@ -152,16 +196,16 @@ fn read_info(fd: std::os::fd::BorrowedFd<'_>, len: usize) -> Result<Vec<u8>> {
 /// let stream = mptcp::connect(listener.local_addr()?)?;
 /// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
 /// let info = mptcp::info(&stream)?;
-/// assert_ne!(info.token, Some(0));
-/// println!("token {:08x}, {} extra subflows", info.token.unwrap_or(0), info.subflows.unwrap_or(0));
+/// assert_ne!(info.token.get(), 0);
+/// println!("token {}, {} extra subflows", info.token, info.subflows);
 /// # Ok(()) }
 /// ```
 #[doc(alias = "MPTCP_INFO")]
 #[doc(alias = "mptcp_info")]
 pub fn info(fd: impl AsFd) -> Result<MptcpInfo> {
     let fd = fd.as_fd();
-    let info = MptcpInfo::decode(&raw_info(fd)?);
-    if info.token == Some(0) {
+    let info = MptcpInfo::decode(&raw_info(fd)?)?;
+    if info.token.get() == 0 {
         return Err(no_connection(fd));
     }
     Ok(info)
@@ -175,17 +219,22 @@ pub fn info(fd: impl AsFd) -> Result<MptcpInfo> {
 /// let stream = mptcp::connect(listener.local_addr()?)?;
 /// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
 /// let token = mptcp::token(&stream)?;
-/// assert_eq!(Some(token), mptcp::info(&stream)?.token);
-/// println!("token {token:08x}");
+/// assert_eq!(token, mptcp::info(&stream)?.token);
+/// println!("token {token}"); // hex, as `ip mptcp monitor` prints it
 /// # Ok(()) }
 /// ```
 #[doc(alias = "MPTCP_INFO")]
 #[doc(alias = "mptcpi_token")]
-pub fn token(fd: impl AsFd) -> Result<u32> {
+pub fn token(fd: impl AsFd) -> Result<Token> {
     let fd = fd.as_fd();
-    let buf = read_info(fd, offset_of!(mptcp_sys::mptcp_info, mptcpi_token) + 4)?;
-    match MptcpInfo::decode(&buf).token {
-        Some(0) | None => Err(no_connection(fd)),
-        Some(t) => Ok(t),
+    let at = offset_of!(mptcp_sys::mptcp_info, mptcpi_token);
+    let buf = read_info(fd, at + 4)?;
+    let bytes: [u8; 4] = buf
+        .get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::decode("MPTCP_INFO", format!("{} bytes, no token", buf.len())))?;
+    match u32::from_ne_bytes(bytes) {
+        0 => Err(no_connection(fd)),
+        t => Ok(Token::new(t)),
     }
 }

@@ -65,6 +65,8 @@ mod status;
 mod subflow;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod sys;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod token;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
@@ -73,7 +75,7 @@ pub use socket2;
 
 pub use error::{Error, NoConnection, NotMptcp, ParseModeError, Result, Unavailable};
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub use info::{info, token, MptcpInfo};
+pub use info::{info, token, InfoFlags, MptcpInfo};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use mptcp_sys as sys_bindings;
 pub use socket::{
@@ -84,3 +86,5 @@ pub use socket::{
 pub use status::{is_mptcp, status, Detection, Status};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use subflow::{connection, subflows, Connection, Subflow, TcpInfo};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use token::{ParseTokenError, Token};

@@ -10,9 +10,11 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, BorrowedFd};
 
 versioned! {
-    /// `struct tcp_info` of one subflow. Fields the running kernel did not return are
-    /// `None` (the kernel's struct grows over versions; 6.18 returns 280 bytes).
-    pub struct TcpInfo from mptcp_sys::tcp_info {
+    /// `struct tcp_info` of one subflow. The kernel's struct grows over versions: every
+    /// kernel with MPTCP's subflow calls (5.16+) returns at least 232 bytes, up to
+    /// `snd_wnd`, which are plain values; 6.2 returns 240, 6.7 248, 6.18 280, and the
+    /// fields past what the running kernel returned are `None`, never zero.
+    pub struct TcpInfo from mptcp_sys::tcp_info, base 232 {
         /// Connection state (`TCP_ESTABLISHED` = 1, ...).
         state: u8 = tcpi_state,
         /// Congestion-avoidance state.
@@ -117,6 +119,8 @@ versioned! {
         rcv_ooopack: u32 = tcpi_rcv_ooopack,
         /// Peer's advertised receive window, bytes.
         snd_wnd: u32 = tcpi_snd_wnd,
+    }
+    later {
         /// Local advertised receive window, bytes.
         rcv_wnd: u32 = tcpi_rcv_wnd,
         /// PLB or timeout-triggered rehashes.
@@ -243,7 +247,7 @@ pub fn subflows(fd: impl AsFd) -> Result<Vec<Subflow>> {
 /// let stream = mptcp::connect(listener.local_addr()?)?;
 /// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
 /// let c = mptcp::connection(&stream)?;
-/// assert_eq!(c.info.token, Some(mptcp::token(&stream)?));
+/// assert_eq!(c.info.token, mptcp::token(&stream)?);
 /// assert_eq!(c.subflows.len(), 1);
 /// # Ok(()) }
 /// ```
@@ -255,8 +259,8 @@ pub fn connection(fd: impl AsFd) -> Result<Connection> {
     let c = match features() {
         Some(f) if f.full_info => full_info(fd)?,
         _ => {
-            let info = MptcpInfo::decode(&raw_info(fd)?);
-            if info.token == Some(0) {
+            let info = MptcpInfo::decode(&raw_info(fd)?)?;
+            if info.token.get() == 0 {
                 return Err(no_connection(fd));
             }
             Connection {
@@ -265,7 +269,7 @@ pub fn connection(fd: impl AsFd) -> Result<Connection> {
             }
         }
     };
-    if c.info.token == Some(0) {
+    if c.info.token.get() == 0 {
         return Err(no_connection(fd));
     }
     Ok(c)
@@ -315,7 +319,7 @@ fn full_info(fd: BorrowedFd<'_>) -> Result<Connection> {
 pub(crate) fn decode_full_info(full: &[u8], sf: &[u8], tcp: &[u8]) -> Result<Connection> {
     let head: mptcp_sys::mptcp_full_info = sys::read_prefix(full);
     let info_off = offset_of!(mptcp_sys::mptcp_full_info, mptcp_info);
-    let info = MptcpInfo::decode(full.get(info_off..).unwrap_or(&[]));
+    let info = MptcpInfo::decode(full.get(info_off..).unwrap_or(&[]))?;
     let total = head.num_subflows.min(head.size_arrays_user) as usize;
     let sf_stride = head.size_sfinfo_user as usize;
     let tcp_stride = head.size_tcpinfo_user as usize;
@@ -336,7 +340,7 @@ pub(crate) fn decode_full_info(full: &[u8], sf: &[u8], tcp: &[u8]) -> Result<Con
             id: Some(id),
             local,
             remote,
-            tcp_info: TcpInfo::decode(t),
+            tcp_info: TcpInfo::decode(t)?,
         });
     }
     Ok(Connection { info, subflows })
@@ -403,7 +407,7 @@ fn legacy_subflows(fd: BorrowedFd<'_>) -> Result<Vec<Subflow>> {
                 id: None,
                 local,
                 remote,
-                tcp_info: TcpInfo::decode(&t[i * t_stride..(i + 1) * t_stride]),
+                tcp_info: TcpInfo::decode(&t[i * t_stride..(i + 1) * t_stride])?,
             });
         }
         return Ok(out);
@@ -448,7 +452,7 @@ mod tests {
         assert_eq!(legacy[0].id, None);
         assert_eq!(legacy[0].local, c.local_addr().expect("local"));
         assert_eq!(legacy[0].remote, c.peer_addr().expect("peer"));
-        assert_eq!(legacy[0].tcp_info.state, Some(1), "TCP_ESTABLISHED");
+        assert_eq!(legacy[0].tcp_info.state, 1, "TCP_ESTABLISHED");
         if features().is_some_and(|f| f.full_info) {
             let full = full_info(c.as_fd()).expect("full info");
             assert_eq!(full.subflows.len(), 1);
@@ -462,24 +466,29 @@ mod tests {
     #[test]
     fn short_replies_give_none() {
         let raw = [7u8; 48];
-        let info = MptcpInfo::decode(&raw);
-        assert_eq!(info.subflows, Some(7));
-        assert_eq!(info.csum_enabled, Some(7));
+        let info = MptcpInfo::decode(&raw).expect("48 bytes");
+        assert_eq!(info.subflows, 7);
+        assert_eq!(info.csum_enabled, 7);
         assert_eq!(
             info.retransmits, None,
             "80-byte field absent from a 48-byte reply"
         );
         assert_eq!(info.last_ack_recv, None);
-        let info = MptcpInfo::decode(&[0u8; 80]);
+        let info = MptcpInfo::decode(&[0u8; 80]).expect("80 bytes");
         assert_eq!(info.bytes_acked, Some(0));
         assert_eq!(info.subflows_total, None);
-        let info = MptcpInfo::decode(&[0u8; 88]);
+        let info = MptcpInfo::decode(&[0u8; 88]).expect("88 bytes");
         assert_eq!(info.subflows_total, Some(0));
         assert_eq!(info.last_data_sent, None);
-        let info = MptcpInfo::decode(&[0u8; 96]);
+        let info = MptcpInfo::decode(&[0u8; 96]).expect("96 bytes");
         assert_eq!(info.last_ack_recv, Some(0));
-        let tcp = TcpInfo::decode(&[0u8; 104]);
-        assert_eq!(tcp.total_retrans, Some(0));
-        assert_eq!(tcp.pacing_rate, None);
+        assert!(
+            TcpInfo::decode(&[0u8; 104]).is_err(),
+            "below 5.16's 232 bytes"
+        );
+        let tcp = TcpInfo::decode(&[0u8; 240]).expect("6.2's 240 bytes");
+        assert_eq!(tcp.total_retrans, 0);
+        assert_eq!(tcp.rehash, Some(0));
+        assert_eq!(tcp.total_rto, None);
     }
 }

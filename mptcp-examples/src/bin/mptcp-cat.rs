@@ -89,7 +89,8 @@ impl Summary {
         json!({
             "mptcp": self.mptcp,
             "fallback_reason": self.fallback_reason,
-            "token": c.and_then(|c| c.info.token),
+            // Hex, as `ip mptcp monitor` prints it.
+            "token": c.map(|c| c.info.token.to_string()),
             "info": c.map(|c| json!(c.info)),
             "subflows": c.map(|c| json!(c.subflows)).unwrap_or(json!([])),
         })
@@ -105,14 +106,16 @@ impl Summary {
             Some(why) => eprintln!("mptcp-cat: MPTCP: no ({why})"),
         }
         let Some(c) = &self.connection else { return };
-        if let Some(t) = c.info.token {
-            eprintln!("mptcp-cat: token: {t:#010x}");
-        }
+        eprintln!("mptcp-cat: token: {}", c.info.token);
         if let Value::Object(fields) = json!(c.info) {
             let shown: Vec<String> = fields
                 .iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| format!("{k}={v}"))
+                .filter(|(k, v)| !v.is_null() && k.as_str() != "token")
+                // The kernel's `subflows` counts the subflows beyond the initial one.
+                .map(|(k, v)| match k.as_str() {
+                    "subflows" => format!("extra_subflows={v}"),
+                    _ => format!("{k}={v}"),
+                })
                 .collect();
             eprintln!("mptcp-cat: info: {}", shown.join(" "));
         }
@@ -120,10 +123,7 @@ impl Summary {
             let id = sf.id.map_or("?".to_string(), |i| i.to_string());
             eprintln!(
                 "mptcp-cat: subflow {id}: {} -> {} (sent {} bytes, received {})",
-                sf.local,
-                sf.remote,
-                sf.tcp_info.bytes_sent.unwrap_or(0),
-                sf.tcp_info.bytes_received.unwrap_or(0)
+                sf.local, sf.remote, sf.tcp_info.bytes_sent, sf.tcp_info.bytes_received
             );
         }
     }

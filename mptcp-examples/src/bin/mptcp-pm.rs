@@ -113,13 +113,15 @@ impl Words {
     fn need<T: std::str::FromStr>(&self, key: &str) -> Res<T> {
         self.num(key)?.ok_or_else(|| format!("missing {key}"))
     }
-    fn token(&self) -> Res<u32> {
+    fn token(&self) -> Res<mptcp::Token> {
         let t = self.pairs.get("token").ok_or("missing token")?;
         let parsed = match t.strip_prefix("0d") {
             Some(dec) => dec.parse().ok(),
             None => u32::from_str_radix(t.trim_start_matches("0x"), 16).ok(),
         };
-        parsed.ok_or_else(|| format!("invalid token {t:?}"))
+        parsed
+            .map(mptcp::Token::new)
+            .ok_or_else(|| format!("invalid token {t:?}"))
     }
     fn addr(&self, key: &str) -> Res<IpAddr> {
         self.need(key)
@@ -358,7 +360,7 @@ fn monitor(pm: &PathManager, as_json: bool) -> Res<()> {
             EventItem::Lost if as_json => json!({"type": "LOST"}).to_string(),
             EventItem::Lost => "[LOST] events were lost (receive buffer full)".to_string(),
             EventItem::Event(ev) if as_json => json!({
-                "type": ev.kind.name(), "token": ev.token.map(|t| format!("{t:08x}")),
+                "type": ev.kind.name(), "token": ev.token.map(|t| t.to_string()),
                 "family": ev.family, "local_id": ev.local_id, "remote_id": ev.remote_id,
                 "local": ev.local, "remote": ev.remote, "backup": ev.backup, "error": ev.error,
                 "flags": ev.flags, "timeout": ev.timeout, "ifindex": ev.ifindex,

@@ -60,7 +60,7 @@ fn sub_established_event_from_kernel_bytes() {
         panic!("not an event: {:?}", items[0]);
     };
     assert_eq!(ev.kind, EventKind::SubEstablished);
-    assert_eq!(ev.token, Some(0x8899_aabb));
+    assert_eq!(ev.token, Some(crate::Token::new(0x8899_aabb)));
     assert_eq!(ev.family, Some(libc::AF_INET as u16));
     assert_eq!(ev.local_id, Some(2));
     assert_eq!(ev.remote_id, Some(0));
@@ -74,7 +74,7 @@ fn sub_established_event_from_kernel_bytes() {
         panic!("not an event: {:?}", items[1]);
     };
     assert_eq!(closed.kind, EventKind::Closed);
-    assert_eq!(closed.token, Some(7));
+    assert_eq!(closed.token, Some(crate::Token::new(7)));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use super::netlink::{Attr, PmMessage};
 use crate::error::{Error, Result};
+use crate::Token;
 use mptcp_sys as sys;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_generic::GenlMessage;
@@ -81,7 +82,7 @@ pub struct Event {
     /// The event type.
     pub kind: EventKind,
     /// The connection's local token.
-    pub token: Option<u32>,
+    pub token: Option<Token>,
     /// Address family (`AF_INET` or `AF_INET6`).
     pub family: Option<u16>,
     /// Local address id.
@@ -143,7 +144,7 @@ impl Event {
         let (mut saddr, mut daddr, mut sport, mut dport) = (None, None, None, None);
         for a in &m.attrs {
             match a.id() {
-                sys::MPTCP_ATTR_TOKEN => ev.token = a.as_u32(),
+                sys::MPTCP_ATTR_TOKEN => ev.token = a.as_u32().map(Token::new),
                 sys::MPTCP_ATTR_FAMILY => ev.family = a.as_u16(),
                 sys::MPTCP_ATTR_LOC_ID => ev.local_id = a.as_u8(),
                 sys::MPTCP_ATTR_REM_ID => ev.remote_id = a.as_u8(),

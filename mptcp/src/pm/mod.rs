@@ -29,6 +29,7 @@ pub use event::{Event, EventItem, EventKind, Events};
 pub use ops::{SubflowHandle, SubflowTuple};
 
 use crate::error::{Error, Result};
+use crate::Token;
 use mptcp_sys as sys;
 use netlink::{Attr, Conn, Family, PmMessage};
 use netlink_packet_generic::GenlMessage;
@@ -495,13 +496,13 @@ impl PathManager {
     /// Userspace PM: announces a local address (with a nonzero id) on the connection with
     /// this token (ADD_ADDR).
     #[doc(alias = "MPTCP_PM_CMD_ANNOUNCE")]
-    pub fn announce(&mut self, token: u32, id: u8, addr: SocketAddr) -> Result<()> {
+    pub fn announce(&mut self, token: Token, id: u8, addr: SocketAddr) -> Result<()> {
         let ep = local_attrs(&addr, Some(id), EndpointFlags::SIGNAL);
         self.request(
             "announce address",
             sys::MPTCP_PM_CMD_ANNOUNCE,
             vec![
-                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token),
+                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token.get()),
                 Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &ep),
             ],
             false,
@@ -511,12 +512,12 @@ impl PathManager {
 
     /// Userspace PM: withdraws the announced address with this id (REMOVE_ADDR).
     #[doc(alias = "MPTCP_PM_CMD_REMOVE")]
-    pub fn remove(&mut self, token: u32, id: u8) -> Result<()> {
+    pub fn remove(&mut self, token: Token, id: u8) -> Result<()> {
         self.request(
             "remove address",
             sys::MPTCP_PM_CMD_REMOVE,
             vec![
-                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token),
+                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token.get()),
                 Attr::u8(sys::MPTCP_PM_ATTR_LOC_ID, id),
             ],
             false,
@@ -530,7 +531,7 @@ impl PathManager {
         &mut self,
         op: &'static str,
         cmd: u32,
-        token: u32,
+        token: Token,
         local: Vec<Attr>,
         remote: &SocketAddr,
     ) -> Result<()> {
@@ -539,7 +540,7 @@ impl PathManager {
             op,
             cmd,
             vec![
-                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token),
+                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token.get()),
                 Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &local),
                 Attr::nested(sys::MPTCP_PM_ATTR_ADDR_REMOTE, &r),
             ],
@@ -553,7 +554,7 @@ impl PathManager {
     #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_CREATE")]
     pub fn subflow_create(
         &mut self,
-        token: u32,
+        token: Token,
         local_id: u8,
         local: SocketAddr,
         remote: SocketAddr,
@@ -572,7 +573,7 @@ impl PathManager {
     #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_DESTROY")]
     pub fn subflow_destroy(
         &mut self,
-        token: u32,
+        token: Token,
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<()> {
@@ -591,7 +592,7 @@ impl PathManager {
     #[doc(alias = "MPTCP_PM_CMD_SET_FLAGS")]
     pub fn set_backup(
         &mut self,
-        token: u32,
+        token: Token,
         local: SocketAddr,
         remote: SocketAddr,
         backup: bool,
@@ -618,7 +619,7 @@ impl PathManager {
     /// path manager's endpoints instead; that is detected (once per client, by asking
     /// about token 0, which no connection has) and reported as [`Error::Unsupported`].
     #[doc(alias = "MPTCP_PM_CMD_GET_ADDR")]
-    pub fn announced(&mut self, token: u32) -> Result<Vec<Endpoint>> {
+    pub fn announced(&mut self, token: Token) -> Result<Vec<Endpoint>> {
         if self.token_dump.is_none() {
             let probe = self.request(
                 "list announced addresses",
@@ -637,7 +638,7 @@ impl PathManager {
         let replies = self.request(
             "list announced addresses",
             sys::MPTCP_PM_CMD_GET_ADDR,
-            vec![Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token)],
+            vec![Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token.get())],
             true,
         )?;
         endpoints_of(&replies)
@@ -762,17 +763,17 @@ async_pm! {
     /// [`PathManager::set_limits`].
     fn set_limits(limits: Limits) -> () => |pm| pm.set_limits(limits);
     /// [`PathManager::announce`].
-    fn announce(token: u32, id: u8, addr: SocketAddr) -> () => |pm| pm.announce(token, id, addr);
+    fn announce(token: Token, id: u8, addr: SocketAddr) -> () => |pm| pm.announce(token, id, addr);
     /// [`PathManager::remove`].
-    fn remove(token: u32, id: u8) -> () => |pm| pm.remove(token, id);
+    fn remove(token: Token, id: u8) -> () => |pm| pm.remove(token, id);
     /// [`PathManager::subflow_create`].
-    fn subflow_create(token: u32, local_id: u8, local: SocketAddr, remote: SocketAddr) -> () => |pm| pm.subflow_create(token, local_id, local, remote);
+    fn subflow_create(token: Token, local_id: u8, local: SocketAddr, remote: SocketAddr) -> () => |pm| pm.subflow_create(token, local_id, local, remote);
     /// [`PathManager::subflow_destroy`].
-    fn subflow_destroy(token: u32, local: SocketAddr, remote: SocketAddr) -> () => |pm| pm.subflow_destroy(token, local, remote);
+    fn subflow_destroy(token: Token, local: SocketAddr, remote: SocketAddr) -> () => |pm| pm.subflow_destroy(token, local, remote);
     /// [`PathManager::set_backup`].
-    fn set_backup(token: u32, local: SocketAddr, remote: SocketAddr, backup: bool) -> () => |pm| pm.set_backup(token, local, remote, backup);
+    fn set_backup(token: Token, local: SocketAddr, remote: SocketAddr, backup: bool) -> () => |pm| pm.set_backup(token, local, remote, backup);
     /// [`PathManager::announced`].
-    fn announced(token: u32) -> Vec<Endpoint> => |pm| pm.announced(token);
+    fn announced(token: Token) -> Vec<Endpoint> => |pm| pm.announced(token);
     /// [`PathManager::events`], as a stream (call inside the runtime).
     fn events() -> Events => |pm| pm.events();
 }

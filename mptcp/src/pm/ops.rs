@@ -4,6 +4,7 @@
 use super::PathManager;
 use crate::error::{Error, Result};
 use crate::sys;
+use crate::Token;
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
@@ -53,7 +54,7 @@ pub struct SubflowTuple {
 pub struct SubflowHandle<S: AsFd> {
     socket: S,
     pm: PathManager,
-    token: u32,
+    token: Token,
     backups: HashMap<u32, bool>,
     next_local_id: u8,
 }
@@ -78,7 +79,7 @@ impl<S: AsFd> SubflowHandle<S> {
     }
 
     /// The connection's local token.
-    pub fn token(&self) -> u32 {
+    pub fn token(&self) -> Token {
         self.token
     }
 
@@ -156,7 +157,7 @@ impl<S: AsFd> SubflowHandle<S> {
                     && s.local.ip() == local.ip()
                     && (local.port() == 0 || s.local.port() == local.port())
                     && s.remote == remote
-                    && s.tcp_info.state == Some(TCP_ESTABLISHED)
+                    && s.tcp_info.state == TCP_ESTABLISHED
             });
             if let Some(id) = found.and_then(|s| s.id) {
                 return Ok(id);
