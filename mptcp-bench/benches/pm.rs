@@ -199,7 +199,10 @@ fn subflows(c: &mut Criterion, t: &Topology) {
         })
         .expect("the created subflow is listed")
     };
-    let tok = attr(mptcp_sys::MPTCP_PM_ATTR_TOKEN as u16, &token.get().to_ne_bytes());
+    let tok = attr(
+        mptcp_sys::MPTCP_PM_ATTR_TOKEN as u16,
+        &token.get().to_ne_bytes(),
+    );
     let remote_attr = attr(
         mptcp_sys::MPTCP_PM_ATTR_ADDR_REMOTE as u16 | NLA_F_NESTED,
         &addr_attrs(&remote, None),

@@ -9,7 +9,7 @@
 //! It selects the userspace path manager for the namespace first; `--max N` stops after
 //! N connections.
 
-use mptcp::pm::{EventItem, EventKind, PathManager, PmKind};
+use mptcp::pm::{Event, EventItem, PathManager, PmKind};
 use std::net::{IpAddr, SocketAddr};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,12 +40,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             _ => continue,
         };
-        if ev.kind != EventKind::Established {
-            continue;
-        }
-        let (Some(token), Some(remote)) = (ev.token, ev.remote) else {
+        let Event::Established(conn) = ev else {
             continue;
         };
+        let (token, remote) = (conn.token, conn.remote);
         for (i, ip) in locals.iter().enumerate() {
             if ip.is_ipv4() != remote.is_ipv4() {
                 continue;

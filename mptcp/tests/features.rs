@@ -94,7 +94,7 @@ fn kernel_features() {
         let mut listener_events = false;
         while Instant::now() < end && !listener_events {
             if let Some(Ok(EventItem::Event(e))) = events.next() {
-                listener_events |= e.kind == EventKind::ListenerCreated;
+                listener_events |= e.kind() == EventKind::ListenerCreated;
             }
         }
         feature(

@@ -347,14 +347,18 @@ fn kernel_pm_subflow_endpoint_adds_a_subflow() {
     let (c, _s, _l) = connected(&t, 4400);
     let token = mptcp::token(&c).expect("token");
     let e = expect_event(&mut ev, "SUB_ESTABLISHED", |e| {
-        e.kind == EventKind::SubEstablished
+        e.kind() == EventKind::SubEstablished
     });
-    assert_eq!(e.token, Some(token));
+    assert_eq!(e.token(), Some(token));
     assert_eq!(
-        e.local.map(|a| a.ip().to_string()),
+        e.local().map(|a| a.ip().to_string()),
         Some(PATHS[1].client4.to_string())
     );
-    assert_eq!(e.remote, Some(sa), "remote address and port in host order");
+    assert_eq!(
+        e.remote(),
+        Some(sa),
+        "remote address and port in host order"
+    );
     let subs = wait_for(Duration::from_secs(5), || {
         let s = mptcp::subflows(&c).expect("subflows");
         (s.len() == 2).then_some(s)
@@ -362,7 +366,7 @@ fn kernel_pm_subflow_endpoint_adds_a_subflow() {
     .expect("two subflows");
     assert!(subs
         .iter()
-        .any(|s| Some(s.local) == e.local && Some(s.remote) == e.remote));
+        .any(|s| Some(s.local) == e.local() && Some(s.remote) == e.remote()));
 }
 
 type Connected = (
@@ -444,16 +448,16 @@ fn userspace_pm_on_a_live_connection() {
             .expect("create")
     });
     let est = expect_event(&mut client_ev, "SUB_ESTABLISHED", |e| {
-        e.kind == EventKind::SubEstablished
+        e.kind() == EventKind::SubEstablished
     });
     assert_eq!(
-        est.token,
+        est.token(),
         Some(token),
         "the first event is the good request's, not the bad one's"
     );
-    assert_eq!(est.local_id, Some(7));
-    assert_eq!(est.remote, Some(remote));
-    let new_local = est.local.expect("local address");
+    assert_eq!(est.subflow().map(|s| s.local_id), Some(7));
+    assert_eq!(est.remote(), Some(remote));
+    let new_local = est.local().expect("local address");
     let subs = mptcp::subflows(&c).expect("subflows");
     let sf = subs
         .iter()
@@ -489,9 +493,9 @@ fn userspace_pm_on_a_live_connection() {
             .expect("backup")
     });
     let prio = expect_event(&mut server_ev, "SUB_PRIORITY", |e| {
-        e.kind == EventKind::SubPriority
+        e.kind() == EventKind::SubPriority
     });
-    assert_eq!(prio.backup, Some(true));
+    assert_eq!(prio.subflow().map(|s| s.backup), Some(true));
 
     // Destroy it: SUB_CLOSED, one subflow left, data still intact.
     t.client.run(move || {
@@ -501,9 +505,9 @@ fn userspace_pm_on_a_live_connection() {
             .expect("destroy")
     });
     let closed = expect_event(&mut client_ev, "SUB_CLOSED", |e| {
-        e.kind == EventKind::SubClosed
+        e.kind() == EventKind::SubClosed
     });
-    assert_eq!(closed.local, Some(new_local));
+    assert_eq!(closed.local(), Some(new_local));
     wait_for(Duration::from_secs(5), || {
         (mptcp::subflows(&c).expect("subflows").len() == 1).then_some(())
     })
@@ -517,10 +521,12 @@ fn userspace_pm_on_a_live_connection() {
             .expect("announce")
     });
     let a = expect_event(&mut server_ev, "ANNOUNCED", |e| {
-        e.kind == EventKind::Announced
+        e.kind() == EventKind::Announced
     });
-    assert_eq!(a.remote_id, Some(7));
-    assert_eq!(a.remote.map(|r| r.ip()), Some(ann.ip()));
+    assert!(
+        matches!(a, mptcp::pm::Event::Announced { remote_id: 7, addr, .. } if addr.ip() == ann.ip()),
+        "{a:?}"
+    );
     match t
         .client
         .run(move || PathManager::new().expect("pm").announced(token))
@@ -540,8 +546,13 @@ fn userspace_pm_on_a_live_connection() {
             .remove(token, 7)
             .expect("remove")
     });
-    let r = expect_event(&mut server_ev, "REMOVED", |e| e.kind == EventKind::Removed);
-    assert_eq!(r.remote_id, Some(7));
+    let r = expect_event(&mut server_ev, "REMOVED", |e| {
+        e.kind() == EventKind::Removed
+    });
+    assert!(
+        matches!(r, mptcp::pm::Event::Removed { remote_id: 7, .. }),
+        "{r:?}"
+    );
 
     c.write_all(b"after").expect("write");
     c.shutdown(Shutdown::Write).expect("shutdown");
@@ -709,9 +720,9 @@ fn full_socket_buffer_reports_lost_events_and_goes_on() {
         t
     });
     let e = expect_event(&mut ev, "CREATED", |e| {
-        e.kind == EventKind::Created && e.token == Some(token)
+        e.kind() == EventKind::Created && e.token() == Some(token)
     });
-    assert_eq!(e.token, Some(token));
+    assert_eq!(e.token(), Some(token));
 }
 
 #[cfg(feature = "tokio")]
@@ -761,8 +772,8 @@ fn tokio_event_stream_and_async_requests() {
                     futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
                 });
                 match tokio::time::timeout(Duration::from_millis(500), next).await {
-                    Ok(Some(Ok(EventItem::Event(e)))) if e.token == Some(token) => {
-                        kinds.push(e.kind)
+                    Ok(Some(Ok(EventItem::Event(e)))) if e.token() == Some(token) => {
+                        kinds.push(e.kind())
                     }
                     Ok(Some(Ok(_))) | Err(_) => {}
                     other => panic!("{other:?}"),

@@ -19,7 +19,7 @@
 //! Tokens are hexadecimal (as `ip mptcp monitor` prints them) or decimal with `0d`.
 
 use clap::{Parser, Subcommand};
-use mptcp::pm::{Endpoint, EndpointFlags, EventItem, Limits, PathManager};
+use mptcp::pm::{Endpoint, EndpointFlags, Event, EventItem, Limits, PathManager};
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -350,6 +350,64 @@ fn run(args: Args) -> Res<()> {
     }
 }
 
+/// The ids an event carries: (remote id, local id).
+fn event_ids(ev: &Event) -> (Option<u8>, Option<u8>) {
+    match ev {
+        Event::Announced { remote_id, .. } | Event::Removed { remote_id, .. } => {
+            (Some(*remote_id), None)
+        }
+        _ => ev
+            .subflow()
+            .map_or((None, None), |s| (Some(s.remote_id), Some(s.local_id))),
+    }
+}
+
+/// One object per event: the type and token (hex), and the attributes it carries.
+fn event_json(ev: &Event) -> serde_json::Value {
+    let (remote_id, local_id) = event_ids(ev);
+    let sf = ev.subflow();
+    let conn = match ev {
+        Event::Created(c) | Event::Established(c) => Some(c),
+        _ => None,
+    };
+    json!({
+        "type": ev.kind().name(), "token": ev.token().map(|t| t.to_string()),
+        "local_id": local_id, "remote_id": remote_id,
+        "local": ev.local(), "remote": ev.remote(),
+        "backup": sf.map(|s| s.backup), "error": sf.and_then(|s| s.error),
+        "ifindex": sf.and_then(|s| s.ifindex),
+        "reset_reason": sf.and_then(|s| s.reset_reason),
+        "reset_flags": sf.and_then(|s| s.reset_flags),
+        "flags": conn.map(|c| c.flags.bits()),
+        "server_side": conn.and_then(|c| c.server_side),
+    })
+}
+
+/// One line per event, in the shape `ip mptcp monitor` prints.
+fn event_line(ev: &Event) -> String {
+    let mut l = format!("[{:>16}]", ev.kind().name());
+    if let Some(t) = ev.token() {
+        l += &format!(" token={t}");
+    }
+    let (remote_id, local_id) = event_ids(ev);
+    if let Some(i) = remote_id {
+        l += &format!(" remid={i}");
+    }
+    if let Some(i) = local_id {
+        l += &format!(" locid={i}");
+    }
+    if let Some(a) = ev.local() {
+        l += &format!(" saddr={} sport={}", a.ip(), a.port());
+    }
+    if let Some(a) = ev.remote() {
+        l += &format!(" daddr={} dport={}", a.ip(), a.port());
+    }
+    if let Some(s) = ev.subflow() {
+        l += &format!(" backup={}", u8::from(s.backup));
+    }
+    l
+}
+
 fn monitor(pm: &PathManager, as_json: bool) -> Res<()> {
     use std::io::Write;
     let events = pm.events().map_err(|e| e.to_string())?;
@@ -359,37 +417,8 @@ fn monitor(pm: &PathManager, as_json: bool) -> Res<()> {
         let line = match item.map_err(|e| e.to_string())? {
             EventItem::Lost if as_json => json!({"type": "LOST"}).to_string(),
             EventItem::Lost => "[LOST] events were lost (receive buffer full)".to_string(),
-            EventItem::Event(ev) if as_json => json!({
-                "type": ev.kind.name(), "token": ev.token.map(|t| t.to_string()),
-                "family": ev.family, "local_id": ev.local_id, "remote_id": ev.remote_id,
-                "local": ev.local, "remote": ev.remote, "backup": ev.backup, "error": ev.error,
-                "flags": ev.flags, "timeout": ev.timeout, "ifindex": ev.ifindex,
-                "reset_reason": ev.reset_reason, "reset_flags": ev.reset_flags,
-                "server_side": ev.server_side,
-            })
-            .to_string(),
-            EventItem::Event(ev) => {
-                let mut l = format!("[{:>16}]", ev.kind.name());
-                if let Some(t) = ev.token {
-                    l += &format!(" token={t:08x}");
-                }
-                if let Some(i) = ev.remote_id {
-                    l += &format!(" remid={i}");
-                }
-                if let Some(i) = ev.local_id {
-                    l += &format!(" locid={i}");
-                }
-                if let Some(a) = ev.local {
-                    l += &format!(" saddr={} sport={}", a.ip(), a.port());
-                }
-                if let Some(a) = ev.remote {
-                    l += &format!(" daddr={} dport={}", a.ip(), a.port());
-                }
-                if let Some(b) = ev.backup {
-                    l += &format!(" backup={}", u8::from(b));
-                }
-                l
-            }
+            EventItem::Event(ev) if as_json => event_json(&ev).to_string(),
+            EventItem::Event(ev) => event_line(&ev),
             _ => continue,
         };
         if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {

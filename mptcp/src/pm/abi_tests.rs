@@ -3,7 +3,7 @@
 //! addresses and event ports (`MPTCP_ATTR_SPORT`/`DPORT`) in network order, the endpoint
 //! port (`MPTCP_PM_ADDR_ATTR_PORT`) in host order.
 
-use super::event::{decode_datagram, EventItem, EventKind};
+use super::event::{decode_datagram, Event, EventItem, EventKind};
 use super::netlink::Attr;
 use super::{Endpoint, EndpointFlags};
 use mptcp_sys as sys;
@@ -54,27 +54,57 @@ fn sub_established_event_from_kernel_bytes() {
     let closed = nla(sys::MPTCP_ATTR_TOKEN, &7u32.to_ne_bytes());
     dgram.extend(genl_message(0x1d, sys::MPTCP_EVENT_CLOSED as u8, &closed));
 
-    let items = decode_datagram(&dgram).expect("decode");
+    let items = decode_datagram(&dgram);
     assert_eq!(items.len(), 2);
-    let EventItem::Event(ev) = &items[0] else {
-        panic!("not an event: {:?}", items[0]);
+    let Ok(EventItem::Event(Event::SubEstablished(sf))) = &items[0] else {
+        panic!("not a subflow event: {:?}", items[0]);
     };
-    assert_eq!(ev.kind, EventKind::SubEstablished);
-    assert_eq!(ev.token, Some(crate::Token::new(0x8899_aabb)));
-    assert_eq!(ev.family, Some(libc::AF_INET as u16));
-    assert_eq!(ev.local_id, Some(2));
-    assert_eq!(ev.remote_id, Some(0));
+    assert_eq!(sf.token, crate::Token::new(0x8899_aabb));
+    assert_eq!(sf.local_id, 2);
+    assert_eq!(sf.remote_id, 0);
     let local: SocketAddr = "198.51.100.1:40001".parse().expect("address");
     let remote: SocketAddr = "192.0.2.2:443".parse().expect("address");
-    assert_eq!(ev.local, Some(local));
-    assert_eq!(ev.remote, Some(remote));
-    assert_eq!(ev.backup, Some(true));
-    assert_eq!(ev.ifindex, Some(0x0102_0304));
-    let EventItem::Event(closed) = &items[1] else {
+    assert_eq!(sf.local, local);
+    assert_eq!(sf.remote, remote);
+    assert!(sf.backup);
+    assert_eq!(sf.ifindex, Some(0x0102_0304));
+    assert_eq!(sf.error, None);
+    let Ok(EventItem::Event(closed)) = &items[1] else {
         panic!("not an event: {:?}", items[1]);
     };
-    assert_eq!(closed.kind, EventKind::Closed);
-    assert_eq!(closed.token, Some(crate::Token::new(7)));
+    assert_eq!(closed.kind(), EventKind::Closed);
+    assert_eq!(closed.token(), Some(crate::Token::new(7)));
+}
+
+/// An event missing an attribute its type always carries, a truncated message and an
+/// unknown event type: an error item, an error item, and a raw event, never dropped.
+#[test]
+fn bad_and_unknown_events_are_reported() {
+    // SUB_ESTABLISHED with a token only.
+    let token = nla(sys::MPTCP_ATTR_TOKEN, &5u32.to_ne_bytes());
+    let mut dgram = genl_message(0x1d, sys::MPTCP_EVENT_SUB_ESTABLISHED as u8, &token);
+    dgram.extend(genl_message(0x1d, 99, &token));
+    let items = decode_datagram(&dgram);
+    assert_eq!(items.len(), 2);
+    assert!(
+        matches!(&items[0], Err(crate::Error::Decode { detail, .. }) if detail.contains("SF_ESTABLISHED")),
+        "{:?}",
+        items[0]
+    );
+    match &items[1] {
+        Ok(EventItem::Event(Event::Unknown(raw))) => {
+            assert_eq!(raw.kind, 99);
+            assert_eq!(raw.attrs.len(), 1);
+            assert_eq!(raw.attrs[0].1, 5u32.to_ne_bytes().to_vec());
+        }
+        other => panic!("expected a raw event, got {other:?}"),
+    }
+    // A message whose length runs past the datagram.
+    let mut cut = genl_message(0x1d, sys::MPTCP_EVENT_CLOSED as u8, &token);
+    cut.truncate(cut.len() - 2);
+    let items = decode_datagram(&cut);
+    assert_eq!(items.len(), 1);
+    assert!(matches!(items[0], Err(crate::Error::Decode { .. })));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use netlink_sys::{protocols::NETLINK_GENERIC, Socket};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
-/// What happened.
+/// Which event, without its data (for filtering).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -35,8 +35,8 @@ pub enum EventKind {
     ListenerCreated,
     /// A listener was closed (Linux 6.2+).
     ListenerClosed,
-    /// An event type this crate does not know.
-    Other(u8),
+    /// An event type this crate does not know (the kernel's number).
+    Unknown(u8),
 }
 
 impl EventKind {
@@ -52,7 +52,7 @@ impl EventKind {
             sys::MPTCP_EVENT_SUB_PRIORITY => EventKind::SubPriority,
             sys::MPTCP_EVENT_LISTENER_CREATED => EventKind::ListenerCreated,
             sys::MPTCP_EVENT_LISTENER_CLOSED => EventKind::ListenerClosed,
-            _ => EventKind::Other(cmd),
+            _ => EventKind::Unknown(cmd),
         }
     }
 
@@ -69,47 +69,215 @@ impl EventKind {
             EventKind::SubPriority => "SF_PRIO",
             EventKind::ListenerCreated => "LISTENER_CREATED",
             EventKind::ListenerClosed => "LISTENER_CLOSED",
-            EventKind::Other(_) => "UNKNOWN",
+            EventKind::Unknown(_) => "UNKNOWN",
         }
     }
 }
 
-/// One path-manager event with every attribute the kernel sent (`None`: not sent).
+bitflags::bitflags! {
+    /// `MPTCP_PM_EV_FLAG_*`: flags of a connection's CREATED and ESTABLISHED events.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct EventFlags: u16 {
+        /// The peer must not open subflows to address id 0 (its initial address).
+        const DENY_JOIN_ID0 = sys::MPTCP_PM_EV_FLAG_DENY_JOIN_ID0 as u16;
+        /// This side accepted the connection (Linux 6.18+; older kernels send the
+        /// separate `server_side` attribute).
+        const SERVER_SIDE = sys::MPTCP_PM_EV_FLAG_SERVER_SIDE as u16;
+        // Bits a newer kernel may set are kept.
+        const _ = !0;
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for EventFlags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_u16(self.bits())
+    }
+}
+
+/// A connection's CREATED or ESTABLISHED event: its token and initial subflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
-pub struct Event {
-    /// The event type.
-    pub kind: EventKind,
+pub struct ConnectionEvent {
     /// The connection's local token.
-    pub token: Option<Token>,
-    /// Address family (`AF_INET` or `AF_INET6`).
-    pub family: Option<u16>,
-    /// Local address id.
-    pub local_id: Option<u8>,
-    /// Remote address id.
-    pub remote_id: Option<u8>,
-    /// Local address and port (the port is in host order here; the kernel sends it in
-    /// network order).
-    pub local: Option<SocketAddr>,
-    /// Remote address and port.
-    pub remote: Option<SocketAddr>,
-    /// Backup flag of the subflow.
-    pub backup: Option<bool>,
-    /// The error of a closed subflow.
-    pub error: Option<u8>,
-    /// `MPTCP_PM_EV_FLAG_*` bits (deny join id 0; server side since 6.18).
-    pub flags: Option<u16>,
-    /// Timeout of the connection, seconds.
-    pub timeout: Option<u32>,
-    /// Interface index.
-    pub ifindex: Option<i32>,
-    /// MP_TCPRST reason (`MPTCP_RST_*`).
-    pub reset_reason: Option<u32>,
-    /// MP_TCPRST flags.
-    pub reset_flags: Option<u32>,
-    /// True on the passive (server) side.
+    pub token: Token,
+    /// Local address and port of the initial subflow (port in host order).
+    pub local: SocketAddr,
+    /// Remote address and port of the initial subflow.
+    pub remote: SocketAddr,
+    /// True on the accepting side (Linux 5.19+; `None` when not sent).
     pub server_side: Option<bool>,
+    /// Flags (Linux 6.x; empty when not sent).
+    pub flags: EventFlags,
+}
+
+/// A subflow's SUB_ESTABLISHED, SUB_CLOSED or SUB_PRIORITY event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct SubflowEvent {
+    /// The connection's local token.
+    pub token: Token,
+    /// Local address id.
+    pub local_id: u8,
+    /// Remote address id.
+    pub remote_id: u8,
+    /// Local address and port (port in host order; the kernel sends network order).
+    pub local: SocketAddr,
+    /// Remote address and port.
+    pub remote: SocketAddr,
+    /// The subflow is a backup.
+    pub backup: bool,
+    /// The interface the subflow is bound to, when it is.
+    pub ifindex: Option<i32>,
+    /// The subflow's socket error (`sk_err`), when there is one.
+    pub error: Option<u8>,
+    /// MP_TCPRST reason (`MPTCP_RST_*`) of a reset subflow.
+    pub reset_reason: Option<u32>,
+    /// MP_TCPRST flags of a reset subflow.
+    pub reset_flags: Option<u32>,
+}
+
+/// An event of a type this crate does not know: its number and raw attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct RawEvent {
+    /// The kernel's event number (`MPTCP_EVENT_*`).
+    pub kind: u8,
+    /// (attribute type, payload) as the kernel sent them.
+    pub attrs: Vec<(u16, Vec<u8>)>,
+}
+
+/// One path-manager event, with exactly the data the kernel sends for its type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub enum Event {
+    /// A connection was created (MP_CAPABLE handshake started).
+    Created(ConnectionEvent),
+    /// A connection is fully established: subflows can be added.
+    Established(ConnectionEvent),
+    /// A connection was closed.
+    Closed {
+        /// The connection's local token.
+        token: Token,
+    },
+    /// The peer announced an address (ADD_ADDR).
+    Announced {
+        /// The connection's local token.
+        token: Token,
+        /// The address id the peer gave it.
+        remote_id: u8,
+        /// The address, and its port (0 when the peer announced none).
+        addr: SocketAddr,
+    },
+    /// The peer withdrew an address (REMOVE_ADDR).
+    Removed {
+        /// The connection's local token.
+        token: Token,
+        /// The withdrawn address id.
+        remote_id: u8,
+    },
+    /// A subflow was established.
+    SubEstablished(SubflowEvent),
+    /// A subflow was closed.
+    SubClosed(SubflowEvent),
+    /// A subflow's backup priority changed (MP_PRIO).
+    SubPriority(SubflowEvent),
+    /// A listener was created (Linux 6.2+).
+    ListenerCreated {
+        /// The listening address and port.
+        local: SocketAddr,
+    },
+    /// A listener was closed (Linux 6.2+).
+    ListenerClosed {
+        /// The listening address and port.
+        local: SocketAddr,
+    },
+    /// An event type this crate does not know yet.
+    Unknown(RawEvent),
+}
+
+impl Event {
+    /// Which event this is.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::Created(_) => EventKind::Created,
+            Event::Established(_) => EventKind::Established,
+            Event::Closed { .. } => EventKind::Closed,
+            Event::Announced { .. } => EventKind::Announced,
+            Event::Removed { .. } => EventKind::Removed,
+            Event::SubEstablished(_) => EventKind::SubEstablished,
+            Event::SubClosed(_) => EventKind::SubClosed,
+            Event::SubPriority(_) => EventKind::SubPriority,
+            Event::ListenerCreated { .. } => EventKind::ListenerCreated,
+            Event::ListenerClosed { .. } => EventKind::ListenerClosed,
+            Event::Unknown(r) => EventKind::Unknown(r.kind),
+        }
+    }
+
+    /// The connection's token: every event but the listeners' (and unknown ones).
+    pub fn token(&self) -> Option<Token> {
+        match self {
+            Event::Created(c) | Event::Established(c) => Some(c.token),
+            Event::Closed { token }
+            | Event::Announced { token, .. }
+            | Event::Removed { token, .. } => Some(*token),
+            Event::SubEstablished(s) | Event::SubClosed(s) | Event::SubPriority(s) => Some(s.token),
+            _ => None,
+        }
+    }
+
+    /// The local address of the (initial) subflow or listener, when the event has one.
+    pub fn local(&self) -> Option<SocketAddr> {
+        match self {
+            Event::Created(c) | Event::Established(c) => Some(c.local),
+            Event::SubEstablished(s) | Event::SubClosed(s) | Event::SubPriority(s) => Some(s.local),
+            Event::ListenerCreated { local } | Event::ListenerClosed { local } => Some(*local),
+            _ => None,
+        }
+    }
+
+    /// The remote address of the (initial) subflow, or the announced address.
+    pub fn remote(&self) -> Option<SocketAddr> {
+        match self {
+            Event::Created(c) | Event::Established(c) => Some(c.remote),
+            Event::SubEstablished(s) | Event::SubClosed(s) | Event::SubPriority(s) => {
+                Some(s.remote)
+            }
+            Event::Announced { addr, .. } => Some(*addr),
+            _ => None,
+        }
+    }
+
+    /// The subflow data of a SUB_* event.
+    pub fn subflow(&self) -> Option<&SubflowEvent> {
+        match self {
+            Event::SubEstablished(s) | Event::SubClosed(s) | Event::SubPriority(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// The attributes of one event message, as sent.
+#[derive(Default)]
+struct Attrs {
+    token: Option<Token>,
+    local_id: Option<u8>,
+    remote_id: Option<u8>,
+    saddr: Option<IpAddr>,
+    daddr: Option<IpAddr>,
+    sport: Option<u16>,
+    dport: Option<u16>,
+    backup: Option<bool>,
+    error: Option<u8>,
+    flags: Option<u16>,
+    ifindex: Option<i32>,
+    reset_reason: Option<u32>,
+    reset_flags: Option<u32>,
+    server_side: Option<bool>,
 }
 
 fn ip4(a: &Attr) -> Option<IpAddr> {
@@ -122,52 +290,107 @@ fn ip6(a: &Attr) -> Option<IpAddr> {
     Some(IpAddr::from(b))
 }
 
-impl Event {
-    pub(crate) fn decode(m: &PmMessage) -> Event {
-        let mut ev = Event {
-            kind: EventKind::from_cmd(m.cmd),
-            token: None,
-            family: None,
-            local_id: None,
-            remote_id: None,
-            local: None,
-            remote: None,
-            backup: None,
-            error: None,
-            flags: None,
-            timeout: None,
-            ifindex: None,
-            reset_reason: None,
-            reset_flags: None,
-            server_side: None,
-        };
-        let (mut saddr, mut daddr, mut sport, mut dport) = (None, None, None, None);
+impl Attrs {
+    fn parse(m: &PmMessage) -> Attrs {
+        let mut v = Attrs::default();
         for a in &m.attrs {
             match a.id() {
-                sys::MPTCP_ATTR_TOKEN => ev.token = a.as_u32().map(Token::new),
-                sys::MPTCP_ATTR_FAMILY => ev.family = a.as_u16(),
-                sys::MPTCP_ATTR_LOC_ID => ev.local_id = a.as_u8(),
-                sys::MPTCP_ATTR_REM_ID => ev.remote_id = a.as_u8(),
-                sys::MPTCP_ATTR_SADDR4 => saddr = ip4(a),
-                sys::MPTCP_ATTR_SADDR6 => saddr = ip6(a),
-                sys::MPTCP_ATTR_DADDR4 => daddr = ip4(a),
-                sys::MPTCP_ATTR_DADDR6 => daddr = ip6(a),
-                sys::MPTCP_ATTR_SPORT => sport = a.as_u16_be(),
-                sys::MPTCP_ATTR_DPORT => dport = a.as_u16_be(),
-                sys::MPTCP_ATTR_BACKUP => ev.backup = a.as_u8().map(|b| b != 0),
-                sys::MPTCP_ATTR_ERROR => ev.error = a.as_u8(),
-                sys::MPTCP_ATTR_FLAGS => ev.flags = a.as_u16(),
-                sys::MPTCP_ATTR_TIMEOUT => ev.timeout = a.as_u32(),
-                sys::MPTCP_ATTR_IF_IDX => ev.ifindex = a.as_i32(),
-                sys::MPTCP_ATTR_RESET_REASON => ev.reset_reason = a.as_u32(),
-                sys::MPTCP_ATTR_RESET_FLAGS => ev.reset_flags = a.as_u32(),
-                sys::MPTCP_ATTR_SERVER_SIDE => ev.server_side = a.as_u8().map(|b| b != 0),
+                sys::MPTCP_ATTR_TOKEN => v.token = a.as_u32().map(Token::new),
+                sys::MPTCP_ATTR_LOC_ID => v.local_id = a.as_u8(),
+                sys::MPTCP_ATTR_REM_ID => v.remote_id = a.as_u8(),
+                sys::MPTCP_ATTR_SADDR4 => v.saddr = ip4(a),
+                sys::MPTCP_ATTR_SADDR6 => v.saddr = ip6(a),
+                sys::MPTCP_ATTR_DADDR4 => v.daddr = ip4(a),
+                sys::MPTCP_ATTR_DADDR6 => v.daddr = ip6(a),
+                sys::MPTCP_ATTR_SPORT => v.sport = a.as_u16_be(),
+                sys::MPTCP_ATTR_DPORT => v.dport = a.as_u16_be(),
+                sys::MPTCP_ATTR_BACKUP => v.backup = a.as_u8().map(|b| b != 0),
+                sys::MPTCP_ATTR_ERROR => v.error = a.as_u8(),
+                sys::MPTCP_ATTR_FLAGS => v.flags = a.as_u16(),
+                sys::MPTCP_ATTR_IF_IDX => v.ifindex = a.as_i32(),
+                sys::MPTCP_ATTR_RESET_REASON => v.reset_reason = a.as_u32(),
+                sys::MPTCP_ATTR_RESET_FLAGS => v.reset_flags = a.as_u32(),
+                sys::MPTCP_ATTR_SERVER_SIDE => v.server_side = a.as_u8().map(|b| b != 0),
                 _ => {}
             }
         }
-        ev.local = saddr.map(|ip| SocketAddr::new(ip, sport.unwrap_or(0)));
-        ev.remote = daddr.map(|ip| SocketAddr::new(ip, dport.unwrap_or(0)));
-        ev
+        v
+    }
+}
+
+impl Event {
+    pub(crate) fn decode(m: &PmMessage) -> Result<Event> {
+        let kind = EventKind::from_cmd(m.cmd);
+        let a = Attrs::parse(m);
+        let what = "path manager event";
+        let missing = |attr: &str| {
+            Error::decode(
+                what,
+                format!("{} without its {attr} attribute", kind.name()),
+            )
+        };
+        let token = || a.token.ok_or_else(|| missing("token"));
+        let local = || match (a.saddr, a.sport) {
+            (Some(ip), Some(port)) => Ok(SocketAddr::new(ip, port)),
+            _ => Err(missing("saddr/sport")),
+        };
+        let remote = || match (a.daddr, a.dport) {
+            (Some(ip), Some(port)) => Ok(SocketAddr::new(ip, port)),
+            _ => Err(missing("daddr/dport")),
+        };
+        let connection = || -> Result<ConnectionEvent> {
+            Ok(ConnectionEvent {
+                token: token()?,
+                local: local()?,
+                remote: remote()?,
+                server_side: a.server_side,
+                flags: EventFlags::from_bits_retain(a.flags.unwrap_or(0)),
+            })
+        };
+        let subflow = || -> Result<SubflowEvent> {
+            Ok(SubflowEvent {
+                token: token()?,
+                local_id: a.local_id.ok_or_else(|| missing("loc_id"))?,
+                remote_id: a.remote_id.ok_or_else(|| missing("rem_id"))?,
+                local: local()?,
+                remote: remote()?,
+                backup: a.backup.unwrap_or(false),
+                ifindex: a.ifindex.filter(|i| *i != 0),
+                error: a.error.filter(|e| *e != 0),
+                reset_reason: a.reset_reason,
+                reset_flags: a.reset_flags,
+            })
+        };
+        let listener = || match (a.saddr, a.sport) {
+            (Some(ip), Some(port)) => Ok(SocketAddr::new(ip, port)),
+            _ => Err(missing("saddr/sport")),
+        };
+        Ok(match kind {
+            EventKind::Created => Event::Created(connection()?),
+            EventKind::Established => Event::Established(connection()?),
+            EventKind::Closed => Event::Closed { token: token()? },
+            EventKind::Announced => Event::Announced {
+                token: token()?,
+                remote_id: a.remote_id.ok_or_else(|| missing("rem_id"))?,
+                addr: SocketAddr::new(
+                    a.daddr.ok_or_else(|| missing("daddr"))?,
+                    a.dport.unwrap_or(0),
+                ),
+            },
+            EventKind::Removed => Event::Removed {
+                token: token()?,
+                remote_id: a.remote_id.ok_or_else(|| missing("rem_id"))?,
+            },
+            EventKind::SubEstablished => Event::SubEstablished(subflow()?),
+            EventKind::SubClosed => Event::SubClosed(subflow()?),
+            EventKind::SubPriority => Event::SubPriority(subflow()?),
+            EventKind::ListenerCreated => Event::ListenerCreated { local: listener()? },
+            EventKind::ListenerClosed => Event::ListenerClosed { local: listener()? },
+            EventKind::Unknown(k) => Event::Unknown(RawEvent {
+                kind: k,
+                attrs: m.attrs.iter().map(|a| (a.kind, a.value.clone())).collect(),
+            }),
+        })
     }
 }
 
@@ -188,7 +411,7 @@ pub enum EventItem {
 /// let pm = mptcp::pm::PathManager::new()?;
 /// for item in pm.events()? {
 ///     match item? {
-///         mptcp::pm::EventItem::Event(ev) => println!("{} token {:?}", ev.kind.name(), ev.token),
+///         mptcp::pm::EventItem::Event(ev) => println!("{} token {:?}", ev.kind().name(), ev.token()),
 ///         mptcp::pm::EventItem::Lost => eprintln!("events were lost"),
 ///         _ => {}
 ///     }
@@ -198,7 +421,7 @@ pub enum EventItem {
 #[derive(Debug)]
 pub struct Events {
     sock: Socket,
-    queue: VecDeque<EventItem>,
+    queue: VecDeque<Result<EventItem>>,
 }
 
 impl Events {
@@ -254,11 +477,11 @@ impl Events {
     fn fill(&mut self) -> Result<()> {
         match self.sock.recv_from_full() {
             Ok((data, _)) => {
-                self.queue.extend(decode_datagram(&data)?);
+                self.queue.extend(decode_datagram(&data));
                 Ok(())
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                self.queue.push_back(EventItem::Lost);
+                self.queue.push_back(Ok(EventItem::Lost));
                 Ok(())
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -290,23 +513,45 @@ impl Events {
     }
 }
 
-pub(crate) fn decode_datagram(data: &[u8]) -> Result<Vec<EventItem>> {
+/// The events of one datagram: each message decoded, or an error item for one that
+/// cannot be (never dropped silently).
+pub(crate) fn decode_datagram(data: &[u8]) -> Vec<Result<EventItem>> {
     let mut out = Vec::new();
     let mut off = 0;
-    while off + 16 <= data.len() {
+    while off < data.len() {
         let part = &data[off..];
-        let len = u32::from_ne_bytes([part[0], part[1], part[2], part[3]]) as usize;
+        let len = part
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(|b: [u8; 4]| u32::from_ne_bytes(b) as usize)
+            .unwrap_or(0);
         if len < 16 || len > part.len() {
+            out.push(Err(Error::decode(
+                "path manager event",
+                format!(
+                    "a netlink message of length {len} in the {} bytes left of a datagram",
+                    part.len()
+                ),
+            )));
             break;
         }
-        if let Ok(m) = NetlinkMessage::<GenlMessage<PmMessage>>::deserialize(&part[..len]) {
-            if let NetlinkPayload::InnerMessage(g) = m.payload {
-                out.push(EventItem::Event(Event::decode(&g.payload)));
-            }
-        }
+        out.push(
+            match NetlinkMessage::<GenlMessage<PmMessage>>::deserialize(&part[..len]) {
+                Ok(m) => match m.payload {
+                    NetlinkPayload::InnerMessage(g) => {
+                        Event::decode(&g.payload).map(EventItem::Event)
+                    }
+                    other => Err(Error::decode(
+                        "path manager event",
+                        format!("not an event message: {other:?}"),
+                    )),
+                },
+                Err(e) => Err(Error::decode("path manager event", e.to_string())),
+            },
+        );
         off += (len + 3) & !3;
     }
-    Ok(out)
+    out
 }
 
 impl Iterator for Events {
@@ -315,7 +560,7 @@ impl Iterator for Events {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(item) = self.queue.pop_front() {
-                return Some(Ok(item));
+                return Some(item);
             }
             if let Err(e) = self.fill() {
                 return Some(Err(e));
@@ -329,7 +574,7 @@ impl Iterator for Events {
 #[derive(Debug)]
 pub struct EventStream {
     fd: tokio::io::unix::AsyncFd<Socket>,
-    queue: VecDeque<EventItem>,
+    queue: VecDeque<Result<EventItem>>,
 }
 
 #[cfg(feature = "tokio")]
@@ -344,7 +589,7 @@ impl futures_core::Stream for EventStream {
         let this = self.get_mut();
         loop {
             if let Some(item) = this.queue.pop_front() {
-                return Poll::Ready(Some(Ok(item)));
+                return Poll::Ready(Some(item));
             }
             let mut guard = match this.fd.poll_read_ready(cx) {
                 Poll::Ready(Ok(g)) => g,
@@ -354,12 +599,9 @@ impl futures_core::Stream for EventStream {
                 Poll::Pending => return Poll::Pending,
             };
             match guard.try_io(|s| s.get_ref().recv_from_full()) {
-                Ok(Ok((data, _))) => match decode_datagram(&data) {
-                    Ok(items) => this.queue.extend(items),
-                    Err(e) => return Poll::Ready(Some(Err(e))),
-                },
+                Ok(Ok((data, _))) => this.queue.extend(decode_datagram(&data)),
                 Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    this.queue.push_back(EventItem::Lost)
+                    this.queue.push_back(Ok(EventItem::Lost))
                 }
                 Ok(Err(e)) => {
                     return Poll::Ready(Some(Err(Error::os("receive path manager events", e))))

@@ -25,7 +25,9 @@ mod ops;
 
 #[cfg(feature = "tokio")]
 pub use event::EventStream;
-pub use event::{Event, EventItem, EventKind, Events};
+pub use event::{
+    ConnectionEvent, Event, EventFlags, EventItem, EventKind, Events, RawEvent, SubflowEvent,
+};
 pub use ops::{SubflowHandle, SubflowTuple};
 
 use crate::error::{Error, Result};

@@ -1,7 +1,7 @@
 //! The go-mptcp-api seed's six subflow operations on upstream kernels, built on the
 //! socket's subflow list and the userspace path manager.
 
-use super::PathManager;
+use super::{Event, EventItem, PathManager, SubflowEvent};
 use crate::error::{Error, Result};
 use crate::sys;
 use crate::Token;
@@ -121,8 +121,9 @@ impl<S: AsFd> SubflowHandle<S> {
             .ok_or(Error::NoSuchSubflow(id))
     }
 
-    /// Opens a subflow from `local` (port 0: any) to `remote` and returns its id once it
-    /// is established, or [`Error::TimedOut`]. The connection must be fully established
+    /// Opens a subflow from `local` (port 0: any) to `remote` and returns its id once the
+    /// kernel reports it established (its `SUB_ESTABLISHED` event; a `SUB_CLOSED` event
+    /// gives the subflow's error), or [`Error::TimedOut`]. The connection must be fully established
     /// (MPTCP gets there once data has been acknowledged); before that the kernel answers
     /// `ENOTCONN`.
     #[doc(alias = "OpenSub")]
@@ -147,26 +148,77 @@ impl<S: AsFd> SubflowHandle<S> {
                 id
             }
         };
+        // Subscribe first, so the subflow's event cannot be missed.
+        let mut events = self.pm.events()?;
         self.pm
             .subflow_create(self.token, local_id, local, remote)
             .map_err(userspace_needed)?;
         let end = Instant::now() + timeout;
+        let ours = |sf: &SubflowEvent| {
+            sf.token == self.token
+                && sf.local.ip() == local.ip()
+                && (local.port() == 0 || sf.local.port() == local.port())
+                && sf.remote == remote
+        };
         loop {
-            let found = crate::subflows(&self.socket)?.into_iter().find(|s| {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::TimedOut("open subflow"));
+            }
+            events.set_timeout(Some(left))?;
+            let event = match events.next() {
+                Some(Ok(EventItem::Event(e))) => e,
+                // Lost events or an undecodable one: ours may be among them; the
+                // subflow list below still tells.
+                Some(Ok(_)) | Some(Err(Error::Decode { .. })) => {
+                    if let Some(id) = self.find_new(&before, local, remote)? {
+                        return Ok(id);
+                    }
+                    continue;
+                }
+                Some(Err(Error::TimedOut(_))) | None => {
+                    return Err(Error::TimedOut("open subflow"))
+                }
+                Some(Err(e)) => return Err(e),
+            };
+            match &event {
+                Event::SubEstablished(sf) if ours(sf) => {
+                    return self.find_new(&before, local, remote)?.ok_or_else(|| {
+                        Error::decode(
+                            "subflows",
+                            "the kernel reported the subflow established but does not list it",
+                        )
+                    });
+                }
+                Event::SubClosed(sf) if ours(sf) => {
+                    let errno = sf.error.map_or(libc::ECONNABORTED, i32::from);
+                    return Err(Error::os(
+                        "open subflow",
+                        std::io::Error::from_raw_os_error(errno),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The id of an established subflow from `local` to `remote` that is not in `before`.
+    fn find_new(
+        &self,
+        before: &[u32],
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<Option<u32>> {
+        Ok(crate::subflows(&self.socket)?
+            .into_iter()
+            .find(|s| {
                 s.id.is_some_and(|id| !before.contains(&id))
                     && s.local.ip() == local.ip()
                     && (local.port() == 0 || s.local.port() == local.port())
                     && s.remote == remote
                     && s.tcp_info.state == TCP_ESTABLISHED
-            });
-            if let Some(id) = found.and_then(|s| s.id) {
-                return Ok(id);
-            }
-            if Instant::now() >= end {
-                return Err(Error::TimedOut("open subflow"));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            })
+            .and_then(|s| s.id))
     }
 
     /// Closes a subflow. Upstream can only close a subflow entirely (the path manager's
