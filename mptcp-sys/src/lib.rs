@@ -8,7 +8,7 @@
 //!   ([`MPTCP_INFO`] ..= [`MPTCP_FULL_INFO`]), the path manager's Generic Netlink
 //!   commands, attributes, endpoint flags and events of `linux/mptcp_pm.h`, and
 //!   [`IPPROTO_MPTCP`], [`SOL_MPTCP`] and [`TCP_IS_MPTCP`].
-//! * In [`oot`], the out-of-tree socket API of draft-hesmans-mptcp-socket, which no
+//! * In [`legacy`], the out-of-tree socket API of draft-hesmans-mptcp-socket, which no
 //!   upstream kernel offers.
 //!
 //! # Platforms
@@ -82,7 +82,7 @@ pub use uapi::*;
     missing_debug_implementations,
     clippy::undocumented_unsafe_blocks
 )]
-pub mod oot {
+pub mod legacy {
     include!(concat!(env!("OUT_DIR"), "/oot.rs"));
 }
 

@@ -17,7 +17,7 @@ mod uapi_table {
 
 mod oot_table {
     #[allow(unused_imports)]
-    use mptcp_sys::oot::*;
+    use mptcp_sys::legacy::*;
     include!(concat!(env!("OUT_DIR"), "/layout_oot.rs"));
 }
 
@@ -195,7 +195,7 @@ fn oot_layout_matches_c() {
 /// The bit-fields of `mptcp_sub_status` sit where the C compiler puts them.
 #[test]
 fn oot_sub_status_bits_match_c() {
-    use mptcp_sys::oot::mptcp_sub_status;
+    use mptcp_sys::legacy::mptcp_sub_status;
     type Setter = fn(&mut mptcp_sub_status);
     let setters: [(&str, Setter); 5] = [
         ("slave_sk", |s| s.set_slave_sk(1)),
@@ -235,7 +235,7 @@ fn oot_sub_status_bits_match_c() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn known_x86_64_sizes() {
-    use mptcp_sys::oot::*;
+    use mptcp_sys::legacy::*;
     use mptcp_sys::*;
     use std::mem::size_of;
     assert_eq!(size_of::<mptcp_info>(), 96);
@@ -262,8 +262,8 @@ fn constants() {
     assert_eq!(MPTCP_PM_CMD_SUBFLOW_DESTROY, 11);
     assert_eq!(MPTCP_EVENT_LISTENER_CLOSED, 16);
     assert_eq!(MPTCP_PM_NAME, b"mptcp_pm\0");
-    assert_eq!(oot::MPTCP_GET_SUB_IDS, 66);
-    assert_eq!(oot::MPTCP_SUB_SETSOCKOPT, 72);
+    assert_eq!(legacy::MPTCP_GET_SUB_IDS, 66);
+    assert_eq!(legacy::MPTCP_SUB_SETSOCKOPT, 72);
 }
 
 /// The out-of-tree structs as documented for x86-64 (the project's ABI notes), so that a
@@ -272,7 +272,7 @@ fn constants() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn oot_matches_documented_abi() {
-    use mptcp_sys::oot::*;
+    use mptcp_sys::legacy::*;
     use std::mem::{align_of, offset_of, size_of};
     assert_eq!(
         (

@@ -30,7 +30,8 @@ fn sockaddr_bytes(a: &SocketAddr) -> Vec<u8> {
             let mut b = vec![0u8; size_of::<libc::sockaddr_in6>()];
             put(&mut b, 0, &(libc::AF_INET6 as u16).to_ne_bytes());
             put(&mut b, 2, &v6.port().to_be_bytes());
-            put(&mut b, 4, &v6.flowinfo().to_be_bytes());
+            // std keeps `sin6_flowinfo` as it is in memory; so does the kernel's copy.
+            put(&mut b, 4, &v6.flowinfo().to_ne_bytes());
             put(&mut b, 8, &v6.ip().octets());
             put(&mut b, 24, &v6.scope_id().to_ne_bytes());
             b
@@ -204,4 +205,25 @@ fn full_info_from_kernel_bytes() {
     }
     // Arrays shorter than the header claims are an error, not a panic.
     assert!(decode_full_info(&full, &sf[..sf_size], &tcp).is_err());
+}
+
+/// Regression: IPv6 addresses decoded from kernel buffers must equal std's for the same
+/// bytes; `sin6_flowinfo` used to be byte-swapped where std passes it through.
+#[test]
+fn ipv6_sockaddr_equals_std() {
+    use std::net::{Ipv6Addr, SocketAddrV6};
+    let a = SocketAddr::V6(SocketAddrV6::new(
+        "2001:db8::7".parse::<Ipv6Addr>().expect("address"),
+        4242,
+        0x000a_bcde,
+        3,
+    ));
+    // std's (socket2's) own conversion to a `sockaddr_in6`, as bytes.
+    let sa = socket2::SockAddr::from(a);
+    // SAFETY: `as_ptr` points at `len()` initialised bytes of the socket address.
+    let raw = unsafe { std::slice::from_raw_parts(sa.as_ptr().cast::<u8>(), sa.len() as usize) };
+    assert_eq!(crate::subflow::sockaddr(raw), Some(a));
+    assert_eq!(crate::subflow::sockaddr(&sockaddr_bytes(&a)), Some(a));
+    #[cfg(feature = "legacy")]
+    assert_eq!(crate::legacy::encode_sockaddr(&a), raw.to_vec());
 }

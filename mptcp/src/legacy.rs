@@ -1,6 +1,6 @@
 //! The out-of-tree MPTCP socket API (draft-hesmans-mptcp-socket), as the go-mptcp-api
 //! seed uses it: the same six functions, same semantics, over the `IPPROTO_TCP` options
-//! 66-72 and the `mptcp_sub_*` structs of [`mptcp_sys::oot`].
+//! 66-72 and the `mptcp_sub_*` structs of [`mptcp_sys::legacy`].
 //!
 //! Only a fork of the multipath-tcp.org kernel offers this API; on upstream kernels every
 //! call fails with [`Error::Unsupported`] naming it. Descriptors are borrowed, never
@@ -18,7 +18,8 @@
 
 use crate::error::{Error, Result};
 use crate::sys;
-use mptcp_sys::oot;
+use crate::SubflowTuple;
+use mptcp_sys::legacy as oot;
 use std::mem::size_of;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -43,18 +44,6 @@ pub struct SubStatus {
     pub low_prio: bool,
     /// Pre-established.
     pub pre_established: bool,
-}
-
-/// A subflow's addresses (`MPTCP_GET_SUB_TUPLE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SubTuple {
-    /// Subflow id.
-    pub id: u8,
-    /// Local address.
-    pub local: SocketAddr,
-    /// Remote address.
-    pub remote: SocketAddr,
 }
 
 fn missing() -> Error {
@@ -131,7 +120,8 @@ pub(crate) fn encode_sockaddr(a: &SocketAddr) -> Vec<u8> {
             let mut b = vec![0u8; SIN6_LEN];
             b[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
             b[2..4].copy_from_slice(&v6.port().to_be_bytes());
-            b[4..8].copy_from_slice(&v6.flowinfo().to_be_bytes());
+            // Unconverted, as std does.
+            b[4..8].copy_from_slice(&v6.flowinfo().to_ne_bytes());
             b[8..24].copy_from_slice(&v6.ip().octets());
             b[24..28].copy_from_slice(&v6.scope_id().to_ne_bytes());
             b
@@ -158,7 +148,7 @@ pub(crate) fn open_sub_buffer(local: &SocketAddr, remote: &SocketAddr) -> Result
 }
 
 /// Decodes a `MPTCP_GET_SUB_TUPLE` reply of `len` bytes.
-pub(crate) fn decode_sub_tuple(buf: &[u8]) -> Result<SubTuple> {
+pub(crate) fn decode_sub_tuple(buf: &[u8]) -> Result<SubflowTuple> {
     let id = *buf.first().ok_or_else(|| short("mptcp_sub_tuple"))?;
     let step = match buf.len() {
         n if n == 1 + 2 * SIN_LEN => SIN_LEN,
@@ -169,7 +159,12 @@ pub(crate) fn decode_sub_tuple(buf: &[u8]) -> Result<SubTuple> {
         crate::subflow::sockaddr(&buf[1..1 + step]).ok_or_else(|| short("local address"))?;
     let remote =
         crate::subflow::sockaddr(&buf[1 + step..]).ok_or_else(|| short("remote address"))?;
-    Ok(SubTuple { id, local, remote })
+    Ok(SubflowTuple {
+        id: u32::from(id),
+        local,
+        remote,
+        backup: None,
+    })
 }
 
 /// The ids and states of the connection's subflows. Grows its buffer while the kernel
@@ -192,7 +187,7 @@ pub fn get_sub_ids(fd: impl AsFd) -> Result<Vec<SubStatus>> {
 /// The addresses of the subflow with this id.
 #[doc(alias = "GetSubTuple")]
 #[doc(alias = "MPTCP_GET_SUB_TUPLE")]
-pub fn get_sub_tuple(fd: impl AsFd, id: u8) -> Result<SubTuple> {
+pub fn get_sub_tuple(fd: impl AsFd, id: u8) -> Result<SubflowTuple> {
     let fd = fd.as_fd();
     let mut buf = vec![0u8; 1 + 2 * SIN6_LEN];
     buf[0] = id;
@@ -388,10 +383,11 @@ mod tests {
         reply.extend(encode_sockaddr(&r));
         assert_eq!(
             decode_sub_tuple(&reply).expect("decode"),
-            SubTuple {
+            SubflowTuple {
                 id: 5,
                 local: l,
-                remote: r
+                remote: r,
+                backup: None,
             }
         );
         let l6: SocketAddr = "[2001:db8:2::1]:5".parse().expect("address");

@@ -164,6 +164,26 @@ pub struct Subflow {
     pub tcp_info: TcpInfo,
 }
 
+/// A subflow's id and addresses: what the seed's `GetSubTuple` returns, from the path
+/// manager's [`SubflowHandle::subflow`](crate::pm::SubflowHandle::subflow) on upstream
+/// kernels and from [`legacy::get_sub_tuple`](crate::legacy::get_sub_tuple) on the
+/// out-of-tree ones. ([`Subflow`] is the full view, with `tcp_info`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct SubflowTuple {
+    /// Subflow id (the initial subflow is 1).
+    pub id: u32,
+    /// Local address and port.
+    pub local: SocketAddr,
+    /// Remote address and port.
+    pub remote: SocketAddr,
+    /// Backup priority (the seed's `Prio`: true = low priority), when known: upstream
+    /// offers no per-subflow priority in `getsockopt`, so it is what a
+    /// [`SubflowHandle`](crate::pm::SubflowHandle) set, and `None` otherwise.
+    pub backup: Option<bool>,
+}
+
 /// A connection's [`MptcpInfo`] and its subflows, read together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -188,7 +208,9 @@ pub(crate) fn sockaddr(b: &[u8]) -> Option<SocketAddr> {
             Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
         }
         libc::AF_INET6 => {
-            let flow = u32::from_be_bytes(b.get(4..8)?.try_into().ok()?);
+            // Passed through unconverted, as std does (SocketAddrV6::flowinfo is the
+            // raw `sin6_flowinfo`), so that addresses equal std's for the same socket.
+            let flow = u32::from_ne_bytes(b.get(4..8)?.try_into().ok()?);
             let ip: [u8; 16] = b.get(8..24)?.try_into().ok()?;
             let scope = u32::from_ne_bytes(b.get(24..28)?.try_into().ok()?);
             Some(SocketAddr::V6(SocketAddrV6::new(

@@ -25,12 +25,12 @@ unsafe impl Plain for mptcp_sys::mptcp_subflow_data {}
 unsafe impl Plain for mptcp_sys::mptcp_full_info {}
 
 // SAFETY: an id byte and a bit-field byte; every pattern is valid.
-unsafe impl Plain for mptcp_sys::oot::mptcp_sub_status {}
+unsafe impl Plain for mptcp_sys::legacy::mptcp_sub_status {}
 // SAFETY: integers and two raw pointers, which are valid for any bit pattern (they are
 // only handed to the kernel, never dereferenced here).
-unsafe impl Plain for mptcp_sys::oot::mptcp_sub_getsockopt {}
+unsafe impl Plain for mptcp_sys::legacy::mptcp_sub_getsockopt {}
 // SAFETY: as above.
-unsafe impl Plain for mptcp_sys::oot::mptcp_sub_setsockopt {}
+unsafe impl Plain for mptcp_sys::legacy::mptcp_sub_setsockopt {}
 
 /// A value of `T` whose first bytes are `bytes` (at most `size_of::<T>()` of them) and
 /// whose remaining bytes are zero.

@@ -28,7 +28,7 @@ pub use event::EventStream;
 pub use event::{
     ConnectionEvent, Event, EventFlags, EventItem, EventKind, Events, RawEvent, SubflowEvent,
 };
-pub use ops::{SubflowHandle, SubflowTuple};
+pub use ops::SubflowHandle;
 
 use crate::error::{Error, Result};
 use crate::Token;

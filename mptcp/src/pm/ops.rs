@@ -4,7 +4,7 @@
 use super::{Event, EventItem, PathManager, SubflowEvent};
 use crate::error::{Error, Result};
 use crate::sys;
-use crate::Token;
+use crate::{SubflowTuple, Token};
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
@@ -12,21 +12,6 @@ use std::time::{Duration, Instant};
 
 /// `tcp_info.tcpi_state` of an established subflow.
 const TCP_ESTABLISHED: u8 = 1;
-
-/// One subflow as the seed's `GetSubTuple` describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SubflowTuple {
-    /// Subflow id (the initial subflow is 1).
-    pub id: u32,
-    /// Local address and port.
-    pub local: SocketAddr,
-    /// Remote address and port.
-    pub remote: SocketAddr,
-    /// Backup priority (the seed's `Prio`: true = low priority), when known: set through
-    /// this handle. Upstream offers no per-subflow priority in `getsockopt`.
-    pub backup: Option<bool>,
-}
 
 /// An MPTCP connection plus what the seed's subflow operations need of the path
 /// manager. Borrow any `AsFd` socket (`&TcpStream`, a tokio stream, ...).
