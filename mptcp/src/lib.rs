@@ -58,6 +58,8 @@ mod info;
 pub mod legacy;
 #[cfg(all(feature = "pm", any(target_os = "linux", target_os = "android")))]
 pub mod pm;
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod prop_tests;
 mod socket;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod status;

@@ -347,6 +347,15 @@ pub(crate) fn decode_full_info(full: &[u8], sf: &[u8], tcp: &[u8]) -> Result<Con
     let tcp_stride = head.size_tcpinfo_user as usize;
     let addrs_off = offset_of!(mptcp_sys::mptcp_subflow_info, addrs);
     let short = || Error::decode("MPTCP_FULL_INFO", "subflow arrays shorter than announced");
+    // Validate the kernel's counts and sizes before using them (a garbage count must not
+    // become a huge allocation).
+    let fits =
+        |stride: usize, have: usize| total.checked_mul(stride).is_some_and(|need| need <= have);
+    if total > 0
+        && (sf_stride < addrs_off || !fits(sf_stride, sf.len()) || !fits(tcp_stride, tcp.len()))
+    {
+        return Err(short());
+    }
     let mut subflows = Vec::with_capacity(total);
     for i in 0..total {
         let e = sf

@@ -22,6 +22,8 @@ mod abi_tests;
 mod event;
 mod netlink;
 mod ops;
+#[cfg(test)]
+mod prop_tests;
 
 #[cfg(feature = "tokio")]
 pub use event::EventStream;
