@@ -7,8 +7,13 @@ use crate::subflow::{addrs, decode_full_info, sockaddr, TcpInfo};
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
+/// 256 cases, or `PROPTEST_CASES` when set (Miri runs a few).
 fn config() -> ProptestConfig {
-    ProptestConfig::with_cases(256)
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256);
+    ProptestConfig::with_cases(cases)
 }
 
 /// Any IPv4 or IPv6 socket address (scope and flow label included).

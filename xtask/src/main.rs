@@ -6,6 +6,7 @@ mod codegen;
 mod codegen_task;
 mod cross;
 mod demo;
+mod miri;
 mod public_api;
 mod sys;
 mod targets;
@@ -45,6 +46,8 @@ enum Cmd {
         #[arg(long = "target")]
         targets: Vec<String>,
     },
+    /// Run the decode/encode unit tests under Miri (needs a nightly toolchain).
+    Miri,
     /// Compare the public API of `mptcp` with the checked-in `mptcp/public-api.txt`.
     PublicApi {
         /// Write the current API to the file instead of comparing.
@@ -72,6 +75,7 @@ fn main() {
         Cmd::Test { no_vm } => test_task::run(no_vm),
         Cmd::Cross { targets } => cross::run(targets),
         Cmd::PublicApi { bless } => public_api::run(bless),
+        Cmd::Miri => miri::run(),
         Cmd::Demo => demo::run(),
         Cmd::VmTest { kernels, verbose } => vm::run(kernels, verbose),
     };

@@ -39,6 +39,8 @@ pub fn run(no_vm: bool) -> Result<()> {
     sh(cargo()
         .args(["test", "-p", "mptcp-sys", "--no-default-features"])
         .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
+    // The unsafe code under Miri, where a nightly toolchain is installed.
+    crate::miri::run()?;
     // Every change of the public API is a reviewed change of mptcp/public-api.txt.
     crate::public_api::run(false)?;
     // Other architectures under qemu-user, and the other platforms compiled.
