@@ -1,7 +1,7 @@
 //! Connection-level information: `getsockopt(SOL_MPTCP, MPTCP_INFO)`.
 
 use crate::error::{Error, Result};
-use crate::status::{classify, no_connection};
+use crate::kernel::{classify, no_connection};
 use crate::sys;
 use crate::token::Token;
 use std::mem::{offset_of, size_of};

@@ -60,7 +60,7 @@ fn map_err(fd: BorrowedFd<'_>, op: &'static str, e: std::io::Error) -> Error {
     match e.raw_os_error() {
         Some(libc::ENOTSOCK) => Error::NotMptcp(crate::NotMptcp::NotASocket),
         Some(libc::EOPNOTSUPP) | Some(libc::ENOPROTOOPT) => {
-            match crate::status::stream_protocol(fd) {
+            match crate::kernel::stream_protocol(fd) {
                 Err(err) => err,
                 Ok(_) => missing(),
             }

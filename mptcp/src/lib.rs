@@ -54,6 +54,8 @@ mod abi_tests;
 mod error;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod info;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod kernel;
 #[cfg(all(feature = "legacy", any(target_os = "linux", target_os = "android")))]
 pub mod legacy;
 #[cfg(all(feature = "pm", any(target_os = "linux", target_os = "android")))]

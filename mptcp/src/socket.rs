@@ -326,7 +326,7 @@ impl MptcpSocket {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     pub fn from_socket(socket: Socket) -> Result<Self> {
         use std::os::fd::AsFd;
-        let protocol = crate::status::stream_protocol(socket.as_fd())?;
+        let protocol = crate::kernel::stream_protocol(socket.as_fd())?;
         let unavailable = (protocol != IPPROTO_MPTCP).then_some(Unavailable::CreatedAsTcp);
         Ok(MptcpSocket {
             socket,

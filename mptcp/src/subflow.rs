@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::info::{raw_info, versioned, MptcpInfo};
-use crate::status::{classify, features, no_connection};
+use crate::kernel::{classify, features, no_connection};
 use crate::sys;
 use std::mem::{offset_of, size_of};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
