@@ -204,3 +204,26 @@ fn userspace_pm_adds_a_subflow() {
         .expect("shutdown");
     assert_eq!(accept.join().expect("server"), 64 * 1024);
 }
+
+/// The axum example serves HTTP over an MPTCP connection.
+#[test]
+fn http_server_answers_over_mptcp() {
+    let Some(server) = example("http_server") else {
+        return;
+    };
+    let mut srv = Running::start(Command::new(server).arg("127.0.0.1:0"));
+    let line = srv.line_starting("listening on ");
+    let addr = line.trim_start_matches("listening on ").to_string();
+    let mut c = mptcp::connect(addr.as_str()).expect("connect");
+    c.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut reply = String::new();
+    c.read_to_string(&mut reply).expect("reply");
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(reply.ends_with("hello over MPTCP\n"), "{reply}");
+    assert_eq!(
+        mptcp::is_mptcp(&c).expect("status"),
+        common::caps().mptcp,
+        "MPTCP end to end where the kernel has it"
+    );
+}

@@ -85,6 +85,11 @@ fn run_tests(
         // --nocapture: the tests' own `skipped:` lines (stderr) are counted.
         .args(["--", "--test-threads=2", "--nocapture"])
         .env("MPTCP_SYS_KERNEL_HEADERS", headers)
+        // No HTTP example's framework in these builds (see mptcp/Cargo.toml).
+        .env(
+            format!("{}RUSTFLAGS", t.cargo_env_prefix()),
+            "--cfg mptcp_cross_unit_tests",
+        )
         .env("MPTCP_SYS_TEST_CC", t.gcc())
         .env(
             "MPTCP_SYS_TEST_RUNNER",
