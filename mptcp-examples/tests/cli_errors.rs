@@ -369,6 +369,10 @@ fn invalid_values_are_named() {
         refused(&ns, CAT, &["--mptcp", "maybe", "192.0.2.1", "80"]),
         "mptcp-cat: invalid value 'maybe' for '--mptcp <MODE>': \"maybe\" is not one of prefer, require, off (see --help)"
     );
+    assert_eq!(
+        refused(&ns, CAT, &["--send-only", "--recv-only", "192.0.2.1", "80"]),
+        "mptcp-cat: the argument '--send-only' cannot be used with '--recv-only' (see --help)"
+    );
     let o = run(&ns, CAT, &["-6", "192.0.2.1", "80"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
