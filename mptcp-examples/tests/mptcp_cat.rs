@@ -179,3 +179,264 @@ fn cat_errors_are_one_line() {
     assert_eq!(err.lines().count(), 1, "{err:?}");
     assert!(err.contains("net.mptcp.enabled=0"), "{err:?}");
 }
+
+/// A process in a namespace whose output is collected as it comes; killed (and waited
+/// for) if it is still running when dropped, so a failed test leaves nothing behind.
+struct Proc {
+    child: std::process::Child,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+/// What a finished `Proc` left: exit status, stdout (when piped), stderr.
+struct Finished {
+    status: std::process::ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+fn collect(mut r: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        v
+    })
+}
+
+impl Proc {
+    fn spawn(ns: &common::Netns, args: &[&str], stdin: Stdio, stdout: Stdio) -> Proc {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, CAT])
+            .args(args)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mptcp-cat");
+        let stdout = child.stdout.take().map(collect);
+        let stderr = child.stderr.take().map(collect);
+        Proc {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits until the process exits; fails the test if that takes longer than `limit`.
+    fn finish(&mut self, what: &str, limit: Duration) -> Finished {
+        let status = common::wait_for(limit, || self.child.try_wait().ok().flatten());
+        let Some(status) = status else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let err = self.stderr.take().map(|h| h.join().unwrap_or_default());
+            panic!(
+                "{what} still running after {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&err.unwrap_or_default())
+            );
+        };
+        let join = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+            h.map(|h| h.join().expect("reader thread"))
+                .unwrap_or_default()
+        };
+        Finished {
+            status,
+            stdout: join(self.stdout.take()),
+            stderr: join(self.stderr.take()),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A file in the temporary directory, removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(tag: &str) -> TempFile {
+        let name = format!("mptcp-cat-test-{}-{tag}", std::process::id());
+        TempFile(std::env::temp_dir().join(name))
+    }
+
+    /// The file, created empty, as a process's stdout (`> file`).
+    fn as_stdout(&self) -> Stdio {
+        Stdio::from(std::fs::File::create(&self.0).expect("create the output file"))
+    }
+
+    fn read(&self) -> Vec<u8> {
+        std::fs::read(&self.0).expect("read the output file")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn assert_ok(what: &str, f: &Finished) {
+    assert!(
+        f.status.success(),
+        "{what}: {:?}: {}",
+        f.status,
+        String::from_utf8_lossy(&f.stderr)
+    );
+}
+
+fn subflows(j: &Value) -> usize {
+    j["subflows"].as_array().map_or(0, Vec::len)
+}
+
+/// `mptcp-cat -l > file < /dev/null`, the usual receiving server: an empty stdin must not
+/// close the server's side while the client sends, or the client's second subflow is
+/// never made (the kernel adds none once the peer has closed its side).
+#[test]
+fn cat_server_with_empty_stdin_gets_both_subflows() {
+    require_netns!();
+    mptcp_or_fallback!();
+    let t = Topology::new(2);
+    t.rate_limit("50mbit");
+    t.client_subflow_endpoints(false);
+    let file = TempFile::new("empty-stdin");
+    let mut server = Proc::spawn(
+        &t.server,
+        &["-l", "--json", "0.0.0.0", "4310"],
+        Stdio::null(),
+        file.as_stdout(),
+    );
+    wait_listening(&t, 4310);
+    let payload = data(8 * 1024 * 1024);
+    let mut client = Proc::spawn(
+        &t.client,
+        &["--json", PATHS[0].server4, "4310"],
+        Stdio::piped(),
+        Stdio::piped(),
+    );
+    // The data starts a moment after the connection, as from a producer that needs a
+    // moment (`tar c dir | mptcp-cat ...`); the connection is then fully established
+    // only by the first data, which is after the server's stdin has ended.
+    let mut input = client.child.stdin.take().expect("stdin");
+    let sent = payload.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = input.write_all(&sent);
+    });
+    let c = client.finish("client", Duration::from_secs(60));
+    let s = server.finish("server", Duration::from_secs(10));
+    writer.join().expect("writer");
+    assert_ok("client", &c);
+    assert_ok("server", &s);
+    assert_eq!(sha256(&file.read()), sha256(&payload), "bytes intact");
+    let sj = json_line(&s.stderr);
+    let cj = json_line(&c.stderr);
+    assert_eq!(sj["mptcp"], Value::Bool(true), "{sj}");
+    assert_eq!(subflows(&sj), 2, "server saw both subflows: {sj}");
+    assert_eq!(subflows(&cj), 2, "client used both paths: {cj}");
+}
+
+/// ncat's flags: a `--recv-only` server never reads its stdin (left open here, as with
+/// `sleep 60 | mptcp-cat -l --recv-only`) and finishes when the `--send-only` client has
+/// sent everything; the client prints nothing of what it could have received.
+#[test]
+fn cat_recv_only_and_send_only_finish_promptly() {
+    require_netns!();
+    mptcp_or_fallback!();
+    let t = Topology::new(2);
+    t.rate_limit("50mbit");
+    t.client_subflow_endpoints(false);
+    let file = TempFile::new("recv-only");
+    let mut server = Proc::spawn(
+        &t.server,
+        &["-l", "--recv-only", "--json", "0.0.0.0", "4311"],
+        Stdio::piped(),
+        file.as_stdout(),
+    );
+    let mut server_input = server.child.stdin.take().expect("stdin");
+    wait_listening(&t, 4311);
+    let payload = data(8 * 1024 * 1024);
+    let started = std::time::Instant::now();
+    let mut client = Proc::spawn(
+        &t.client,
+        &["--send-only", "--json", PATHS[0].server4, "4311"],
+        Stdio::piped(),
+        Stdio::piped(),
+    );
+    let mut input = client.child.stdin.take().expect("stdin");
+    let sent = payload.clone();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&sent);
+    });
+    let c = client.finish("client", Duration::from_secs(30));
+    let s = server.finish("server, with its stdin still open", Duration::from_secs(10));
+    let took = started.elapsed();
+    writer.join().expect("writer");
+    // Written only now: the server never read it.
+    let _ = server_input.write_all(b"never sent");
+    drop(server_input);
+    assert_ok("client", &c);
+    assert_ok("server", &s);
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert_eq!(sha256(&file.read()), sha256(&payload), "bytes intact");
+    assert!(c.stdout.is_empty(), "the client printed nothing");
+    let sj = json_line(&s.stderr);
+    assert_eq!(subflows(&sj), 2, "server saw both subflows: {sj}");
+    assert_eq!(subflows(&json_line(&c.stderr)), 2);
+}
+
+/// Without flags: when the peer has closed and stdin has given nothing, mptcp-cat
+/// finishes without waiting for stdin to end; two sides that both have nothing to send
+/// do not wait for each other for ever.
+#[test]
+fn cat_peer_close_does_not_wait_for_stdin() {
+    require_netns!();
+    let t = Topology::new(1);
+    let mut server = Proc::spawn(
+        &t.server,
+        &["-l", "0.0.0.0", "4312"],
+        Stdio::piped(),
+        Stdio::piped(),
+    );
+    let server_input = server.child.stdin.take().expect("stdin");
+    wait_listening(&t, 4312);
+    let mut client = Proc::spawn(
+        &t.client,
+        &[PATHS[0].server4, "4312"],
+        Stdio::piped(),
+        Stdio::piped(),
+    );
+    let mut input = client.child.stdin.take().expect("stdin");
+    input.write_all(b"hello\n").expect("write");
+    drop(input);
+    let c = client.finish("client", Duration::from_secs(10));
+    let s = server.finish("server, with its stdin still open", Duration::from_secs(10));
+    drop(server_input);
+    assert_ok("client", &c);
+    assert_ok("server", &s);
+    assert_eq!(s.stdout, b"hello\n");
+    assert!(c.stdout.is_empty());
+
+    let mut server = Proc::spawn(
+        &t.server,
+        &["-l", "0.0.0.0", "4313"],
+        Stdio::null(),
+        Stdio::piped(),
+    );
+    wait_listening(&t, 4313);
+    let mut client = Proc::spawn(
+        &t.client,
+        &[PATHS[0].server4, "4313"],
+        Stdio::null(),
+        Stdio::piped(),
+    );
+    let c = client.finish("client with < /dev/null", Duration::from_secs(10));
+    let s = server.finish("server with < /dev/null", Duration::from_secs(10));
+    assert_ok("client", &c);
+    assert_ok("server", &s);
+    assert!(c.stdout.is_empty() && s.stdout.is_empty());
+}

@@ -128,6 +128,60 @@ fn endpoints_and_limits_both_ways() {
 }
 
 #[test]
+fn endpoint_delete_refuses_another_endpoints_address() {
+    require_netns!();
+    let ns = Netns::new("delete");
+    ns.ip(&["mptcp", "endpoint", "add", "192.0.2.1", "id", "4", "signal"]);
+    ns.ip(&[
+        "mptcp",
+        "endpoint",
+        "add",
+        "203.0.113.99",
+        "id",
+        "5",
+        "subflow",
+    ]);
+    let before = ns.ip(&["mptcp", "endpoint", "show"]);
+    // The kernel would delete endpoint 4 whatever the address; mptcp-pm refuses.
+    let o = pm(&ns, &["endpoint", "delete", "id", "4", "203.0.113.99"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "mptcp-pm: error: endpoint 4 has address 192.0.2.1, not 203.0.113.99: nothing deleted\n"
+    );
+    assert_eq!(ns.ip(&["mptcp", "endpoint", "show"]), before, "untouched");
+    // As `ip mptcp` does.
+    let ip = Command::new("ip")
+        .args([
+            "-n",
+            &ns.name,
+            "mptcp",
+            "endpoint",
+            "delete",
+            "id",
+            "4",
+            "203.0.113.99",
+        ])
+        .output()
+        .expect("ip");
+    assert!(!ip.status.success());
+    assert_eq!(ns.ip(&["mptcp", "endpoint", "show"]), before, "untouched");
+    // No such endpoint: the id is named.
+    let o = pm(&ns, &["endpoint", "delete", "id", "9", "192.0.2.1"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("mptcp-pm: error: endpoint 9: "), "{err:?}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert_eq!(ns.ip(&["mptcp", "endpoint", "show"]), before, "untouched");
+    // The matching address deletes that endpoint only.
+    pm_ok(&ns, &["endpoint", "delete", "id", "4", "192.0.2.1"]);
+    assert_eq!(
+        ns.ip(&["mptcp", "endpoint", "show"]),
+        "203.0.113.99 id 5 subflow \n"
+    );
+}
+
+#[test]
 fn without_cap_net_admin_writes_fail_reads_work() {
     require_netns!();
     if Command::new("setpriv").arg("--version").output().is_err() {

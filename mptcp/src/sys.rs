@@ -175,3 +175,30 @@ pub(crate) fn register_netlink(
     // socket, so the descriptor outlives the registration.
     unsafe { tokio::io::unix::AsyncFd::register(sock) }.map_err(|e| io::Error::other(e.to_string()))
 }
+
+/// `if_nametoindex(3)`: the index of a network interface.
+#[cfg(feature = "pm")]
+pub(crate) fn if_nametoindex(name: &str) -> io::Result<u32> {
+    let c = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the name"))?;
+    // SAFETY: `c` is a valid NUL-terminated string that lives across the call.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(i)
+}
+
+/// `if_indextoname(3)`: the name of a network interface.
+#[cfg(feature = "pm")]
+pub(crate) fn if_indextoname(index: u32) -> io::Result<String> {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has room for IF_NAMESIZE bytes, as the call requires, and lives across
+    // the call; on success the call wrote a NUL-terminated name into it.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr().cast()) };
+    if p.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    let len = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    Ok(String::from_utf8_lossy(&buf[..len]).into_owned())
+}

@@ -1,7 +1,7 @@
 //! `mptcp-cat`: netcat for Multipath TCP.
 //!
 //! ```text
-//! mptcp-cat [-l] [-6] [--mptcp prefer|require|off] [--json] HOST PORT
+//! mptcp-cat [-l] [-6] [--mptcp prefer|require|off] [--json] [--send-only|--recv-only] HOST PORT
 //! ```
 //!
 //! Client: connects, copies stdin to the socket and the socket to stdout until both
@@ -9,16 +9,35 @@
 //! way. At the end it prints a summary on stderr: whether MPTCP was used (or why not),
 //! the connection token, the `MPTCP_INFO` fields and the subflows, read while the
 //! connection was still established. `--json` prints the summary as one JSON object on
-//! one line.
+//! one line. How the connection ends (an empty stdin, `--send-only`, `--recv-only`):
+//! see `CLOSING` below (also printed by `--help`).
 
 use clap::Parser;
 use mptcp::{Mode, MptcpSocket, Unavailable};
 use serde_json::{json, Value};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// How the connection ends, for `--help`.
+const CLOSING: &str = "\
+Closing: at the end of stdin, mptcp-cat closes its sending side. If stdin ends before
+giving any data (as with < /dev/null), it keeps its side open until the peer closes its
+side, or until nothing has arrived for 2 s: the peer can still add subflows, which the
+kernel stops doing once either side has closed. When the peer closes its side,
+mptcp-cat finishes, without waiting for stdin unless stdin gave data and has not ended.
+--send-only closes the sending side at the end of stdin even if it was empty, and
+--recv-only never reads stdin and keeps its side open until the peer closes.";
 
 #[derive(Parser)]
-#[command(name = "mptcp-cat", about = "netcat for Multipath TCP", version)]
+#[command(
+    name = "mptcp-cat",
+    about = "netcat for Multipath TCP",
+    version,
+    after_help = CLOSING
+)]
 struct Args {
     /// Listen on HOST PORT and serve one connection.
     #[arg(short = 'l', long = "listen")]
@@ -32,6 +51,14 @@ struct Args {
     /// Print the summary as one JSON object on one line.
     #[arg(long)]
     json: bool,
+    /// Only send: copy stdin to the connection, close the sending side at the end of
+    /// stdin, discard what arrives.
+    #[arg(long, conflicts_with = "recv_only")]
+    send_only: bool,
+    /// Only receive: never read stdin; keep the connection open until the peer closes
+    /// its side.
+    #[arg(long)]
+    recv_only: bool,
     /// Host to connect to (or address to listen on with -l).
     host: String,
     /// Port.
@@ -80,8 +107,12 @@ impl Summary {
         }
     }
 
+    /// Subflows still connected: once the peer has closed, the kernel may list one whose
+    /// addresses it has already cleared (remote port 0).
     fn subflow_count(&self) -> usize {
-        self.connection.as_ref().map_or(0, |c| c.subflows.len())
+        self.connection.as_ref().map_or(0, |c| {
+            c.subflows.iter().filter(|sf| sf.remote.port() != 0).count()
+        })
     }
 
     fn to_json(&self) -> Value {
@@ -200,58 +231,147 @@ fn open(args: &Args) -> Result<Opened, String> {
     Err(last)
 }
 
+/// With an empty stdin, how long nothing may arrive before mptcp-cat closes its side.
+const IDLE: Duration = Duration::from_secs(2);
+
+/// What the two directions tell each other.
+struct Shared {
+    start: Instant,
+    /// Milliseconds from `start` to the last data received (or to the connection).
+    last_received_ms: AtomicU64,
+    /// The peer closed its side.
+    peer_closed: AtomicBool,
+    /// Stdin gave at least one byte.
+    stdin_gave_data: AtomicBool,
+}
+
+impl Shared {
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_received_ms.load(Ordering::SeqCst));
+        self.start.elapsed().saturating_sub(last)
+    }
+}
+
+/// Closes the sending side; the peer may have closed the connection already.
+fn half_close(stream: &TcpStream) -> Result<(), String> {
+    match stream.shutdown(Shutdown::Write) {
+        Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(format!("shutdown: {e}")),
+        _ => Ok(()),
+    }
+}
+
+/// stdin -> socket. At the end of input, reads the summary while the connection is still
+/// established, then half-closes; `None` when stdin gave nothing and the peer closed first
+/// (the caller closes then).
+fn send(
+    stream: TcpStream,
+    unavailable: Option<Unavailable>,
+    shared: &Shared,
+    send_only: bool,
+) -> Result<Option<Summary>, String> {
+    let mut input = io::stdin().lock();
+    let mut w = &stream;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("stdin: {e}")),
+        };
+        shared.stdin_gave_data.store(true, Ordering::SeqCst);
+        w.write_all(&buf[..n]).map_err(|e| format!("send: {e}"))?;
+    }
+    if !send_only && !shared.stdin_gave_data.load(Ordering::SeqCst) {
+        // Nothing to send: keep the connection fully open (so the peer can still add
+        // subflows) until the peer closes, or until it has been idle for a while (so
+        // that two sides with nothing to send do not wait for each other forever).
+        while shared.idle() < IDLE {
+            if shared.peer_closed.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    wait_acked(&stream);
+    let summary = Summary::read(&stream, unavailable);
+    half_close(&stream)?;
+    Ok(Some(summary))
+}
+
 fn run(args: &Args) -> Result<(), String> {
     let opened = open(args)?;
     let (stream, unavailable) = (&opened.stream, opened.unavailable);
-    let (at_input_end, at_peer_end) = std::thread::scope(|s| {
-        // stdin -> socket; at the end of input, read the summary while the connection is
-        // still established, then half-close.
-        let sender = s.spawn(move || -> Result<Summary, String> {
-            let mut input = io::stdin().lock();
-            let mut w = stream;
-            io::copy(&mut input, &mut w).map_err(|e| format!("send: {e}"))?;
-            wait_acked(stream);
-            let summary = Summary::read(stream, unavailable);
-            match stream.shutdown(Shutdown::Write) {
-                Err(e) if e.kind() != io::ErrorKind::NotConnected => {
-                    return Err(format!("shutdown: {e}"))
-                }
-                _ => {}
-            }
-            Ok(summary)
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        last_received_ms: AtomicU64::new(0),
+        peer_closed: AtomicBool::new(false),
+        stdin_gave_data: AtomicBool::new(false),
+    });
+    // The sending side runs on its own thread, which is not waited for when the peer
+    // closes and stdin has given nothing: it may be blocked reading stdin for good.
+    let sender = if args.recv_only {
+        None
+    } else {
+        let clone = stream.try_clone().map_err(|e| format!("socket: {e}"))?;
+        let (tx, rx) = mpsc::channel();
+        let (shared, send_only) = (shared.clone(), args.send_only);
+        std::thread::spawn(move || {
+            let _ = tx.send(send(clone, unavailable, &shared, send_only));
         });
-        // socket -> stdout, until the peer closes its side.
-        let received = (|| -> Result<Summary, String> {
-            let mut out = io::stdout().lock();
-            let mut r = stream;
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = r.read(&mut buf).map_err(|e| format!("receive: {e}"))?;
-                if n == 0 {
-                    break;
-                }
+        Some(rx)
+    };
+    // socket -> stdout, until the peer closes its side.
+    let at_peer_end = {
+        let mut out = io::stdout().lock();
+        let mut r = stream;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("receive: {e}")),
+            };
+            let ms = u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            shared.last_received_ms.store(ms, Ordering::SeqCst);
+            if !args.send_only {
                 out.write_all(&buf[..n])
                     .and_then(|()| out.flush())
                     .map_err(|e| format!("stdout: {e}"))?;
             }
-            Ok(Summary::read(stream, unavailable))
-        })();
-        let sent = sender
-            .join()
-            .unwrap_or_else(|_| Err("the sending thread panicked".into()));
-        (sent, received)
-    });
+        }
+        let summary = Summary::read(stream, unavailable);
+        shared.peer_closed.store(true, Ordering::SeqCst);
+        summary
+    };
+    // The sender's outcome: waited for only while it is still copying stdin.
+    let at_input_end = match &sender {
+        None => None,
+        Some(rx) => match rx.try_recv() {
+            Ok(r) => r?,
+            Err(_) if shared.stdin_gave_data.load(Ordering::SeqCst) => {
+                rx.recv().unwrap_or(Ok(None))?
+            }
+            Err(_) => None,
+        },
+    };
+    half_close(stream)?;
     // The later reading wins when it still saw the connection with as many subflows.
-    let summary = match (at_input_end, at_peer_end) {
-        (Ok(a), Ok(b)) => {
+    let summary = match at_input_end {
+        None => at_peer_end,
+        Some(a) => {
+            let b = at_peer_end;
             let (early, late) = if a.at <= b.at { (a, b) } else { (b, a) };
-            if late.connection.is_some() && late.subflow_count() >= early.subflow_count() {
+            if late.connection.is_some()
+                && late.subflow_count() > 0
+                && late.subflow_count() >= early.subflow_count()
+            {
                 late
             } else {
                 early
             }
         }
-        (Err(e), _) | (_, Err(e)) => return Err(e),
     };
     summary.print(args.json);
     Ok(())

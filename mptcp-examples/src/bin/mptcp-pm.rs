@@ -38,45 +38,138 @@ struct Args {
     cmd: Cmd,
 }
 
+/// The words after the subcommand, in `ip mptcp`'s style.
+#[derive(clap::Args)]
+struct Rest {
+    /// The words shown above, as for `ip mptcp`.
+    #[arg(value_name = "ARGS")]
+    words: Vec<String>,
+}
+
+/// For a command without arguments: any word is reported by `parse`, naming the command.
+#[derive(clap::Args)]
+struct NoArgs {
+    #[arg(hide = true)]
+    words: Vec<String>,
+}
+
+impl NoArgs {
+    fn check(&self) -> Res<()> {
+        match self.words.first() {
+            Some(w) => Err(unexpected(w)),
+            None => Ok(()),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// In-kernel path manager endpoints: add, delete, show, flush, change.
-    Endpoint {
-        /// add | delete | show | flush | change
-        action: String,
-        /// The rest, as for `ip mptcp endpoint`.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
+    #[command(
+        subcommand,
+        arg_required_else_help = false,
+        disable_help_subcommand = true
+    )]
+    Endpoint(EndpointCmd),
     /// In-kernel path manager limits: set, show.
-    Limits {
-        /// set | show
-        action: String,
-        /// `subflows N`, `add_addr_accepted N`.
-        #[arg(trailing_var_arg = true)]
-        rest: Vec<String>,
-    },
+    #[command(
+        subcommand,
+        arg_required_else_help = false,
+        disable_help_subcommand = true
+    )]
+    Limits(LimitsCmd),
     /// Print path manager events as they happen.
-    Monitor,
-    /// Userspace PM: announce an address on a connection.
-    Announce {
-        /// `token T id N ADDR [port P]`
-        #[arg(trailing_var_arg = true)]
-        rest: Vec<String>,
-    },
-    /// Userspace PM: withdraw an announced address.
-    Remove {
-        /// `token T id N`
-        #[arg(trailing_var_arg = true)]
-        rest: Vec<String>,
-    },
+    Monitor(NoArgs),
+    /// Userspace PM: announce an address on a connection: token T id N ADDR [port P]
+    Announce(Rest),
+    /// Userspace PM: withdraw an announced address: token T id N
+    Remove(Rest),
     /// Userspace PM: create, destroy, or set the priority of a subflow.
-    Subflow {
-        /// create | destroy | set
-        action: String,
-        /// `token T [lid N] laddr A [lport P] raddr A rport P [backup|nobackup]`
-        #[arg(trailing_var_arg = true)]
-        rest: Vec<String>,
+    #[command(
+        subcommand,
+        arg_required_else_help = false,
+        disable_help_subcommand = true
+    )]
+    Subflow(SubflowCmd),
+}
+
+#[derive(Subcommand)]
+enum EndpointCmd {
+    /// ADDR [port P] [dev IFNAME] [id N] [signal] [subflow] [backup] [fullmesh] [laminar]
+    Add(Rest),
+    /// id N [ADDR]: with ADDR, only if it is endpoint N's address
+    Delete(Rest),
+    /// [id N]
+    Show(Rest),
+    /// Delete every endpoint.
+    Flush(NoArgs),
+    /// id N [backup|nobackup] [fullmesh|nofullmesh]: only the named flags change
+    Change(Rest),
+}
+
+#[derive(Subcommand)]
+enum LimitsCmd {
+    /// [subflows N] [add_addr_accepted N]
+    Set(Rest),
+    /// Print the limits.
+    Show(NoArgs),
+}
+
+#[derive(Subcommand)]
+enum SubflowCmd {
+    /// token T lid N laddr ADDR [lport P] raddr ADDR rport P
+    Create(Rest),
+    /// token T laddr ADDR lport P raddr ADDR rport P
+    Destroy(Rest),
+    /// token T laddr ADDR lport P raddr ADDR rport P backup|nobackup
+    Set(Rest),
+}
+
+/// A command, checked in full before anything is asked of the kernel.
+enum Action {
+    EndpointAdd {
+        ep: Endpoint,
+        dev: Option<String>,
+    },
+    EndpointDelete {
+        id: u8,
+        addr: Option<IpAddr>,
+    },
+    EndpointShow(Option<u8>),
+    EndpointFlush,
+    EndpointChange {
+        id: u8,
+        set: EndpointFlags,
+        clear: EndpointFlags,
+    },
+    LimitsSet(Limits),
+    LimitsShow,
+    Monitor,
+    Announce {
+        token: mptcp::Token,
+        id: u8,
+        addr: SocketAddr,
+    },
+    Remove {
+        token: mptcp::Token,
+        id: u8,
+    },
+    SubflowCreate {
+        token: mptcp::Token,
+        lid: u8,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+    SubflowDestroy {
+        token: mptcp::Token,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+    SubflowSet {
+        token: mptcp::Token,
+        local: SocketAddr,
+        remote: SocketAddr,
+        backup: bool,
     },
 }
 
@@ -88,14 +181,16 @@ struct Words {
     bare: Vec<String>,
 }
 
-fn words(rest: &[String], keys: &[&str]) -> Res<Words> {
+fn words(rest: &Rest, keys: &[&str]) -> Res<Words> {
     let mut pairs = HashMap::new();
     let mut bare = Vec::new();
-    let mut it = rest.iter();
+    let mut it = rest.words.iter();
     while let Some(w) = it.next() {
         if keys.contains(&w.as_str()) {
             let v = it.next().ok_or_else(|| format!("{w} needs a value"))?;
-            pairs.insert(w.clone(), v.clone());
+            if pairs.insert(w.clone(), v.clone()).is_some() {
+                return Err(format!("{w} given twice"));
+            }
         } else {
             bare.push(w.clone());
         }
@@ -103,14 +198,28 @@ fn words(rest: &[String], keys: &[&str]) -> Res<Words> {
     Ok(Words { pairs, bare })
 }
 
+fn unexpected(word: &str) -> String {
+    format!("unexpected argument {word:?}")
+}
+
+fn parse_value<T: std::str::FromStr>(what: &str, v: &str) -> Res<T>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse().map_err(|e| format!("invalid {what} {v:?}: {e}"))
+}
+
 impl Words {
-    fn num<T: std::str::FromStr>(&self, key: &str) -> Res<Option<T>> {
-        self.pairs
-            .get(key)
-            .map(|v| v.parse().map_err(|_| format!("invalid {key} {v:?}")))
-            .transpose()
+    fn num<T: std::str::FromStr>(&self, key: &str) -> Res<Option<T>>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.pairs.get(key).map(|v| parse_value(key, v)).transpose()
     }
-    fn need<T: std::str::FromStr>(&self, key: &str) -> Res<T> {
+    fn need<T: std::str::FromStr>(&self, key: &str) -> Res<T>
+    where
+        T::Err: std::fmt::Display,
+    {
         self.num(key)?.ok_or_else(|| format!("missing {key}"))
     }
     fn token(&self) -> Res<mptcp::Token> {
@@ -119,34 +228,33 @@ impl Words {
             Some(dec) => dec.parse().ok(),
             None => u32::from_str_radix(t.trim_start_matches("0x"), 16).ok(),
         };
-        parsed
-            .map(mptcp::Token::new)
-            .ok_or_else(|| format!("invalid token {t:?}"))
-    }
-    fn addr(&self, key: &str) -> Res<IpAddr> {
-        self.need(key)
-    }
-}
-
-fn sysfs_ifindex(name: &str) -> Res<i32> {
-    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| format!("no such device {name:?}"))
-}
-
-fn sysfs_ifname(index: i32) -> Option<String> {
-    std::fs::read_dir("/sys/class/net")
-        .ok()?
-        .flatten()
-        .find_map(|e| {
-            let i: i32 = std::fs::read_to_string(e.path().join("ifindex"))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()?;
-            (i == index).then(|| e.file_name().to_string_lossy().into_owned())
+        parsed.map(mptcp::Token::new).ok_or_else(|| {
+            format!("invalid token {t:?}: hexadecimal, or decimal after 0d, up to 32 bits")
         })
+    }
+    /// No bare words are allowed.
+    fn no_bare(&self) -> Res<()> {
+        match self.bare.first() {
+            Some(b) => Err(unexpected(b)),
+            None => Ok(()),
+        }
+    }
+    /// At most one bare word, an address.
+    fn one_addr(&self) -> Res<Option<IpAddr>> {
+        match self.bare.as_slice() {
+            [] => Ok(None),
+            [a] => parse_value("address", a).map(Some),
+            [_, extra, ..] => Err(unexpected(extra)),
+        }
+    }
+    fn sock(&self, a: &str, p: &str, need_port: bool) -> Res<SocketAddr> {
+        let port: u16 = if need_port {
+            self.need(p)?
+        } else {
+            self.num(p)?.unwrap_or(0)
+        };
+        Ok(SocketAddr::new(self.need(a)?, port))
+    }
 }
 
 const FLAG_NAMES: [(EndpointFlags, &str); 6] = [
@@ -169,7 +277,7 @@ fn flag_names(f: EndpointFlags) -> Vec<&'static str> {
 fn print_endpoint(ep: &Endpoint, as_json: bool) {
     let dev = ep
         .ifindex
-        .map(|i| sysfs_ifname(i).unwrap_or_else(|| i.to_string()));
+        .map(|i| mptcp::pm::interface_name(i).unwrap_or_else(|_| i.to_string()));
     if as_json {
         println!(
             "{}",
@@ -191,23 +299,18 @@ fn print_endpoint(ep: &Endpoint, as_json: bool) {
     println!("{line} ");
 }
 
-fn endpoint(pm: &mut PathManager, action: &str, rest: &[String], as_json: bool) -> Res<()> {
-    let e = |e: mptcp::Error| e.to_string();
-    match action {
-        "add" => {
+/// Checks the whole command line; an error here is a usage error: nothing was done.
+fn parse(cmd: &Cmd) -> Res<Action> {
+    Ok(match cmd {
+        Cmd::Endpoint(EndpointCmd::Add(rest)) => {
             let w = words(rest, &["port", "dev", "id"])?;
             let mut flags = EndpointFlags::empty();
             let mut addr = None;
             for b in &w.bare {
                 match FLAG_NAMES.iter().find(|(_, n)| n == b) {
                     Some((f, _)) => flags |= *f,
-                    None if addr.is_none() => {
-                        addr = Some(
-                            b.parse::<IpAddr>()
-                                .map_err(|_| format!("invalid address {b:?}"))?,
-                        )
-                    }
-                    None => return Err(format!("unknown argument {b:?}")),
+                    None if addr.is_none() => addr = Some(parse_value("address", b)?),
+                    None => return Err(unexpected(b)),
                 }
             }
             let mut ep = Endpoint::new(addr.ok_or("missing address")?, flags);
@@ -217,136 +320,209 @@ fn endpoint(pm: &mut PathManager, action: &str, rest: &[String], as_json: bool) 
             if let Some(p) = w.num("port")? {
                 ep = ep.with_port(p);
             }
-            if let Some(d) = w.pairs.get("dev") {
-                ep = ep.with_ifindex(sysfs_ifindex(d)?);
+            Action::EndpointAdd {
+                ep,
+                dev: w.pairs.get("dev").cloned(),
+            }
+        }
+        Cmd::Endpoint(EndpointCmd::Delete(rest)) => {
+            let w = words(rest, &["id"])?;
+            let addr = w.one_addr()?;
+            Action::EndpointDelete {
+                id: w.need("id")?,
+                addr,
+            }
+        }
+        Cmd::Endpoint(EndpointCmd::Show(rest)) => {
+            let w = words(rest, &["id"])?;
+            w.no_bare()?;
+            Action::EndpointShow(w.num("id")?)
+        }
+        Cmd::Endpoint(EndpointCmd::Flush(rest)) => {
+            rest.check()?;
+            Action::EndpointFlush
+        }
+        Cmd::Endpoint(EndpointCmd::Change(rest)) => {
+            let w = words(rest, &["id"])?;
+            let (mut set, mut clear) = (EndpointFlags::empty(), EndpointFlags::empty());
+            for b in &w.bare {
+                let (flag, on) = match b.as_str() {
+                    "backup" => (EndpointFlags::BACKUP, true),
+                    "nobackup" => (EndpointFlags::BACKUP, false),
+                    "fullmesh" => (EndpointFlags::FULLMESH, true),
+                    "nofullmesh" => (EndpointFlags::FULLMESH, false),
+                    other => return Err(unexpected(other)),
+                };
+                set.set(flag, on);
+                clear.set(flag, !on);
+            }
+            Action::EndpointChange {
+                id: w.need("id")?,
+                set,
+                clear,
+            }
+        }
+        Cmd::Limits(LimitsCmd::Set(rest)) => {
+            let w = words(rest, &["subflows", "add_addr_accepted"])?;
+            w.no_bare()?;
+            Action::LimitsSet(Limits {
+                subflows: w.num("subflows")?,
+                add_addr_accepted: w.num("add_addr_accepted")?,
+            })
+        }
+        Cmd::Limits(LimitsCmd::Show(rest)) => {
+            rest.check()?;
+            Action::LimitsShow
+        }
+        Cmd::Monitor(rest) => {
+            rest.check()?;
+            Action::Monitor
+        }
+        Cmd::Announce(rest) => {
+            let w = words(rest, &["token", "id", "port"])?;
+            let addr = w.one_addr()?.ok_or("missing address")?;
+            Action::Announce {
+                token: w.token()?,
+                id: w.need("id")?,
+                addr: SocketAddr::new(addr, w.num("port")?.unwrap_or(0)),
+            }
+        }
+        Cmd::Remove(rest) => {
+            let w = words(rest, &["token", "id"])?;
+            w.no_bare()?;
+            Action::Remove {
+                token: w.token()?,
+                id: w.need("id")?,
+            }
+        }
+        Cmd::Subflow(SubflowCmd::Create(rest)) => {
+            let w = words(rest, &["token", "lid", "laddr", "lport", "raddr", "rport"])?;
+            w.no_bare()?;
+            Action::SubflowCreate {
+                token: w.token()?,
+                lid: w.need("lid")?,
+                local: w.sock("laddr", "lport", false)?,
+                remote: w.sock("raddr", "rport", true)?,
+            }
+        }
+        Cmd::Subflow(SubflowCmd::Destroy(rest)) => {
+            let w = words(rest, &["token", "laddr", "lport", "raddr", "rport"])?;
+            w.no_bare()?;
+            Action::SubflowDestroy {
+                token: w.token()?,
+                local: w.sock("laddr", "lport", true)?,
+                remote: w.sock("raddr", "rport", true)?,
+            }
+        }
+        Cmd::Subflow(SubflowCmd::Set(rest)) => {
+            let w = words(rest, &["token", "laddr", "lport", "raddr", "rport"])?;
+            let backup = match w.bare.as_slice() {
+                [b] if b == "backup" => true,
+                [b] if b == "nobackup" => false,
+                [] => return Err("missing backup or nobackup".into()),
+                [b] => return Err(format!("{b:?} is not backup or nobackup")),
+                [_, extra, ..] => return Err(unexpected(extra)),
+            };
+            Action::SubflowSet {
+                token: w.token()?,
+                local: w.sock("laddr", "lport", true)?,
+                remote: w.sock("raddr", "rport", true)?,
+                backup,
+            }
+        }
+    })
+}
+
+fn run(action: Action, as_json: bool) -> Res<()> {
+    let mut pm = PathManager::new().map_err(|e| e.to_string())?;
+    let e = |e: mptcp::Error| e.to_string();
+    match action {
+        Action::EndpointAdd { mut ep, dev } => {
+            if let Some(d) = dev {
+                ep = ep
+                    .with_device(&d)
+                    .map_err(|_| format!("no such device {d:?}"))?;
             }
             pm.add_endpoint(&ep).map(drop).map_err(e)
         }
-        "delete" => {
-            let w = words(rest, &["id"])?;
-            let id: u8 = w.need("id")?;
-            match w.bare.first() {
-                Some(a) => {
-                    let a: IpAddr = a.parse().map_err(|_| format!("invalid address {a:?}"))?;
-                    pm.delete_endpoint_addr(id, a).map_err(e)
-                }
-                None => pm.delete_endpoint(id).map_err(e),
-            }
+        Action::EndpointDelete { id, addr: None } => pm.delete_endpoint(id).map_err(e),
+        // Id 0 names the initial subflows' address: the address says which one.
+        Action::EndpointDelete {
+            id: 0,
+            addr: Some(a),
+        } => pm.delete_endpoint_addr(0, a).map_err(e),
+        // The kernel deletes a non-zero id whatever the address; the library checks
+        // that the address is that endpoint's.
+        Action::EndpointDelete { id, addr: Some(a) } => {
+            pm.delete_endpoint_addr(id, a).map_err(|err| match err {
+                mptcp::Error::InvalidArgument { reason, .. } => reason,
+                other => format!("endpoint {id}: {other}"),
+            })
         }
-        "show" => {
-            let w = words(rest, &["id"])?;
-            let eps = match w.num::<u8>("id")? {
+        Action::EndpointShow(id) => {
+            let eps = match id {
                 Some(id) => vec![pm.endpoint(id).map_err(e)?],
                 None => pm.endpoints().map_err(e)?,
             };
             eps.iter().for_each(|ep| print_endpoint(ep, as_json));
             Ok(())
         }
-        "flush" => pm.flush_endpoints().map_err(e),
-        "change" => {
+        Action::EndpointFlush => pm.flush_endpoints().map_err(e),
+        Action::EndpointChange { id, set, clear } => {
             // Only the named bits change; the others keep their current value.
-            let w = words(rest, &["id"])?;
-            let id: u8 = w.need("id")?;
-            let mut flags = pm.endpoint(id).map_err(e)?.flags;
-            for b in &w.bare {
-                match b.as_str() {
-                    "backup" => flags |= EndpointFlags::BACKUP,
-                    "nobackup" => flags -= EndpointFlags::BACKUP,
-                    "fullmesh" => flags |= EndpointFlags::FULLMESH,
-                    "nofullmesh" => flags -= EndpointFlags::FULLMESH,
-                    other => return Err(format!("unknown argument {other:?}")),
-                }
-            }
+            let flags = (pm.endpoint(id).map_err(e)?.flags | set) - clear;
             pm.set_endpoint_flags(id, flags).map_err(e)
         }
-        other => Err(format!(
-            "unknown endpoint action {other:?}: add, delete, show, flush, change"
-        )),
+        Action::LimitsSet(l) => pm.set_limits(l).map_err(e),
+        Action::LimitsShow => {
+            let l = pm.limits().map_err(e)?;
+            let (a, s) = (l.add_addr_accepted.unwrap_or(0), l.subflows.unwrap_or(0));
+            if as_json {
+                println!("{}", json!({"add_addr_accepted": a, "subflows": s}));
+            } else {
+                println!("add_addr_accepted {a} subflows {s} ");
+            }
+            Ok(())
+        }
+        Action::Monitor => monitor(&pm, as_json),
+        Action::Announce { token, id, addr } => pm.announce(token, id, addr).map_err(e),
+        Action::Remove { token, id } => pm.remove(token, id).map_err(e),
+        Action::SubflowCreate {
+            token,
+            lid,
+            local,
+            remote,
+        } => pm.subflow_create(token, lid, local, remote).map_err(e),
+        Action::SubflowDestroy {
+            token,
+            local,
+            remote,
+        } => pm.subflow_destroy(token, local, remote).map_err(e),
+        Action::SubflowSet {
+            token,
+            local,
+            remote,
+            backup,
+        } => pm.set_backup(token, local, remote, backup).map_err(e),
     }
 }
 
-fn sock(w: &Words, a: &str, p: &str, need_port: bool) -> Res<SocketAddr> {
-    let port: u16 = if need_port {
-        w.need(p)?
-    } else {
-        w.num(p)?.unwrap_or(0)
-    };
-    Ok(SocketAddr::new(w.addr(a)?, port))
-}
-
-fn run(args: Args) -> Res<()> {
-    let mut pm = PathManager::new().map_err(|e| e.to_string())?;
-    let e = |e: mptcp::Error| e.to_string();
-    match args.cmd {
-        Cmd::Endpoint { action, rest } => endpoint(&mut pm, &action, &rest, args.json),
-        Cmd::Limits { action, rest } => match action.as_str() {
-            "set" => {
-                let w = words(&rest, &["subflows", "add_addr_accepted"])?;
-                if let Some(b) = w.bare.first() {
-                    return Err(format!("unknown argument {b:?}"));
-                }
-                pm.set_limits(Limits {
-                    subflows: w.num("subflows")?,
-                    add_addr_accepted: w.num("add_addr_accepted")?,
-                })
-                .map_err(e)
-            }
-            "show" => {
-                let l = pm.limits().map_err(e)?;
-                let (a, s) = (l.add_addr_accepted.unwrap_or(0), l.subflows.unwrap_or(0));
-                if args.json {
-                    println!("{}", json!({"add_addr_accepted": a, "subflows": s}));
-                } else {
-                    println!("add_addr_accepted {a} subflows {s} ");
-                }
-                Ok(())
-            }
-            other => Err(format!("unknown limits action {other:?}: set, show")),
-        },
-        Cmd::Monitor => monitor(&pm, args.json),
-        Cmd::Announce { rest } => {
-            let w = words(&rest, &["token", "id", "port"])?;
-            let addr: IpAddr = w
-                .bare
-                .first()
-                .ok_or("missing address")?
-                .parse()
-                .map_err(|_| "invalid address")?;
-            let sa = SocketAddr::new(addr, w.num("port")?.unwrap_or(0));
-            pm.announce(w.token()?, w.need("id")?, sa).map_err(e)
-        }
-        Cmd::Remove { rest } => {
-            let w = words(&rest, &["token", "id"])?;
-            pm.remove(w.token()?, w.need("id")?).map_err(e)
-        }
-        Cmd::Subflow { action, rest } => {
-            let keys = ["token", "lid", "laddr", "lport", "raddr", "rport"];
-            let w = words(&rest, &keys)?;
-            let remote = sock(&w, "raddr", "rport", true)?;
-            match action.as_str() {
-                "create" => {
-                    let local = sock(&w, "laddr", "lport", false)?;
-                    pm.subflow_create(w.token()?, w.need("lid")?, local, remote)
-                        .map_err(e)
-                }
-                "destroy" => {
-                    let local = sock(&w, "laddr", "lport", true)?;
-                    pm.subflow_destroy(w.token()?, local, remote).map_err(e)
-                }
-                "set" => {
-                    let local = sock(&w, "laddr", "lport", true)?;
-                    let backup = match w.bare.first().map(String::as_str) {
-                        Some("backup") => true,
-                        Some("nobackup") => false,
-                        _ => return Err("subflow set needs backup or nobackup".into()),
-                    };
-                    pm.set_backup(w.token()?, local, remote, backup).map_err(e)
-                }
-                other => Err(format!(
-                    "unknown subflow action {other:?}: create, destroy, set"
-                )),
-            }
-        }
+/// The subcommand's words, for messages: `endpoint delete`.
+fn command_name(cmd: &Cmd) -> &'static str {
+    match cmd {
+        Cmd::Endpoint(EndpointCmd::Add(_)) => "endpoint add",
+        Cmd::Endpoint(EndpointCmd::Delete(_)) => "endpoint delete",
+        Cmd::Endpoint(EndpointCmd::Show(_)) => "endpoint show",
+        Cmd::Endpoint(EndpointCmd::Flush(_)) => "endpoint flush",
+        Cmd::Endpoint(EndpointCmd::Change(_)) => "endpoint change",
+        Cmd::Limits(LimitsCmd::Set(_)) => "limits set",
+        Cmd::Limits(LimitsCmd::Show(_)) => "limits show",
+        Cmd::Monitor(_) => "monitor",
+        Cmd::Announce(_) => "announce",
+        Cmd::Remove(_) => "remove",
+        Cmd::Subflow(SubflowCmd::Create(_)) => "subflow create",
+        Cmd::Subflow(SubflowCmd::Destroy(_)) => "subflow destroy",
+        Cmd::Subflow(SubflowCmd::Set(_)) => "subflow set",
     }
 }
 
@@ -430,7 +606,13 @@ fn monitor(pm: &PathManager, as_json: bool) -> Res<()> {
 
 fn main() {
     let args: Args = mptcp_examples::parse_args("mptcp-pm");
-    if let Err(e) = run(args) {
+    let action = match parse(&args.cmd) {
+        Ok(a) => a,
+        Err(e) => {
+            mptcp_examples::usage_error("mptcp-pm", &format!("{}: {e}", command_name(&args.cmd)))
+        }
+    };
+    if let Err(e) = run(action, args.json) {
         eprintln!("mptcp-pm: error: {e}");
         std::process::exit(1);
     }

@@ -66,6 +66,11 @@ impl Endpoint {
         self
     }
 
+    /// Binds to a network interface by name (`ip mptcp endpoint add ... dev NAME`).
+    pub fn with_device(self, name: &str) -> Result<Self> {
+        Ok(self.with_ifindex(interface_index(name)?))
+    }
+
     /// Binds to an interface index.
     pub fn with_ifindex(mut self, ifindex: i32) -> Self {
         self.ifindex = Some(ifindex);
@@ -221,7 +226,10 @@ impl PathManager {
             if current.addr != addr {
                 return Err(Error::invalid(
                     "delete endpoint",
-                    format!("endpoint {id} has the address {}, not {addr}", current.addr),
+                    format!(
+                        "endpoint {id} has address {}, not {addr}: nothing deleted",
+                        current.addr
+                    ),
                 ));
             }
         }
@@ -328,4 +336,22 @@ pub(super) fn endpoints_of(replies: &[PmMessage]) -> Result<Vec<Endpoint>> {
         .filter(|a| a.id() == sys::MPTCP_PM_ATTR_ADDR)
         .map(Endpoint::decode)
         .collect()
+}
+
+/// The index of a network interface in the calling thread's network namespace
+/// (`if_nametoindex`); [`Error::InvalidArgument`] naming it when there is none.
+#[doc(alias = "if_nametoindex")]
+pub fn interface_index(name: &str) -> Result<i32> {
+    crate::sys::if_nametoindex(name)
+        .ok()
+        .and_then(|i| i32::try_from(i).ok())
+        .ok_or_else(|| Error::invalid("find network interface", format!("no device {name:?}")))
+}
+
+/// The name of a network interface (`if_indextoname`).
+#[doc(alias = "if_indextoname")]
+pub fn interface_name(index: i32) -> Result<String> {
+    let i = u32::try_from(index)
+        .map_err(|_| Error::invalid("find network interface", format!("index {index}")))?;
+    crate::sys::if_indextoname(i).map_err(|e| Error::os("if_indextoname", e))
 }

@@ -38,7 +38,7 @@ pub use ops::SubflowHandle;
 mod sysctl;
 #[cfg(feature = "tokio")]
 pub use async_pm::AsyncPathManager;
-pub use endpoint::{Endpoint, EndpointFlags, Limits};
+pub use endpoint::{interface_index, interface_name, Endpoint, EndpointFlags, Limits};
 pub use sysctl::{kind, set_kind, PmKind};
 
 use crate::error::{Error, Result};
