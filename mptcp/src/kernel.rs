@@ -63,8 +63,7 @@ pub(crate) fn features() -> Option<Features> {
         &mut empty,
     )
     .is_ok();
-    let mut full = mptcp_sys::mptcp_full_info::default();
-    let full_info = match sys::get_full_info(s.as_fd(), &mut full, &mut [], &mut []) {
+    let full_info = match sys::get_full_info(s.as_fd(), 0, &mut [], &mut []) {
         Ok(_) => true,
         Err(e) => !is_unsupported(&e),
     };

@@ -219,56 +219,13 @@ pub fn close_sub(fd: impl AsFd, id: u8) -> Result<()> {
     Ok(())
 }
 
-/// The `struct mptcp_sub_getsockopt` for reading an `int` option of one subflow into
-/// `value` / `len`.
-pub(crate) fn sub_getsockopt_arg(
-    id: u8,
-    level: i32,
-    name: i32,
-    value: &mut i32,
-    len: &mut u32,
-) -> oot::mptcp_sub_getsockopt {
-    oot::mptcp_sub_getsockopt {
-        id,
-        level,
-        optname: name,
-        optval: (value as *mut i32).cast(),
-        optlen: len as *mut u32,
-    }
-}
-
 /// Reads an `int` socket option of one subflow.
 #[doc(alias = "GetSubSockoptInt")]
 #[doc(alias = "MPTCP_SUB_GETSOCKOPT")]
 pub fn get_sub_sockopt_int(fd: impl AsFd, id: u8, level: i32, name: i32) -> Result<i32> {
     let fd = fd.as_fd();
-    let mut value = 0i32;
-    let mut len = size_of::<i32>() as u32;
-    let mut arg = sub_getsockopt_arg(id, level, name, &mut value, &mut len);
-    sys::getsockopt_buf(
-        fd,
-        SOL_TCP,
-        oot::MPTCP_SUB_GETSOCKOPT as i32,
-        sys::as_bytes_mut(&mut arg),
-    )
-    .map_err(|e| map_err(fd, "getsockopt(MPTCP_SUB_GETSOCKOPT)", e))?;
-    Ok(value)
-}
-
-/// The `struct mptcp_sub_setsockopt` for setting an `int` option of one subflow.
-pub(crate) fn sub_setsockopt_arg(
-    id: u8,
-    level: i32,
-    name: i32,
-    value: &mut i32,
-) -> oot::mptcp_sub_setsockopt {
-    oot::mptcp_sub_setsockopt {
-        id,
-        level,
-        optname: name,
-        optval: (value as *mut i32).cast(),
-        optlen: size_of::<i32>() as u32,
-    }
+    sys::sub_getsockopt_int(fd, id, level, name)
+        .map_err(|e| map_err(fd, "getsockopt(MPTCP_SUB_GETSOCKOPT)", e))
 }
 
 /// Sets an `int` socket option of one subflow.
@@ -276,15 +233,8 @@ pub(crate) fn sub_setsockopt_arg(
 #[doc(alias = "MPTCP_SUB_SETSOCKOPT")]
 pub fn set_sub_sockopt_int(fd: impl AsFd, id: u8, level: i32, name: i32, value: i32) -> Result<()> {
     let fd = fd.as_fd();
-    let mut value = value;
-    let mut arg = sub_setsockopt_arg(id, level, name, &mut value);
-    sys::setsockopt_buf(
-        fd,
-        SOL_TCP,
-        oot::MPTCP_SUB_SETSOCKOPT as i32,
-        sys::as_bytes_mut(&mut arg),
-    )
-    .map_err(|e| map_err(fd, "setsockopt(MPTCP_SUB_SETSOCKOPT)", e))
+    sys::sub_setsockopt_int(fd, id, level, name, value)
+        .map_err(|e| map_err(fd, "setsockopt(MPTCP_SUB_SETSOCKOPT)", e))
 }
 
 #[cfg(test)]
@@ -400,43 +350,25 @@ mod tests {
         assert!(decode_sub_tuple(&reply6[..40]).is_err());
     }
 
+    /// The argument structs sit where C puts them: id, two ints, then pointers at
+    /// pointer alignment (16/24 of 32 bytes on 64-bit targets, 12/16 of 20 on 32-bit
+    /// ones); `sys` writes each field at these offsets.
     #[test]
-    fn sub_sockopt_argument_bytes() {
-        // C's layout: id, then two ints, then pointers at pointer alignment (which is
-        // their size on every supported target): 16/24, 32 bytes on 64-bit targets;
-        // 12/16, 20 bytes on 32-bit ones.
+    fn sub_sockopt_argument_layout() {
+        use std::mem::offset_of;
         let p = size_of::<usize>();
         let optval = 12usize.next_multiple_of(p);
         let optlen = optval + p;
-        let mut v = 0i32;
-        let mut len = 4u32;
-        let mut g = sub_getsockopt_arg(3, 6, 1, &mut v, &mut len);
-        let vp = (&mut v as *mut i32) as usize;
-        let lp = (&mut len as *mut u32) as usize;
-        let bytes = sys::as_bytes_mut(&mut g).to_vec();
-        assert_eq!(bytes.len(), optlen + p);
-        assert_eq!(bytes[0], 3, "id @0");
-        assert_eq!(&bytes[4..8], &6i32.to_ne_bytes(), "level @4");
-        assert_eq!(&bytes[8..12], &1i32.to_ne_bytes(), "optname @8");
-        assert_eq!(&bytes[optval..optval + p], &vp.to_ne_bytes(), "optval");
-        assert_eq!(
-            &bytes[optlen..optlen + p],
-            &lp.to_ne_bytes(),
-            "optlen pointer"
-        );
-        let mut w = 7i32;
-        let mut s = sub_setsockopt_arg(4, 1, 9, &mut w);
-        let wp = (&mut w as *mut i32) as usize;
-        let bytes = sys::as_bytes_mut(&mut s).to_vec();
-        assert_eq!(bytes.len(), (optlen + 4).next_multiple_of(p));
-        assert_eq!(bytes[0], 4);
-        assert_eq!(&bytes[4..8], &1i32.to_ne_bytes());
-        assert_eq!(&bytes[8..12], &9i32.to_ne_bytes());
-        assert_eq!(&bytes[optval..optval + p], &wp.to_ne_bytes());
-        assert_eq!(
-            &bytes[optlen..optlen + 4],
-            &4u32.to_ne_bytes(),
-            "optlen value"
-        );
+        type G = oot::mptcp_sub_getsockopt;
+        type S = oot::mptcp_sub_setsockopt;
+        assert_eq!(offset_of!(G, id), 0);
+        assert_eq!(offset_of!(G, level), 4);
+        assert_eq!(offset_of!(G, optname), 8);
+        assert_eq!(offset_of!(G, optval), optval);
+        assert_eq!(offset_of!(G, optlen), optlen);
+        assert_eq!(size_of::<G>(), optlen + p);
+        assert_eq!(offset_of!(S, optval), optval);
+        assert_eq!(offset_of!(S, optlen), optlen);
+        assert_eq!(size_of::<S>(), (optlen + 4).next_multiple_of(p));
     }
 }

@@ -302,15 +302,9 @@ fn full_info(fd: BorrowedFd<'_>) -> Result<Connection> {
     let tcp_size = size_of::<mptcp_sys::tcp_info>();
     let mut want = 4usize;
     for _ in 0..RETRIES {
-        let mut full = mptcp_sys::mptcp_full_info {
-            size_tcpinfo_user: tcp_size as u32,
-            size_sfinfo_user: sf_size as u32,
-            size_arrays_user: want as u32,
-            ..Default::default()
-        };
         let mut sf = vec![0u8; want * sf_size];
         let mut tcp = vec![0u8; want * tcp_size];
-        let len = sys::get_full_info(fd, &mut full, &mut sf, &mut tcp).map_err(|e| {
+        let full = sys::get_full_info(fd, want, &mut sf, &mut tcp).map_err(|e| {
             if e.raw_os_error() == Some(libc::EINVAL) {
                 // The kernel refuses FULL_INFO on a socket without a connection.
                 no_connection(fd)
@@ -324,13 +318,13 @@ fn full_info(fd: BorrowedFd<'_>) -> Result<Connection> {
                 )
             }
         })?;
-        let total = full.num_subflows as usize;
+        let head: mptcp_sys::mptcp_full_info = sys::read_prefix(&full);
+        let total = head.num_subflows as usize;
         if total > want {
             want = total;
             continue;
         }
-        let whole = sys::as_bytes_mut(&mut full);
-        return decode_full_info(&whole[..len.min(whole.len())], &sf, &tcp);
+        return decode_full_info(&full, &sf, &tcp);
     }
     Err(grew())
 }
@@ -399,13 +393,11 @@ fn subflow_array(
         ("getsockopt(MPTCP_SUBFLOW_ADDRS)", "MPTCP_SUBFLOW_ADDRS")
     };
     let mut buf = vec![0u8; hdr + want * elem];
-    let head = mptcp_sys::mptcp_subflow_data {
-        size_subflow_data: hdr as u32,
-        size_user: elem as u32,
-        ..Default::default()
-    };
-    let mut head_bytes = head;
-    buf[..hdr].copy_from_slice(sys::as_bytes_mut(&mut head_bytes));
+    // The header the kernel reads: its size and the element size wanted.
+    let at = offset_of!(mptcp_sys::mptcp_subflow_data, size_subflow_data);
+    buf[at..at + 4].copy_from_slice(&(hdr as u32).to_ne_bytes());
+    let at = offset_of!(mptcp_sys::mptcp_subflow_data, size_user);
+    buf[at..at + 4].copy_from_slice(&(elem as u32).to_ne_bytes());
     sys::getsockopt_buf(fd, mptcp_sys::SOL_MPTCP as i32, opt as i32, &mut buf)
         .map_err(|e| classify(fd, e, name, feature, Some("5.16")))?;
     let head: mptcp_sys::mptcp_subflow_data = sys::read_prefix(&buf[..hdr]);

@@ -1,5 +1,11 @@
 //! The crate's only `unsafe` code: raw socket-option calls and copying kernel structs out
 //! of byte buffers. Everything here borrows descriptors; nothing duplicates them.
+//!
+//! No Rust struct is ever viewed as bytes (its padding would be uninitialised): requests
+//! the kernel reads are built as byte buffers, field by field, and replies are copied
+//! out of byte buffers into zeroed structs ([`read_prefix`]). The requests that carry
+//! user pointers (`MPTCP_FULL_INFO`, the out-of-tree `MPTCP_SUB_*SOCKOPT`) are built only
+//! here, next to the call that hands them to the kernel.
 
 use std::io;
 use std::mem::{size_of, MaybeUninit};
@@ -26,11 +32,6 @@ unsafe impl Plain for mptcp_sys::mptcp_full_info {}
 
 // SAFETY: an id byte and a bit-field byte; every pattern is valid.
 unsafe impl Plain for mptcp_sys::legacy::mptcp_sub_status {}
-// SAFETY: integers and two raw pointers, which are valid for any bit pattern (they are
-// only handed to the kernel, never dereferenced here).
-unsafe impl Plain for mptcp_sys::legacy::mptcp_sub_getsockopt {}
-// SAFETY: as above.
-unsafe impl Plain for mptcp_sys::legacy::mptcp_sub_setsockopt {}
 
 /// A value of `T` whose first bytes are `bytes` (at most `size_of::<T>()` of them) and
 /// whose remaining bytes are zero.
@@ -45,11 +46,37 @@ pub(crate) fn read_prefix<T: Plain>(bytes: &[u8]) -> T {
     }
 }
 
-/// The bytes of a `Plain` value, to hand to the kernel.
-pub(crate) fn as_bytes_mut<T: Plain>(v: &mut T) -> &mut [u8] {
-    // SAFETY: `v` is a valid, exclusively borrowed `T`; every byte pattern written
-    // through the slice leaves a valid `T` (`Plain`). Padding bytes are only written.
-    unsafe { std::slice::from_raw_parts_mut((v as *mut T).cast::<u8>(), size_of::<T>()) }
+/// A buffer with the size and alignment of `T`, zeroed, to build a request for the
+/// kernel field by field and to decode its reply.
+#[repr(C)]
+pub(crate) struct Request<T> {
+    _align: [T; 0],
+    bytes: [u8; 256],
+}
+
+impl<T> Request<T> {
+    /// A zeroed request (`T` must fit in 256 bytes; checked at compile time).
+    pub(crate) fn new() -> Self {
+        const { assert!(size_of::<T>() <= 256) };
+        Request {
+            _align: [],
+            bytes: [0; 256],
+        }
+    }
+
+    /// Writes a field's bytes at its offset.
+    pub(crate) fn put(&mut self, offset: usize, value: &[u8]) {
+        self.bytes[offset..offset + value.len()].copy_from_slice(value);
+    }
+
+    /// The request's bytes (`size_of::<T>()` of them).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes[..size_of::<T>()]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[..size_of::<T>()]
+    }
 }
 
 /// `getsockopt` into `buf`; returns the length the kernel reported.
@@ -135,34 +162,132 @@ pub(crate) fn setsockopt_int(
     Ok(())
 }
 
-/// `getsockopt(SOL_MPTCP, MPTCP_FULL_INFO)`: the kernel fills `full` and writes the two
-/// arrays through the pointers this function stores in it, pointing at `sfinfo` and
-/// `tcpinfo`. Returns the length written to `full`.
+/// `getsockopt(SOL_MPTCP, MPTCP_FULL_INFO)` for at most `count` subflows: builds the
+/// request (element sizes, count, and the addresses of `sfinfo` and `tcpinfo`, where the
+/// kernel writes the arrays) and returns the bytes the kernel wrote back in its place.
 pub(crate) fn get_full_info(
     fd: BorrowedFd<'_>,
-    full: &mut mptcp_sys::mptcp_full_info,
+    count: usize,
     sfinfo: &mut [u8],
     tcpinfo: &mut [u8],
-) -> io::Result<usize> {
-    // The kernel writes at most size_arrays_user elements of the (clamped) user sizes:
-    // make sure the buffers hold that many before handing out their addresses.
-    let n = full.size_arrays_user as usize;
-    if sfinfo.len() < n * full.size_sfinfo_user as usize
-        || tcpinfo.len() < n * full.size_tcpinfo_user as usize
+) -> io::Result<Vec<u8>> {
+    use mptcp_sys::mptcp_full_info as F;
+    use std::mem::offset_of;
+    let sf_size = size_of::<mptcp_sys::mptcp_subflow_info>();
+    let tcp_size = size_of::<mptcp_sys::tcp_info>();
+    // The kernel writes at most `count` elements of at most these sizes: the buffers
+    // must hold that many before their addresses are handed out.
+    let too_big = || io::Error::from_raw_os_error(libc::EINVAL);
+    let count32 = u32::try_from(count).map_err(|_| too_big())?;
+    if sfinfo.len() < count.checked_mul(sf_size).ok_or_else(too_big)?
+        || tcpinfo.len() < count.checked_mul(tcp_size).ok_or_else(too_big)?
     {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        return Err(too_big());
     }
-    full.subflow_info = sfinfo.as_mut_ptr() as u64;
-    full.tcp_info = tcpinfo.as_mut_ptr() as u64;
-    let r = getsockopt_buf(
+    let mut req = Request::<F>::new();
+    req.put(
+        offset_of!(F, size_tcpinfo_user),
+        &(tcp_size as u32).to_ne_bytes(),
+    );
+    req.put(
+        offset_of!(F, size_sfinfo_user),
+        &(sf_size as u32).to_ne_bytes(),
+    );
+    req.put(offset_of!(F, size_arrays_user), &count32.to_ne_bytes());
+    let sf_ptr = if count == 0 {
+        0
+    } else {
+        sfinfo.as_mut_ptr() as u64
+    };
+    let tcp_ptr = if count == 0 {
+        0
+    } else {
+        tcpinfo.as_mut_ptr() as u64
+    };
+    req.put(offset_of!(F, subflow_info), &sf_ptr.to_ne_bytes());
+    req.put(offset_of!(F, tcp_info), &tcp_ptr.to_ne_bytes());
+    // The kernel writes the arrays through the two pointers while this call runs: both
+    // buffers are exclusively borrowed for its whole duration.
+    let len = getsockopt_buf(
         fd,
         mptcp_sys::SOL_MPTCP as i32,
         mptcp_sys::MPTCP_FULL_INFO as i32,
-        as_bytes_mut(full),
+        req.bytes_mut(),
+    )?;
+    let mut out = req.bytes().to_vec();
+    // The pointers are ours, not the kernel's answer: clear them.
+    out[offset_of!(F, subflow_info)..offset_of!(F, subflow_info) + 8].fill(0);
+    out[offset_of!(F, tcp_info)..offset_of!(F, tcp_info) + 8].fill(0);
+    out.truncate(len.min(out.len()));
+    Ok(out)
+}
+
+/// The out-of-tree `MPTCP_SUB_GETSOCKOPT` of an `int` option of one subflow: the request
+/// carries pointers to the value and its length.
+#[cfg(feature = "legacy")]
+pub(crate) fn sub_getsockopt_int(
+    fd: BorrowedFd<'_>,
+    id: u8,
+    level: i32,
+    name: i32,
+) -> io::Result<i32> {
+    use mptcp_sys::legacy::mptcp_sub_getsockopt as G;
+    use std::mem::offset_of;
+    let mut value = 0i32;
+    let mut len = size_of::<i32>() as u32;
+    let mut req = Request::<G>::new();
+    req.put(offset_of!(G, id), &[id]);
+    req.put(offset_of!(G, level), &level.to_ne_bytes());
+    req.put(offset_of!(G, optname), &name.to_ne_bytes());
+    req.put(
+        offset_of!(G, optval),
+        &((&mut value as *mut i32) as usize).to_ne_bytes(),
     );
-    full.subflow_info = 0;
-    full.tcp_info = 0;
-    r
+    req.put(
+        offset_of!(G, optlen),
+        &((&mut len as *mut u32) as usize).to_ne_bytes(),
+    );
+    // `value` and `len` live across the call, which writes them through the pointers.
+    getsockopt_buf(
+        fd,
+        libc::SOL_TCP,
+        mptcp_sys::legacy::MPTCP_SUB_GETSOCKOPT as i32,
+        req.bytes_mut(),
+    )?;
+    Ok(value)
+}
+
+/// The out-of-tree `MPTCP_SUB_SETSOCKOPT` of an `int` option of one subflow: the request
+/// carries a pointer to the value.
+#[cfg(feature = "legacy")]
+pub(crate) fn sub_setsockopt_int(
+    fd: BorrowedFd<'_>,
+    id: u8,
+    level: i32,
+    name: i32,
+    value: i32,
+) -> io::Result<()> {
+    use mptcp_sys::legacy::mptcp_sub_setsockopt as S;
+    use std::mem::offset_of;
+    let mut req = Request::<S>::new();
+    req.put(offset_of!(S, id), &[id]);
+    req.put(offset_of!(S, level), &level.to_ne_bytes());
+    req.put(offset_of!(S, optname), &name.to_ne_bytes());
+    req.put(
+        offset_of!(S, optval),
+        &((&value as *const i32) as usize).to_ne_bytes(),
+    );
+    req.put(
+        offset_of!(S, optlen),
+        &(size_of::<i32>() as u32).to_ne_bytes(),
+    );
+    // `value` lives across the call, which only reads it.
+    setsockopt_buf(
+        fd,
+        libc::SOL_TCP,
+        mptcp_sys::legacy::MPTCP_SUB_SETSOCKOPT as i32,
+        req.bytes(),
+    )
 }
 
 /// Registers an owned netlink socket with tokio's reactor (must run inside a runtime).
