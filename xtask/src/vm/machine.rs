@@ -41,11 +41,11 @@ pub const X86_64: Arch = Arch {
     rust: "x86_64-unknown-linux-gnu",
     qemu: "qemu-system-x86_64",
     machine: &[],
-    // A plain 64-bit model. Debian 12's qemu (7.2) corrupted EFLAGS when emulating
-    // `cmpxchg16b` (6.12 kernels double-faulted in SLUB's allocator), so this used to be
-    // `qemu64,-cx16`; qemu 10 emulates it correctly (3 clean runs each way, see
-    // ARCHITECTURE.md).
-    cpu_tcg: "qemu64",
+    // A plain 64-bit model without `cmpxchg16b`: Debian 12's own qemu (7.2) corrupted
+    // EFLAGS emulating it (6.12 kernels double-faulted in SLUB's allocator, at random).
+    // The runner now gets qemu 10, which ran clean with it too, but leaving it out costs
+    // nothing measurable and keeps older qemus safe.
+    cpu_tcg: "qemu64,-cx16",
     console: "ttyS0",
     kvm: true,
 };

@@ -101,17 +101,23 @@ fn fetch_kernel(spec: &str) -> Result<Kernel> {
         let root = path.parent().and_then(Path::parent).map(Path::to_path_buf);
         return kernel_from_tree(arch, spec, root.as_deref(), Some(path));
     }
-    let suites: Vec<&str> = if !name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-        vec![name]
-    } else {
-        SUITES.to_vec()
-    };
-    for suite in suites {
-        let Some(dir) = fetch_suite_kernel(arch, suite, |r| suite == name || r.starts_with(name))?
-        else {
-            continue;
-        };
+    if !name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        let dir = fetch_suite_kernel(arch, name, |_| true)?.with_context(|| {
+            format!(
+                "Debian {name} has no package {meta}: no cloud kernel for {a} there; \
+                 pick a suite that has one (e.g. {a}:trixie)",
+                meta = arch.kernel_metapackage(),
+                a = arch.deb_arch,
+            )
+        })?;
         return kernel_from_tree(arch, spec, Some(&dir), None);
+    }
+    // A version prefix: the first suite whose kernel matches (suites without a cloud
+    // kernel for this architecture are passed over).
+    for suite in SUITES {
+        if let Some(dir) = fetch_suite_kernel(arch, suite, |r| r.starts_with(name))? {
+            return kernel_from_tree(arch, spec, Some(&dir), None);
+        }
     }
     bail!(
         "no kernel matches {spec:?} ([ARCH:] then a suite name, a version prefix, or a \
@@ -129,7 +135,8 @@ fn suite_dir(arch: Arch, suite: &str) -> PathBuf {
 }
 
 /// Downloads and unpacks the cloud kernel of `arch` that `suite`'s metapackage names,
-/// when `wanted` accepts its release; returns the unpacked tree.
+/// when `wanted` accepts its release; returns the unpacked tree (`None`: the suite has
+/// no such metapackage, or `wanted` refused its kernel).
 fn fetch_suite_kernel(
     arch: Arch,
     suite: &str,
@@ -138,13 +145,7 @@ fn fetch_suite_kernel(
     let mut s = Suite::for_arch(suite, (!arch.is_host()).then_some(arch.deb_arch))?;
     let meta = arch.kernel_metapackage();
     if s.versions(&meta)?.is_empty() {
-        bail!(
-            "Debian {} has no package {meta}: no cloud kernel for {} there \
-             (try another suite, e.g. {}:trixie)",
-            s.describe(),
-            arch.deb_arch,
-            arch.deb_arch
-        );
+        return Ok(None);
     }
     let image = s
         .depends(&meta)?
