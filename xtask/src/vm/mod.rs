@@ -83,7 +83,8 @@ fn kernels_dir() -> PathBuf {
     target_dir().join("vm/kernels")
 }
 
-/// Splits `ARCH:REST` (`arm64:trixie`); a value without a known prefix is x86_64's.
+/// Splits `ARCH:REST` (`arm64:trixie`); a value without `ARCH:` (or an existing path)
+/// is x86_64's.
 fn split_arch(spec: &str) -> Result<(Arch, &str)> {
     match spec.split_once(':') {
         Some((a, rest)) if !Path::new(spec).exists() => Ok((Arch::by_deb_name(a)?, rest)),
