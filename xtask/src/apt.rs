@@ -126,6 +126,20 @@ impl Suite {
             .collect())
     }
 
+    /// A field (`Section`, `Filename`, ...) of the candidate version's record.
+    pub fn field(&mut self, pkg: &str, name: &str) -> Result<Option<String>> {
+        self.update()?;
+        let text = output(
+            self.apt("apt-cache")
+                .args(["show", "--no-all-versions", pkg]),
+        )?;
+        Ok(text.lines().find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|r| r.strip_prefix(':'))
+                .map(|v| v.trim().to_string())
+        }))
+    }
+
     /// The candidate version of a package.
     pub fn candidate(&mut self, pkg: &str) -> Result<String> {
         self.versions(pkg)?.into_iter().next().ok_or_else(|| {

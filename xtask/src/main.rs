@@ -9,6 +9,8 @@ mod demo;
 mod miri;
 mod public_api;
 mod sys;
+// Parts of the target table (byte order, include directories) serve only other tasks.
+#[allow(dead_code)]
 mod targets;
 mod test_task;
 mod vm;
@@ -59,12 +61,19 @@ enum Cmd {
     /// Run the test suite on a matrix of kernels in qemu.
     VmTest {
         /// Kernels: suite names (bullseye, bookworm, trixie, trixie-backports), version
-        /// prefixes, or paths to a vmlinuz. Default: the four suites.
+        /// prefixes, or paths to a vmlinuz, each x86_64 (amd64) by default. Prefix one
+        /// with `arm64:` for Debian's arm64 cloud kernel instead, booted under
+        /// qemu-system-aarch64 (e.g. `arm64:trixie`, `arm64:6.12`). Default: the four
+        /// suites, then arm64:trixie.
         #[arg(long = "kernel")]
         kernels: Vec<String>,
         /// Print every console line.
         #[arg(long)]
         verbose: bool,
+        /// How TCG (used when KVM is unavailable, and always for arm64) runs the virtual
+        /// CPUs.
+        #[arg(long, value_enum, default_value_t = vm::TcgThreads::Multi)]
+        tcg_threads: vm::TcgThreads,
     },
 }
 
@@ -77,7 +86,11 @@ fn main() {
         Cmd::PublicApi { bless } => public_api::run(bless),
         Cmd::Miri => miri::run(),
         Cmd::Demo => demo::run(),
-        Cmd::VmTest { kernels, verbose } => vm::run(kernels, verbose),
+        Cmd::VmTest {
+            kernels,
+            verbose,
+            tcg_threads,
+        } => vm::run(kernels, verbose, tcg_threads),
     };
     if let Err(e) = r {
         eprintln!("xtask: error: {e:#}");

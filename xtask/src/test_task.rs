@@ -48,7 +48,7 @@ pub fn run(no_vm: bool) -> Result<()> {
     if no_vm {
         eprintln!("xtask: skipping the VM test matrix (--no-vm)");
     } else {
-        crate::vm::run(Vec::new(), false)?;
+        crate::vm::run(Vec::new(), false, crate::vm::TcgThreads::Multi)?;
     }
     eprintln!("xtask: all tests passed");
     Ok(())

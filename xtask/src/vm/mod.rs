@@ -1,15 +1,23 @@
 //! `cargo xtask vm-test`: the test suite on a matrix of Debian kernels under qemu.
 //!
-//! Kernels come from Debian's `linux-image-cloud-amd64` packages, fetched through the
-//! machine's own apt configuration (see `apt.rs`) and cached under `target/vm/kernels/`.
-//! Test binaries are built statically and found through cargo's JSON messages; an
-//! initramfs holds busybox, iproute2 (with the shared libraries it needs), the modules
-//! the tests need from that kernel's package, the test binaries, and an init that runs
-//! them and prints one result line per binary and a final sentinel.
+//! Kernels come from Debian's `linux-image-cloud-amd64` and `linux-image-cloud-arm64`
+//! packages, fetched through the machine's own apt configuration (see `apt.rs`) and
+//! cached under `target/vm/kernels/`. Test binaries are built statically for the kernel's
+//! architecture and found through cargo's JSON messages; an initramfs holds busybox,
+//! iproute2 (with the shared libraries it needs; see `userland.rs`), the modules the tests
+//! need from that kernel's package, the test binaries, and an init that runs them and
+//! prints one result line per binary and a final sentinel. x86_64 kernels boot under
+//! `qemu-system-x86_64`, arm64 ones under `qemu-system-aarch64` (see `machine.rs`).
+
+mod machine;
+mod userland;
+
+pub use machine::TcgThreads;
 
 use crate::apt::{self, Suite};
-use crate::sys::{ensure_packages, ensure_qemu_packages, output, root, run as sh, target_dir};
+use crate::sys::{ensure_packages, ensure_qemu_packages, root, run as sh, target_dir};
 use anyhow::{bail, Context, Result};
+use machine::{Arch, X86_64};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -18,30 +26,35 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The default matrix: Debian's 5.10, 6.1, 6.12 and newest (backports) kernels.
-pub const DEFAULT_KERNELS: &[&str] = &["bullseye", "bookworm", "trixie", "trixie-backports"];
+/// The suites whose x86_64 kernels make the default matrix (5.10, 6.1, 6.12, newest);
+/// also where a version prefix is looked for.
+const SUITES: &[&str] = &["bullseye", "bookworm", "trixie", "trixie-backports"];
 
-/// Host packages the runner needs.
-const PACKAGES: &[&str] = &["busybox-static", "kmod", "xz-utils", "zstd"];
+/// The default matrix: the x86_64 kernels of [`SUITES`], then trixie's arm64 one.
+pub const DEFAULT_KERNELS: &[&str] = &[
+    "bullseye",
+    "bookworm",
+    "trixie",
+    "trixie-backports",
+    "arm64:trixie",
+];
 
-/// qemu, installed from the suite of the qemu packages already on the machine.
-const QEMU_PACKAGES: &[&str] = &["qemu-system-x86"];
+/// Host packages the runner needs (binutils' `readelf` reads another architecture's
+/// programs).
+const PACKAGES: &[&str] = &["busybox-static", "kmod", "xz-utils", "zstd", "binutils"];
+
+/// qemu, installed from the suite of the qemu packages already on the machine: the
+/// system emulator of each architecture the matrix boots.
+const QEMU_PACKAGES: &[&str] = &["qemu-system-x86", "qemu-system-arm"];
 
 /// Modules the tests need, when the kernel builds them as modules.
 const MODULES: &[&str] = &["veth", "sch_tbf", "inet_diag", "tcp_diag", "mptcp_diag"];
 
-/// Host programs copied into the guest (with their libraries).
-const PROGRAMS: &[&str] = &["/usr/sbin/ip", "/usr/sbin/tc", "/usr/bin/ss"];
-
 const SENTINEL: &str = "VMTEST DONE";
-
-/// The CPU model under TCG. Debian 12's qemu (7.2) corrupted EFLAGS when emulating
-/// `cmpxchg16b` (6.12 kernels double-faulted in SLUB's allocator on it, at random): the
-/// model leaves `cx16` out, so the kernels take their fallback path.
-const CPU_TCG: &str = "qemu64,-cx16";
 
 /// A kernel to boot: its image, its modules directory, a label.
 struct Kernel {
+    arch: Arch,
     label: String,
     release: String,
     vmlinuz: PathBuf,
@@ -52,6 +65,8 @@ struct Kernel {
 #[derive(Debug, Default)]
 struct Report {
     kernel: String,
+    /// Rust's name of the architecture (`x86_64`, `aarch64`).
+    arch: String,
     passed: u32,
     failed: u32,
     skipped: u32,
@@ -68,62 +83,112 @@ fn kernels_dir() -> PathBuf {
     target_dir().join("vm/kernels")
 }
 
-/// Resolves a `--kernel` value: a suite name, a version prefix of one of the default
-/// suites' kernels, or a path to a vmlinuz (modules in `lib/modules/RELEASE` next to its
-/// `boot/` directory, if present).
-fn fetch_kernel(spec: &str) -> Result<Kernel> {
-    let path = Path::new(spec);
-    if path.is_file() {
-        let root = path.parent().and_then(Path::parent).map(Path::to_path_buf);
-        return kernel_from_tree(spec, root.as_deref(), Some(path));
+/// Splits `ARCH:REST` (`arm64:trixie`); a value without `ARCH:` (or an existing path)
+/// is x86_64's.
+fn split_arch(spec: &str) -> Result<(Arch, &str)> {
+    match spec.split_once(':') {
+        Some((a, rest)) if !Path::new(spec).exists() => Ok((Arch::by_deb_name(a)?, rest)),
+        _ => Ok((X86_64, spec)),
     }
-    let suites: Vec<&str> = if DEFAULT_KERNELS.contains(&spec)
-        || !spec.chars().next().is_some_and(|c| c.is_ascii_digit())
-    {
-        vec![spec]
-    } else {
-        DEFAULT_KERNELS.to_vec()
-    };
-    for suite in suites {
-        let mut s = Suite::new(suite)?;
-        let image = s
-            .depends("linux-image-cloud-amd64")?
-            .into_iter()
-            .find(|d| d.starts_with("linux-image-"))
-            .with_context(|| format!("{suite}: linux-image-cloud-amd64 names no kernel"))?;
-        let release = image.trim_start_matches("linux-image-").to_string();
-        if spec != suite && !release.starts_with(spec) {
-            continue;
-        }
-        let dir = kernels_dir().join(suite).join(&release);
-        if !dir.join(".complete").exists() {
-            let _ = fs::remove_dir_all(&dir);
-            let mut pkgs = vec![image.clone()];
-            // Newer kernels split the image into binary and modules packages.
-            pkgs.extend(
-                s.depends(&image)?
-                    .into_iter()
-                    .filter(|d| d.starts_with("linux-binary-") || d.starts_with("linux-modules-")),
-            );
-            for p in &pkgs {
-                let v = s.candidate(p)?;
-                let deb = s.download(p, &v)?;
-                apt::extract_into(&deb, &dir)?;
-            }
-            fs::write(dir.join(".complete"), &release)?;
-        }
-        // Prune other (stale) kernels of this suite.
-        for e in fs::read_dir(kernels_dir().join(suite))?.flatten() {
-            if e.file_name().to_string_lossy() != release {
-                let _ = fs::remove_dir_all(e.path());
-            }
-        }
-        return kernel_from_tree(suite, Some(&dir), None);
-    }
-    bail!("no kernel matches {spec:?} (a suite name, a version prefix, or a vmlinuz path)")
 }
 
-fn kernel_from_tree(label: &str, root: Option<&Path>, vmlinuz: Option<&Path>) -> Result<Kernel> {
+/// Resolves a `--kernel` value: `[ARCH:]` then a suite name, a version prefix of one of
+/// the default suites' kernels, or a path to a vmlinuz (modules in
+/// `lib/modules/RELEASE` next to its `boot/` directory, if present).
+fn fetch_kernel(spec: &str) -> Result<Kernel> {
+    let (arch, name) = split_arch(spec)?;
+    let path = Path::new(name);
+    if path.is_file() {
+        let root = path.parent().and_then(Path::parent).map(Path::to_path_buf);
+        return kernel_from_tree(arch, spec, root.as_deref(), Some(path));
+    }
+    if !name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        let dir = fetch_suite_kernel(arch, name, |_| true)?.with_context(|| {
+            format!(
+                "Debian {name} has no package {meta}: no cloud kernel for {a} there; \
+                 pick a suite that has one (e.g. {a}:trixie)",
+                meta = arch.kernel_metapackage(),
+                a = arch.deb_arch,
+            )
+        })?;
+        return kernel_from_tree(arch, spec, Some(&dir), None);
+    }
+    // A version prefix: the first suite whose kernel matches (suites without a cloud
+    // kernel for this architecture are passed over).
+    for suite in SUITES {
+        if let Some(dir) = fetch_suite_kernel(arch, suite, |r| r.starts_with(name))? {
+            return kernel_from_tree(arch, spec, Some(&dir), None);
+        }
+    }
+    bail!(
+        "no kernel matches {spec:?} ([ARCH:] then a suite name, a version prefix, or a \
+         vmlinuz path)"
+    )
+}
+
+/// The directory a suite's kernel of `arch` is unpacked under.
+fn suite_dir(arch: Arch, suite: &str) -> PathBuf {
+    if arch.is_host() {
+        kernels_dir().join(suite)
+    } else {
+        kernels_dir().join(format!("{suite}-{}", arch.deb_arch))
+    }
+}
+
+/// Downloads and unpacks the cloud kernel of `arch` that `suite`'s metapackage names,
+/// when `wanted` accepts its release; returns the unpacked tree (`None`: the suite has
+/// no such metapackage, or `wanted` refused its kernel).
+fn fetch_suite_kernel(
+    arch: Arch,
+    suite: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Option<PathBuf>> {
+    let mut s = Suite::for_arch(suite, (!arch.is_host()).then_some(arch.deb_arch))?;
+    let meta = arch.kernel_metapackage();
+    if s.versions(&meta)?.is_empty() {
+        return Ok(None);
+    }
+    let image = s
+        .depends(&meta)?
+        .into_iter()
+        .find(|d| d.starts_with("linux-image-"))
+        .with_context(|| format!("{}: {meta} names no kernel", s.describe()))?;
+    let release = image.trim_start_matches("linux-image-").to_string();
+    if !wanted(&release) {
+        return Ok(None);
+    }
+    let dir = suite_dir(arch, suite).join(&release);
+    if !dir.join(".complete").exists() {
+        let _ = fs::remove_dir_all(&dir);
+        let mut pkgs = vec![image.clone()];
+        // Newer kernels split the image into binary and modules packages.
+        pkgs.extend(
+            s.depends(&image)?
+                .into_iter()
+                .filter(|d| d.starts_with("linux-binary-") || d.starts_with("linux-modules-")),
+        );
+        for p in &pkgs {
+            let v = s.candidate(p)?;
+            let deb = s.download(p, &v)?;
+            apt::extract_into(&deb, &dir)?;
+        }
+        fs::write(dir.join(".complete"), &release)?;
+    }
+    // Prune other (stale) kernels of this suite.
+    for e in fs::read_dir(suite_dir(arch, suite))?.flatten() {
+        if e.file_name().to_string_lossy() != release {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+    Ok(Some(dir))
+}
+
+fn kernel_from_tree(
+    arch: Arch,
+    label: &str,
+    root: Option<&Path>,
+    vmlinuz: Option<&Path>,
+) -> Result<Kernel> {
     let (vmlinuz, release) = match vmlinuz {
         Some(v) => {
             let name = v
@@ -146,6 +211,7 @@ fn kernel_from_tree(label: &str, root: Option<&Path>, vmlinuz: Option<&Path>) ->
         .find(|p| p.is_dir())
     });
     Ok(Kernel {
+        arch,
         label: label.to_string(),
         release,
         vmlinuz,
@@ -181,11 +247,22 @@ fn find_vmlinuz(root: &Path) -> Result<(PathBuf, String)> {
     bail!("no vmlinuz in {}", root.display())
 }
 
-/// Builds the test binaries statically; returns (name, path) from cargo's JSON messages.
-fn build_tests() -> Result<Vec<(String, PathBuf)>> {
+/// Builds the test binaries statically for `arch` (installing its Rust standard library
+/// and cross linker when missing); returns (name, path) from cargo's JSON messages.
+fn build_tests(arch: Arch) -> Result<Vec<(String, PathBuf)>> {
+    let target = crate::targets::by_rust(arch.rust)
+        .with_context(|| format!("{} is not in the target table", arch.rust))?;
+    target.ensure_rust_std()?;
+    target.ensure_cross_tools().with_context(|| {
+        format!(
+            "the {} test binaries need the linker {}",
+            arch.name,
+            target.gcc()
+        )
+    })?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(root())
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root())
         .args([
             "test",
             "--no-run",
@@ -194,14 +271,14 @@ fn build_tests() -> Result<Vec<(String, PathBuf)>> {
             "mptcp",
             "--all-features",
             "--target",
-            "x86_64-unknown-linux-gnu",
+            arch.rust,
         ])
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .stderr(Stdio::inherit())
-        .output()
-        .context("cargo test --no-run")?;
+        .stderr(Stdio::inherit());
+    target.configure_cargo(&mut cmd, false);
+    let out = cmd.output().context("cargo test --no-run")?;
     if !out.status.success() {
-        bail!("building the static test binaries failed");
+        bail!("building the static {} test binaries failed", arch.name);
     }
     let mut bins = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -221,25 +298,6 @@ fn build_tests() -> Result<Vec<(String, PathBuf)>> {
         bail!("cargo reported no test executables");
     }
     Ok(bins)
-}
-
-/// The shared libraries a host program needs (from ldd), plus the program.
-fn with_libraries(program: &str) -> Result<Vec<PathBuf>> {
-    let mut files = vec![PathBuf::from(program)];
-    let text = output(Command::new("ldd").arg(program))?;
-    for l in text.lines() {
-        let path = l
-            .split("=>")
-            .nth(1)
-            .unwrap_or(l)
-            .split_whitespace()
-            .next()
-            .unwrap_or("");
-        if path.starts_with('/') {
-            files.push(PathBuf::from(path));
-        }
-    }
-    Ok(files)
 }
 
 /// Files of the initramfs: (path in the guest, contents, mode).
@@ -412,12 +470,8 @@ fn init_script(modules: &[String], tests: &[String], timeout_each: u64) -> Strin
 
 fn build_initramfs(k: &Kernel, tests: &[(String, PathBuf)]) -> Result<PathBuf> {
     let mut fs_ = Initramfs::new();
-    fs_.add_host_file("bin/busybox", Path::new("/bin/busybox"))?;
-    for p in PROGRAMS {
-        for f in with_libraries(p)? {
-            let real = fs::canonicalize(&f).unwrap_or(f.clone());
-            fs_.add_host_file(&f.to_string_lossy(), &real)?;
-        }
+    for (guest, host) in userland::files(&k.arch)? {
+        fs_.add_host_file(&guest, &host)?;
     }
     let modules = modules_for(k)?;
     let names: Vec<String> = modules.iter().map(|(n, _)| n.clone()).collect();
@@ -449,45 +503,26 @@ fn boot(
     k: &Kernel,
     initrd: &Path,
     accel: &str,
+    tcg: TcgThreads,
     timeout: Duration,
     echo: bool,
 ) -> Result<(Vec<String>, Option<String>)> {
-    // Multi-threaded TCG in Debian 12's qemu corrupted guest state here (impossible
-    // EFLAGS values, then oopses in the guest): run TCG single-threaded.
-    let accel_arg = if accel == "tcg" {
-        "tcg,thread=single"
-    } else {
-        accel
-    };
-    let mut child = Command::new("qemu-system-x86_64")
-        .args([
-            "-accel",
-            accel_arg,
-            "-m",
-            "2048",
-            "-smp",
-            "2",
-            "-nographic",
-            "-nodefaults",
-            "-no-reboot",
-        ])
-        .args([
-            "-serial",
-            "stdio",
-            "-cpu",
-            if accel == "kvm" { "host" } else { CPU_TCG },
-        ])
-        .arg("-kernel")
-        .arg(&k.vmlinuz)
-        .arg("-initrd")
-        .arg(initrd)
-        .args(["-append", "console=ttyS0 panic=-1 oops=panic quiet"])
+    let mut child = k
+        .arch
+        .qemu_command(&k.vmlinuz, initrd, accel, tcg)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("start qemu-system-x86_64")?;
+        .with_context(|| format!("start {}", k.arch.qemu))?;
     let stdout = child.stdout.take().context("qemu stdout")?;
+    // qemu's own complaints (a kernel it cannot load, a bad option), kept for the report.
+    let stderr = child.stderr.take().context("qemu stderr")?;
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+        text
+    });
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for l in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
@@ -531,13 +566,17 @@ fn boot(
     };
     let _ = child.kill();
     let _ = child.wait();
+    let problem = problem.map(|p| match errors.join().ok().as_deref().map(str::trim) {
+        Some(e) if !e.is_empty() => format!("{p}; {}: {}", k.arch.qemu, e.replace('\n', " ")),
+        _ => p,
+    });
     Ok((lines, problem))
 }
 
 /// Whether KVM works here: a short boot of the given kernel with an init that only
 /// prints the sentinel.
 fn kvm_works(k: &Kernel) -> bool {
-    if !Path::new("/dev/kvm").exists() {
+    if !k.arch.kvm || !Path::new("/dev/kvm").exists() {
         return false;
     }
     let mut probe = Initramfs::new();
@@ -558,7 +597,14 @@ fn kvm_works(k: &Kernel) -> bool {
         return false;
     }
     matches!(
-        boot(k, &path, "kvm", Duration::from_secs(10), false),
+        boot(
+            k,
+            &path,
+            "kvm",
+            TcgThreads::Multi,
+            Duration::from_secs(10),
+            false
+        ),
         Ok((_, None))
     )
 }
@@ -625,7 +671,7 @@ fn parse(label: &str, lines: &[String]) -> Report {
     r
 }
 
-pub fn run(kernels: Vec<String>, echo: bool) -> Result<()> {
+pub fn run(kernels: Vec<String>, echo: bool, tcg: TcgThreads) -> Result<()> {
     ensure_packages(PACKAGES)?;
     ensure_qemu_packages(QEMU_PACKAGES)?;
     let specs: Vec<String> = if kernels.is_empty() {
@@ -634,9 +680,17 @@ pub fn run(kernels: Vec<String>, echo: bool) -> Result<()> {
         kernels
     };
     let started = Instant::now();
-    let tests = build_tests()?;
+    // The test binaries of every architecture named, built before any boot.
+    let mut tests: BTreeMap<&str, Vec<(String, PathBuf)>> = BTreeMap::new();
+    for spec in &specs {
+        if let Ok((arch, _)) = split_arch(spec) {
+            if !tests.contains_key(arch.name) {
+                tests.insert(arch.name, build_tests(arch)?);
+            }
+        }
+    }
     let mut reports = Vec::new();
-    let mut accel: Option<String> = None;
+    let mut accels: BTreeMap<&str, String> = BTreeMap::new();
     for spec in &specs {
         let t0 = Instant::now();
         let k = match fetch_kernel(spec) {
@@ -644,6 +698,7 @@ pub fn run(kernels: Vec<String>, echo: bool) -> Result<()> {
             Err(e) => {
                 reports.push(Report {
                     kernel: spec.clone(),
+                    arch: "-".into(),
                     problem: Some(format!("{e:#}")),
                     accel: "-".into(),
                     ..Default::default()
@@ -651,8 +706,9 @@ pub fn run(kernels: Vec<String>, echo: bool) -> Result<()> {
                 continue;
             }
         };
-        let acc = accel
-            .get_or_insert_with(|| {
+        let acc = accels
+            .entry(k.arch.name)
+            .or_insert_with(|| {
                 if kvm_works(&k) {
                     "kvm".into()
                 } else {
@@ -660,14 +716,18 @@ pub fn run(kernels: Vec<String>, echo: bool) -> Result<()> {
                 }
             })
             .clone();
-        let initrd = build_initramfs(&k, &tests)?;
+        let bins = tests
+            .get(k.arch.name)
+            .with_context(|| format!("no {} test binaries", k.arch.name))?;
+        let initrd = build_initramfs(&k, bins)?;
         let timeout = Duration::from_secs(if acc == "kvm" { 300 } else { 900 });
         println!(
             "xtask: vm-test: booting {} ({}) with {acc}",
             k.label, k.release
         );
-        let (lines, problem) = boot(&k, &initrd, &acc, timeout, echo)?;
+        let (lines, problem) = boot(&k, &initrd, &acc, tcg, timeout, echo)?;
         let mut r = parse(&k.release, &lines);
+        r.arch = k.arch.name.to_string();
         r.accel = acc;
         r.seconds = t0.elapsed().as_secs_f64();
         r.problem = problem;
@@ -698,13 +758,14 @@ pub fn run(kernels: Vec<String>, echo: bool) -> Result<()> {
 
 fn print_report(reports: &[Report], total: f64) -> Result<()> {
     println!(
-        "\n{:<32} {:>6} {:>6} {:>7} {:>6} {:>8}",
-        "kernel", "passed", "failed", "skipped", "accel", "seconds"
+        "\n{:<32} {:<8} {:>6} {:>6} {:>7} {:>6} {:>8}",
+        "kernel", "arch", "passed", "failed", "skipped", "accel", "seconds"
     );
     for r in reports {
         println!(
-            "{:<32} {:>6} {:>6} {:>7} {:>6} {:>8.1}{}",
+            "{:<32} {:<8} {:>6} {:>6} {:>7} {:>6} {:>8.1}{}",
             r.kernel,
+            r.arch,
             r.passed,
             r.failed,
             r.skipped,
@@ -725,7 +786,7 @@ fn print_report(reports: &[Report], total: f64) -> Result<()> {
     println!("total {total:.1} s");
     let json = serde_json::json!({
         "kernels": reports.iter().map(|r| serde_json::json!({
-            "kernel": r.kernel, "passed": r.passed, "failed": r.failed, "skipped": r.skipped,
+            "kernel": r.kernel, "arch": r.arch, "passed": r.passed, "failed": r.failed, "skipped": r.skipped,
             "skip_reasons": r.skip_reasons, "accel": r.accel,
             "features": r.features.iter().cloned().collect::<BTreeMap<String, String>>(), "seconds": (r.seconds * 10.0).round() / 10.0,
             "problem": r.problem,
@@ -743,6 +804,10 @@ fn print_report(reports: &[Report], total: f64) -> Result<()> {
     }
     md += "\n|---|";
     md += &"---|".repeat(reports.len());
+    md += "\n| architecture |";
+    for r in reports {
+        md += &format!(" {} |", r.arch);
+    }
     md += "\n";
     let names: Vec<String> = reports
         .iter()
