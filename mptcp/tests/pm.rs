@@ -946,13 +946,16 @@ fn set_kind_without_privilege_names_cap_net_admin() {
         eprintln!("skipped: no net.mptcp sysctls in this kernel");
         return;
     }
-    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    let Some(setpriv) = setpriv else {
-        eprintln!("skipped: setpriv (util-linux) is not installed, so no unprivileged run");
+    // util-linux's setpriv (busybox's has no --reuid).
+    let setpriv = "/usr/bin/setpriv";
+    let is_util_linux = std::process::Command::new(setpriv)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("util-linux"));
+    if !is_util_linux {
+        eprintln!("skipped: util-linux's setpriv is not installed, so no unprivileged run");
         return;
-    };
+    }
     let exe = std::env::current_exe().expect("test binary");
     let out = std::process::Command::new(setpriv)
         .args([
