@@ -10,7 +10,6 @@ mod miri;
 mod public_api;
 mod sys;
 // Parts of the target table (byte order, include directories) serve only other tasks.
-#[allow(dead_code)]
 mod targets;
 mod test_task;
 mod vm;

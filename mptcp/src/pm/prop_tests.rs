@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use std::net::IpAddr;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(crate::prop_tests::config())]
 
     #[test]
     fn datagrams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {

@@ -446,6 +446,7 @@ fn init_script(modules: &[String], tests: &[String], timeout_each: u64) -> Strin
         "#!/bin/busybox sh\n\
          /bin/busybox --install -s /bin\n\
          export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
+         export PROPTEST_CASES=16\n\
          mount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\n\
          mkdir -p /run/netns /tmp /dev/pts /var/run\nmount -t tmpfs tmpfs /run\nmkdir -p /run/netns\n\
          mount -t tmpfs tmpfs /tmp\n\
