@@ -9,7 +9,6 @@ mod demo;
 mod miri;
 mod public_api;
 mod sys;
-// Parts of the target table (byte order, include directories) serve only other tasks.
 mod targets;
 mod test_task;
 mod vm;
