@@ -96,20 +96,21 @@ impl PathManager {
                 op,
                 errno: source.raw_os_error().unwrap_or(libc::EINVAL),
             },
-            // A command the kernel does not know: Generic Netlink answers EOPNOTSUPP
-            // with no extended-ack text. With a text, the kernel knew the command and
-            // said what is wrong: keep its words.
-            Error::Netlink {
-                message: None,
-                source,
-                ..
-            } if source.raw_os_error() == Some(libc::EOPNOTSUPP) => match unsupported_cmd(cmd) {
-                Some((feature, since)) => Error::Unsupported {
-                    feature,
-                    since: Some(since),
-                },
-                None => e,
-            },
+            // A command the kernel does not know (not in the family's op list; Generic
+            // Netlink answers EOPNOTSUPP). Any other refusal is the kernel's own words.
+            Error::Netlink { source, .. }
+                if source.raw_os_error() == Some(libc::EOPNOTSUPP)
+                    && !self.family.ops.is_empty()
+                    && !self.family.ops.contains(&cmd) =>
+            {
+                match unsupported_cmd(cmd) {
+                    Some((feature, since)) => Error::Unsupported {
+                        feature,
+                        since: Some(since),
+                    },
+                    None => e,
+                }
+            }
             _ => e,
         })
     }

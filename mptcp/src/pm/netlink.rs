@@ -7,7 +7,7 @@ use netlink_packet_core::{
     NetlinkSerializable, Nla, NlaBuffer, NlasIterator, ParseableParametrized, NLM_F_ACK,
     NLM_F_DUMP, NLM_F_REQUEST,
 };
-use netlink_packet_generic::ctrl::nlas::{GenlCtrlAttrs, McastGrpAttrs};
+use netlink_packet_generic::ctrl::nlas::{GenlCtrlAttrs, McastGrpAttrs, OpAttrs};
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
@@ -155,6 +155,9 @@ impl ParseableParametrized<[u8], GenlHeader> for PmMessage {
 pub(crate) struct Family {
     pub id: u16,
     pub groups: Vec<(String, u32)>,
+    /// The commands the kernel's family offers (its op list); empty when the
+    /// controller did not send one.
+    pub ops: Vec<u32>,
 }
 
 /// A Generic Netlink socket talking to the kernel.
@@ -271,11 +274,18 @@ impl Conn {
         let mut fam = Family {
             id: 0,
             groups: Vec::new(),
+            ops: Vec::new(),
         };
         for r in replies {
             for nla in r.nlas {
                 match nla {
                     GenlCtrlAttrs::FamilyId(id) => fam.id = id,
+                    GenlCtrlAttrs::Ops(ops) => {
+                        fam.ops.extend(ops.iter().flatten().filter_map(|a| match a {
+                            OpAttrs::Id(id) => Some(*id),
+                            _ => None,
+                        }))
+                    }
                     GenlCtrlAttrs::McastGroups(groups) => {
                         for g in groups {
                             let mut gname = None;

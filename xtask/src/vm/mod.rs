@@ -442,9 +442,15 @@ fn output_bytes(cmd: &mut Command) -> Result<Vec<u8>> {
 }
 
 fn init_script(modules: &[String], tests: &[String], timeout_each: u64) -> String {
-    let mut s = String::from(
-        "#!/bin/busybox sh\n\
-         /bin/busybox --install -s /bin\n\
+    // The guest has no entropy source early on: a test that seeds from the OS (proptest)
+    // would block in getrandom(). Give it a seed from the host, new each run.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    let mut s = format!("#!/bin/busybox sh\nexport PROPTEST_RNG_SEED={seed}\n");
+    s += &String::from(
+        "/bin/busybox --install -s /bin\n\
          export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
          export PROPTEST_CASES=16\n\
          mount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\n\
