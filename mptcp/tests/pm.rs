@@ -956,28 +956,18 @@ fn set_kind_without_privilege_names_cap_net_admin() {
         eprintln!("skipped: util-linux's setpriv is not installed, so no unprivileged run");
         return;
     }
-    let exe = std::env::current_exe().expect("test binary");
-    let out = std::process::Command::new(setpriv)
-        .args([
+    common::rerun_as_child(
+        "set_kind_without_privilege_names_cap_net_admin",
+        &[
+            setpriv,
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
             "--inh-caps=-all",
             "--bounding-set=-all",
-        ])
-        .arg(&exe)
-        .args([
-            "--exact",
-            "set_kind_without_privilege_names_cap_net_admin",
-            "--nocapture",
-        ])
-        .env("MPTCP_TEST_UNPRIVILEGED_CHILD", "1")
-        .output()
-        .expect("run setpriv");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "unprivileged run failed:\n{text}");
-    assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
+        ],
+        &[("MPTCP_TEST_UNPRIVILEGED_CHILD", "1")],
+    );
 }
 
 /// Regression: `into_stream()` outside a tokio runtime panicked (tokio's reactor is

@@ -438,19 +438,12 @@ fn an_invalid_mode_variable_only_affects_prefer() {
         }
         return;
     }
-    let exe = std::env::current_exe().expect("test binary");
-    let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "an_invalid_mode_variable_only_affects_prefer",
-            "--nocapture",
-        ])
-        .env("MPTCP_TEST_BAD_MODE_CHILD", "1")
-        .env(mptcp::MODE_ENV, "sometimes")
-        .output()
-        .expect("run the test binary");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed:\n{text}");
-    assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
+    common::rerun_as_child(
+        "an_invalid_mode_variable_only_affects_prefer",
+        &[],
+        &[
+            ("MPTCP_TEST_BAD_MODE_CHILD", "1"),
+            (mptcp::MODE_ENV, "sometimes"),
+        ],
+    );
 }

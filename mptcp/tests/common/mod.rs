@@ -407,3 +407,27 @@ pub fn assert_no_mptcp_path(t: &Topology) {
         Err(mptcp::Error::NotMptcp(mptcp::NotMptcp::PlainTcp))
     ));
 }
+
+/// Runs the test `name` of this test binary again in a child process, after `prefix`
+/// (a command that wraps it, such as setpriv) and with `env` set, and asserts that the
+/// child ran it and it passed.
+pub fn rerun_as_child(name: &str, prefix: &[&str], env: &[(&str, &str)]) {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    cmd.args(["--exact", name, "--nocapture"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the test binary again");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the child run failed:\n{text}");
+    assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
+}
