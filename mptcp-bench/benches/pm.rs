@@ -235,11 +235,11 @@ fn subflows(c: &mut Criterion, t: &Topology) {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
                 let t0 = std::time::Instant::now();
-                pm.subflow_create(token, 7, local, remote).expect("create");
+                pm.create_subflow(token, 7, local, remote).expect("create");
                 spent += t0.elapsed();
                 let l = new_local(&conn);
                 let t1 = std::time::Instant::now();
-                pm.subflow_destroy(token, l, remote).expect("destroy");
+                pm.destroy_subflow(token, l, remote).expect("destroy");
                 spent += t1.elapsed();
                 settle(&s);
             }

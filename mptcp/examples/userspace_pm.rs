@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Local address ids 1.. are ours to give (0 is the initial subflow's).
             let id = u8::try_from(i + 1)?;
             let local = SocketAddr::new(*ip, 0);
-            match pm.subflow_create(token, id, local, remote) {
+            match pm.create_subflow(token, id, local, remote) {
                 Ok(()) => println!("token {token}: subflow {local} -> {remote} requested"),
                 Err(e) => eprintln!("token {token}: {local} -> {remote}: {e}"),
             }

@@ -83,7 +83,7 @@ fn kernel_features() {
         let token = mptcp::token(&c).expect("token");
         feature(
             "addresses by token",
-            match pm.announced(token) {
+            match pm.announced_addresses(token) {
                 Ok(_) | Err(mptcp::Error::NeedsUserspacePm { .. }) => "yes",
                 Err(mptcp::Error::Unsupported { .. }) => "no",
                 Err(e) => panic!("announced: {e}"),

@@ -424,7 +424,7 @@ fn userspace_pm_on_a_live_connection() {
     let e = t.client.run(move || {
         PathManager::new()
             .expect("pm")
-            .subflow_create(
+            .create_subflow(
                 mptcp::Token::new(token.get() ^ 0xffff_ffff),
                 7,
                 local,
@@ -444,7 +444,7 @@ fn userspace_pm_on_a_live_connection() {
     t.client.run(move || {
         PathManager::new()
             .expect("pm")
-            .subflow_create(token, 7, local, remote)
+            .create_subflow(token, 7, local, remote)
             .expect("create")
     });
     let est = expect_event(&mut client_ev, "SUB_ESTABLISHED", |e| {
@@ -489,7 +489,7 @@ fn userspace_pm_on_a_live_connection() {
     t.client.run(move || {
         PathManager::new()
             .expect("pm")
-            .set_backup(token, new_local, remote, true)
+            .set_subflow_backup(token, new_local, remote, true)
             .expect("backup")
     });
     let prio = expect_event(&mut server_ev, "SUB_PRIORITY", |e| {
@@ -501,7 +501,7 @@ fn userspace_pm_on_a_live_connection() {
     t.client.run(move || {
         PathManager::new()
             .expect("pm")
-            .subflow_destroy(token, new_local, remote)
+            .destroy_subflow(token, new_local, remote)
             .expect("destroy")
     });
     let closed = expect_event(&mut client_ev, "SUB_CLOSED", |e| {
@@ -517,7 +517,7 @@ fn userspace_pm_on_a_live_connection() {
     t.client.run(move || {
         PathManager::new()
             .expect("pm")
-            .announce(token, 7, ann)
+            .announce_address(token, 7, ann)
             .expect("announce")
     });
     let a = expect_event(&mut server_ev, "ANNOUNCED", |e| {
@@ -529,7 +529,7 @@ fn userspace_pm_on_a_live_connection() {
     );
     match t
         .client
-        .run(move || PathManager::new().expect("pm").announced(token))
+        .run(move || PathManager::new().expect("pm").announced_addresses(token))
     {
         Ok(listed) => assert!(
             listed.iter().any(|e| e.id == 7 && e.addr == ann.ip()),
@@ -543,7 +543,7 @@ fn userspace_pm_on_a_live_connection() {
     t.client.run(move || {
         PathManager::new()
             .expect("pm")
-            .remove(token, 7)
+            .remove_address(token, 7)
             .expect("remove")
     });
     let r = expect_event(&mut server_ev, "REMOVED", |e| {
@@ -678,6 +678,159 @@ fn seed_operations_end_to_end() {
     assert_eq!(got, b"still works");
 }
 
+/// The async form of the seed's operations: open (waiting for the kernel's event on
+/// tokio), prioritise and close a subflow.
+#[cfg(feature = "tokio")]
+#[test]
+fn async_seed_operations_end_to_end() {
+    require_netns!();
+    pm_or_unsupported!();
+    if !common::caps().full_info {
+        println!("SKIP: subflow ids need MPTCP_FULL_INFO (Linux 6.5)");
+        return;
+    }
+    let t = Topology::new(2);
+    let (c, _s, _l) = userspace_connection(&t, 4404);
+    let local: SocketAddr = format!("{}:0", PATHS[1].client4).parse().expect("address");
+    let remote: SocketAddr = format!("{}:4404", PATHS[1].server4)
+        .parse()
+        .expect("address");
+    let r = t.client.run(move || -> Result<(), Error> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut h = mptcp::pm::AsyncSubflowHandle::new_async(&c).await?;
+            let id = h
+                .open_subflow(local, remote, Duration::from_secs(10))
+                .await?;
+            let mut ids = h.subflow_ids()?;
+            ids.sort();
+            assert_eq!(ids, vec![1, id]);
+            h.set_subflow_backup(id, true).await?;
+            assert_eq!(h.subflow(id)?.backup, Some(true));
+            h.close_subflow(id, Shutdown::Both).await?;
+            let end = Instant::now() + Duration::from_secs(5);
+            while h.subflow_ids()?.len() != 1 && Instant::now() < end {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(h.subflow_ids()?, vec![1]);
+            // A subflow to a closed port fails with the subflow's error, not a timeout.
+            let dead: SocketAddr = format!("{}:9", PATHS[1].server4).parse().expect("address");
+            let r = h.open_subflow(local, dead, Duration::from_secs(10)).await;
+            assert!(matches!(r, Err(Error::Os { .. })), "{r:?}");
+            Ok(())
+        })
+    });
+    r.expect("async seed operations");
+}
+
+/// Many requests in flight at once on one async client (and its clones), on a
+/// single-threaded runtime: each gets its own reply, matched by sequence number.
+#[cfg(feature = "tokio")]
+#[test]
+fn async_requests_run_concurrently_and_get_their_own_replies() {
+    require_netns!();
+    pm_or_unsupported!();
+    let ns = Netns::new("apm");
+    let (ids, listed, limits) = ns.run(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let pm = mptcp::pm::AsyncPathManager::new().await.expect("pm");
+            pm.set_limits(Limits {
+                subflows: Some(3),
+                add_addr_accepted: Some(5),
+            })
+            .await
+            .expect("limits");
+            // 8 adds (the kernel's most endpoints) and 32 limit reads, all started
+            // before any completes.
+            let adds = (1..=8u8).map(|i| {
+                let pm = pm.clone();
+                async move {
+                    let ep = Endpoint::new(IpAddr::from([198, 51, 100, i]), EndpointFlags::SIGNAL);
+                    (i, pm.add_endpoint(&ep).await.expect("add"))
+                }
+            });
+            let reads = (0..32).map(|_| pm.limits());
+            let (ids, limits) = tokio::join!(join_all(adds), join_all(reads));
+            let listed = pm.endpoints().await.expect("endpoints");
+            (ids, listed, limits)
+        })
+    });
+    for limit in limits {
+        assert_eq!(
+            limit.expect("limits"),
+            Limits {
+                subflows: Some(3),
+                add_addr_accepted: Some(5)
+            }
+        );
+    }
+    assert_eq!(listed.len(), 8);
+    for (i, id) in ids {
+        let ep = listed.iter().find(|e| e.id == id).expect("listed");
+        assert_eq!(ep.addr, IpAddr::from([198, 51, 100, i]), "id {id}");
+    }
+}
+
+/// Runs futures concurrently on the current task and collects their outputs in order.
+#[cfg(feature = "tokio")]
+async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in set.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+/// A root caller gets the buffer it asks for, beyond `net.core.rmem_max`
+/// (`SO_RCVBUFFORCE`), and the size granted is reported.
+#[test]
+fn event_buffer_beyond_rmem_max_is_granted_and_reported() {
+    require_netns!();
+    pm_or_unsupported!();
+    let ns = Netns::new("rcvbuf");
+    let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .expect("rmem_max")
+        .trim()
+        .parse()
+        .expect("number");
+    let want = rmem_max * 4;
+    let (got, read_back) = ns.run(move || {
+        let ev = PathManager::new().expect("pm").events().expect("subscribe");
+        let got = ev.set_receive_buffer(want).expect("set");
+        (got, ev.receive_buffer().expect("get"))
+    });
+    assert_eq!(got, read_back);
+    assert!(
+        got >= want,
+        "asked {want}, granted {got} (rmem_max {rmem_max})"
+    );
+}
+
 #[test]
 fn full_socket_buffer_reports_lost_events_and_goes_on() {
     require_netns!();
@@ -746,7 +899,7 @@ fn tokio_event_stream_and_async_requests() {
         rt.block_on(async move {
             let pm = mptcp::pm::AsyncPathManager::new().await.expect("pm");
             let id = pm
-                .add_endpoint(Endpoint::new(
+                .add_endpoint(&Endpoint::new(
                     "192.0.2.50".parse().expect("address"),
                     EndpointFlags::SIGNAL,
                 ))
@@ -756,7 +909,6 @@ fn tokio_event_stream_and_async_requests() {
             pm.delete_endpoint(id).await.expect("delete");
             let mut stream = pm
                 .events()
-                .await
                 .expect("subscribe")
                 .into_stream()
                 .expect("stream");

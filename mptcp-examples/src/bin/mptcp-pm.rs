@@ -485,25 +485,27 @@ fn run(action: Action, as_json: bool) -> Res<()> {
             Ok(())
         }
         Action::Monitor => monitor(&pm, as_json),
-        Action::Announce { token, id, addr } => pm.announce(token, id, addr).map_err(e),
-        Action::Remove { token, id } => pm.remove(token, id).map_err(e),
+        Action::Announce { token, id, addr } => pm.announce_address(token, id, addr).map_err(e),
+        Action::Remove { token, id } => pm.remove_address(token, id).map_err(e),
         Action::SubflowCreate {
             token,
             lid,
             local,
             remote,
-        } => pm.subflow_create(token, lid, local, remote).map_err(e),
+        } => pm.create_subflow(token, lid, local, remote).map_err(e),
         Action::SubflowDestroy {
             token,
             local,
             remote,
-        } => pm.subflow_destroy(token, local, remote).map_err(e),
+        } => pm.destroy_subflow(token, local, remote).map_err(e),
         Action::SubflowSet {
             token,
             local,
             remote,
             backup,
-        } => pm.set_backup(token, local, remote, backup).map_err(e),
+        } => pm
+            .set_subflow_backup(token, local, remote, backup)
+            .map_err(e),
     }
 }
 

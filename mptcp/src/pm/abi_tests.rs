@@ -4,10 +4,16 @@
 //! port (`MPTCP_PM_ADDR_ATTR_PORT`) in host order.
 
 use super::event::{decode_datagram, Event, EventItem, EventKind};
-use super::netlink::Attr;
 use super::{Endpoint, EndpointFlags};
 use mptcp_sys as sys;
 use std::net::{IpAddr, SocketAddr};
+
+/// The items of one datagram.
+fn decoded(dgram: &[u8]) -> Vec<crate::Result<EventItem>> {
+    let mut out = std::collections::VecDeque::new();
+    decode_datagram(dgram, &mut out);
+    out.into()
+}
 
 /// One attribute: length and type in host order, the payload padded to 4 bytes.
 fn nla(kind: u32, payload: &[u8]) -> Vec<u8> {
@@ -54,7 +60,7 @@ fn sub_established_event_from_kernel_bytes() {
     let closed = nla(sys::MPTCP_ATTR_TOKEN, &7u32.to_ne_bytes());
     dgram.extend(genl_message(0x1d, sys::MPTCP_EVENT_CLOSED as u8, &closed));
 
-    let items = decode_datagram(&dgram);
+    let items = decoded(&dgram);
     assert_eq!(items.len(), 2);
     let Ok(EventItem::Event(Event::SubEstablished(sf))) = &items[0] else {
         panic!("not a subflow event: {:?}", items[0]);
@@ -84,7 +90,7 @@ fn bad_and_unknown_events_are_reported() {
     let token = nla(sys::MPTCP_ATTR_TOKEN, &5u32.to_ne_bytes());
     let mut dgram = genl_message(0x1d, sys::MPTCP_EVENT_SUB_ESTABLISHED as u8, &token);
     dgram.extend(genl_message(0x1d, 99, &token));
-    let items = decode_datagram(&dgram);
+    let items = decoded(&dgram);
     assert_eq!(items.len(), 2);
     assert!(
         matches!(&items[0], Err(crate::Error::Decode { detail, .. }) if detail.contains("SF_ESTABLISHED")),
@@ -102,7 +108,7 @@ fn bad_and_unknown_events_are_reported() {
     // A message whose length runs past the datagram.
     let mut cut = genl_message(0x1d, sys::MPTCP_EVENT_CLOSED as u8, &token);
     cut.truncate(cut.len() - 2);
-    let items = decode_datagram(&cut);
+    let items = decoded(&cut);
     assert_eq!(items.len(), 1);
     assert!(matches!(items[0], Err(crate::Error::Decode { .. })));
 }
@@ -126,11 +132,7 @@ fn endpoint_from_kernel_bytes() {
         sys::MPTCP_PM_ADDR_ATTR_IF_IDX,
         &0x0201i32.to_ne_bytes(),
     ));
-    let nested = Attr {
-        kind: sys::MPTCP_PM_ATTR_ADDR as u16 | 0x8000,
-        value: children,
-    };
-    let ep = Endpoint::decode(&nested).expect("decode");
+    let ep = Endpoint::decode(&children).expect("decode");
     assert_eq!(ep.id, 9);
     assert_eq!(ep.addr, IpAddr::V6(ip));
     assert_eq!(ep.port, Some(0x1f90));

@@ -1,90 +1,237 @@
 //! The path manager for async code (feature `tokio`).
 
-use super::{Endpoint, EndpointFlags, Events, Limits, PathManager};
-use crate::error::{Error, Result};
+use super::async_netlink::{AsyncConn, OwnedReply};
+use super::connection::NO_TOKEN_DUMP;
+use super::endpoint::{added_id, check_endpoint_addr, endpoints_in, limits_in};
+use super::netlink::{Family, Request};
+use super::{classify, Endpoint, EndpointFlags, Events, Limits};
+use crate::error::Result;
 use crate::Token;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
-/// The path-manager client for async code (feature `tokio`): the same requests as
-/// [`PathManager`], as `Send` futures.
+/// The path-manager client for async code (feature `tokio`): the requests of
+/// [`PathManager`](super::PathManager) as `Send` futures on tokio's reactor.
 ///
-/// The kernel answers path-manager requests synchronously while they are sent, so each
-/// request is a short blocking exchange; it runs on tokio's blocking pool so it never
-/// occupies a runtime worker. Events are a real async stream: [`Events::into_stream`].
+/// It is cheap to clone, its methods take `&self`, and requests from many tasks run
+/// concurrently on one netlink socket, each reply matched to its request by sequence
+/// number. Nothing blocks a runtime thread. Events are a separate subscription:
+/// [`events`](Self::events).
 ///
-/// ```no_run
-/// # async fn f() -> mptcp::Result<()> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mptcp::Result<()> {
 /// let pm = mptcp::pm::AsyncPathManager::new().await?;
-/// let limits = pm.limits().await?;
-/// println!("{limits:?}");
+/// // Two requests at once on one client.
+/// let (limits, endpoints) = tokio::join!(pm.limits(), pm.endpoints());
+/// println!("{:?}, {} endpoints", limits?, endpoints?.len());
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct AsyncPathManager {
-    inner: std::sync::Arc<std::sync::Mutex<PathManager>>,
+    inner: Arc<Inner>,
 }
 
-macro_rules! async_pm {
-    ($( $(#[$m:meta])* fn $name:ident($($arg:ident : $ty:ty),*) -> $ret:ty => |$pm:ident| $body:expr; )*) => {
-        impl AsyncPathManager {
-            /// Opens a client (in the calling thread's network namespace).
-            pub async fn new() -> Result<Self> {
-                Ok(AsyncPathManager {
-                    inner: std::sync::Arc::new(std::sync::Mutex::new(PathManager::new()?)),
-                })
-            }
+#[derive(Debug)]
+struct Inner {
+    conn: AsyncConn,
+    family: Family,
+    /// Whether GET_ADDR honours a token: 0 unknown, 1 yes, 2 no.
+    token_dump: AtomicU8,
+}
 
-            async fn call<T: Send + 'static>(
-                &self,
-                f: impl FnOnce(&mut PathManager) -> Result<T> + Send + 'static,
-            ) -> Result<T> {
-                let inner = self.inner.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut pm = inner.lock().unwrap_or_else(|p| p.into_inner());
-                    f(&mut pm)
-                })
-                .await
-                .map_err(|e| Error::os("path manager task", std::io::Error::other(e.to_string())))?
-            }
+impl AsyncPathManager {
+    /// Opens a client in the calling thread's network namespace and resolves the
+    /// `mptcp_pm` family, without blocking. Outside a tokio runtime this is
+    /// [`Error::InvalidArgument`].
+    pub async fn new() -> Result<Self> {
+        let conn = AsyncConn::open()?;
+        let (req, ctrl) = Family::request("mptcp_pm");
+        let mut family = Family::default();
+        let outcome = match conn.transact(ctrl, &req).await {
+            Ok(replies) => replies.iter().try_for_each(|r| family.add_reply(r.get())),
+            Err(e) => Err(e),
+        };
+        Ok(AsyncPathManager {
+            inner: Arc::new(Inner {
+                conn,
+                family: family.finish(outcome)?,
+                token_dump: AtomicU8::new(0),
+            }),
+        })
+    }
 
-            $( $(#[$m])* pub async fn $name(&self, $($arg: $ty),*) -> Result<$ret> {
-                self.call(move |$pm| $body).await
-            } )*
+    /// The Generic Netlink id the kernel assigned to the `mptcp_pm` family.
+    pub fn family_id(&self) -> u16 {
+        self.inner.family.id
+    }
+
+    async fn run(&self, req: Request) -> Result<Vec<OwnedReply>> {
+        let family = &self.inner.family;
+        self.inner
+            .conn
+            .transact(family.id, &req)
+            .await
+            .map_err(|e| classify(family, req.cmd, e))
+    }
+
+    async fn exec(&self, req: Request) -> Result<()> {
+        self.run(req).await.map(drop)
+    }
+
+    async fn endpoints_of(&self, req: Request) -> Result<Vec<Endpoint>> {
+        let mut out = Vec::new();
+        for r in self.run(req).await? {
+            endpoints_in(r.get(), &mut out)?;
         }
-    };
-}
+        Ok(out)
+    }
 
-async_pm! {
-    /// [`PathManager::add_endpoint`].
-    fn add_endpoint(ep: Endpoint) -> u8 => |pm| pm.add_endpoint(&ep);
-    /// [`PathManager::delete_endpoint`].
-    fn delete_endpoint(id: u8) -> () => |pm| pm.delete_endpoint(id);
-    /// [`PathManager::delete_endpoint_addr`].
-    fn delete_endpoint_addr(id: u8, addr: IpAddr) -> () => |pm| pm.delete_endpoint_addr(id, addr);
-    /// [`PathManager::endpoint`].
-    fn endpoint(id: u8) -> Endpoint => |pm| pm.endpoint(id);
-    /// [`PathManager::endpoints`].
-    fn endpoints() -> Vec<Endpoint> => |pm| pm.endpoints();
-    /// [`PathManager::flush_endpoints`].
-    fn flush_endpoints() -> () => |pm| pm.flush_endpoints();
-    /// [`PathManager::set_endpoint_flags`].
-    fn set_endpoint_flags(id: u8, flags: EndpointFlags) -> () => |pm| pm.set_endpoint_flags(id, flags);
-    /// [`PathManager::limits`].
-    fn limits() -> Limits => |pm| pm.limits();
-    /// [`PathManager::set_limits`].
-    fn set_limits(limits: Limits) -> () => |pm| pm.set_limits(limits);
-    /// [`PathManager::announce`].
-    fn announce(token: Token, id: u8, addr: SocketAddr) -> () => |pm| pm.announce(token, id, addr);
-    /// [`PathManager::remove`].
-    fn remove(token: Token, id: u8) -> () => |pm| pm.remove(token, id);
-    /// [`PathManager::subflow_create`].
-    fn subflow_create(token: Token, local_id: u8, local: SocketAddr, remote: SocketAddr) -> () => |pm| pm.subflow_create(token, local_id, local, remote);
-    /// [`PathManager::subflow_destroy`].
-    fn subflow_destroy(token: Token, local: SocketAddr, remote: SocketAddr) -> () => |pm| pm.subflow_destroy(token, local, remote);
-    /// [`PathManager::set_backup`].
-    fn set_backup(token: Token, local: SocketAddr, remote: SocketAddr, backup: bool) -> () => |pm| pm.set_backup(token, local, remote, backup);
-    /// [`PathManager::announced`].
-    fn announced(token: Token) -> Vec<Endpoint> => |pm| pm.announced(token);
-    /// [`PathManager::events`], as a stream (call inside the runtime).
-    fn events() -> Events => |pm| pm.events();
+    /// [`PathManager::add_endpoint`](super::PathManager::add_endpoint).
+    #[doc(alias = "MPTCP_PM_CMD_ADD_ADDR")]
+    pub async fn add_endpoint(&self, ep: &Endpoint) -> Result<u8> {
+        self.exec(Request::add_endpoint(ep)).await?;
+        if ep.id != 0 {
+            return Ok(ep.id);
+        }
+        added_id(ep, &self.endpoints().await?)
+    }
+
+    /// [`PathManager::delete_endpoint`](super::PathManager::delete_endpoint).
+    #[doc(alias = "MPTCP_PM_CMD_DEL_ADDR")]
+    pub async fn delete_endpoint(&self, id: u8) -> Result<()> {
+        self.exec(Request::delete_endpoint(id)?).await
+    }
+
+    /// [`PathManager::delete_endpoint_addr`](super::PathManager::delete_endpoint_addr).
+    #[doc(alias = "MPTCP_PM_CMD_DEL_ADDR")]
+    pub async fn delete_endpoint_addr(&self, id: u8, addr: IpAddr) -> Result<()> {
+        if id != 0 {
+            check_endpoint_addr(id, &self.endpoint(id).await?, addr)?;
+        }
+        self.exec(Request::delete_endpoint_addr(id, addr)).await
+    }
+
+    /// [`PathManager::endpoint`](super::PathManager::endpoint).
+    #[doc(alias = "MPTCP_PM_CMD_GET_ADDR")]
+    pub async fn endpoint(&self, id: u8) -> Result<Endpoint> {
+        self.endpoints_of(Request::get_endpoint(id))
+            .await?
+            .pop()
+            .ok_or_else(|| super::endpoint::bad("no endpoint in the reply"))
+    }
+
+    /// [`PathManager::endpoints`](super::PathManager::endpoints).
+    #[doc(alias = "MPTCP_PM_CMD_GET_ADDR")]
+    pub async fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        self.endpoints_of(Request::dump_endpoints()).await
+    }
+
+    /// [`PathManager::flush_endpoints`](super::PathManager::flush_endpoints).
+    #[doc(alias = "MPTCP_PM_CMD_FLUSH_ADDRS")]
+    pub async fn flush_endpoints(&self) -> Result<()> {
+        self.exec(Request::flush_endpoints()).await
+    }
+
+    /// [`PathManager::set_endpoint_flags`](super::PathManager::set_endpoint_flags).
+    #[doc(alias = "MPTCP_PM_CMD_SET_FLAGS")]
+    pub async fn set_endpoint_flags(&self, id: u8, flags: EndpointFlags) -> Result<()> {
+        self.exec(Request::set_endpoint_flags(id, flags)).await
+    }
+
+    /// [`PathManager::limits`](super::PathManager::limits).
+    #[doc(alias = "MPTCP_PM_CMD_GET_LIMITS")]
+    pub async fn limits(&self) -> Result<Limits> {
+        let mut l = Limits::default();
+        for r in self.run(Request::get_limits()).await? {
+            limits_in(r.get(), &mut l)?;
+        }
+        Ok(l)
+    }
+
+    /// [`PathManager::set_limits`](super::PathManager::set_limits).
+    #[doc(alias = "MPTCP_PM_CMD_SET_LIMITS")]
+    pub async fn set_limits(&self, limits: Limits) -> Result<()> {
+        self.exec(Request::set_limits(limits)).await
+    }
+
+    /// [`PathManager::announce_address`](super::PathManager::announce_address).
+    #[doc(alias = "MPTCP_PM_CMD_ANNOUNCE")]
+    pub async fn announce_address(&self, token: Token, id: u8, addr: SocketAddr) -> Result<()> {
+        self.exec(Request::announce_address(token, id, addr)).await
+    }
+
+    /// [`PathManager::remove_address`](super::PathManager::remove_address).
+    #[doc(alias = "MPTCP_PM_CMD_REMOVE")]
+    pub async fn remove_address(&self, token: Token, id: u8) -> Result<()> {
+        self.exec(Request::remove_address(token, id)).await
+    }
+
+    /// [`PathManager::create_subflow`](super::PathManager::create_subflow).
+    #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_CREATE")]
+    pub async fn create_subflow(
+        &self,
+        token: Token,
+        local_id: u8,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<()> {
+        self.exec(Request::create_subflow(token, local_id, local, remote))
+            .await
+    }
+
+    /// [`PathManager::destroy_subflow`](super::PathManager::destroy_subflow).
+    #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_DESTROY")]
+    pub async fn destroy_subflow(
+        &self,
+        token: Token,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<()> {
+        self.exec(Request::destroy_subflow(token, local, remote))
+            .await
+    }
+
+    /// [`PathManager::set_subflow_backup`](super::PathManager::set_subflow_backup).
+    #[doc(alias = "MPTCP_PM_CMD_SET_FLAGS")]
+    pub async fn set_subflow_backup(
+        &self,
+        token: Token,
+        local: SocketAddr,
+        remote: SocketAddr,
+        backup: bool,
+    ) -> Result<()> {
+        self.exec(Request::set_subflow_backup(token, local, remote, backup))
+            .await
+    }
+
+    /// [`PathManager::announced_addresses`](super::PathManager::announced_addresses).
+    #[doc(alias = "MPTCP_PM_CMD_GET_ADDR")]
+    pub async fn announced_addresses(&self, token: Token) -> Result<Vec<Endpoint>> {
+        let known = self.inner.token_dump.load(Ordering::Relaxed);
+        let honoured = match known {
+            1 => true,
+            2 => false,
+            _ => {
+                let probe = self.exec(Request::dump_announced(Token::new(0))).await;
+                let honoured = probe.is_err();
+                self.inner
+                    .token_dump
+                    .store(if honoured { 1 } else { 2 }, Ordering::Relaxed);
+                honoured
+            }
+        };
+        if !honoured {
+            return Err(NO_TOKEN_DUMP);
+        }
+        self.endpoints_of(Request::dump_announced(token)).await
+    }
+
+    /// Subscribes to the path manager's events (needs CAP_NET_ADMIN); turn them into a
+    /// stream with [`Events::into_stream`].
+    #[doc(alias = "mptcp_pm_events")]
+    pub fn events(&self) -> Result<Events> {
+        super::subscribe(&self.inner.family)
+    }
 }

@@ -1,82 +1,68 @@
 //! The userspace path manager's per-connection commands, by token.
 
-use super::endpoint::{endpoints_of, local_attrs, Endpoint, EndpointFlags};
-use super::netlink::Attr;
+use super::endpoint::{endpoints_in, local_attrs, Endpoint, EndpointFlags};
+use super::netlink::{nla_nested, nla_u32, nla_u8, Request};
 use super::PathManager;
 use crate::error::{Error, Result};
 use crate::Token;
 use mptcp_sys as sys;
+use netlink_packet_core::DefaultNla;
 use std::net::SocketAddr;
 
-impl PathManager {
-    /// Userspace PM: announces a local address (with a nonzero id) on the connection with
-    /// this token (ADD_ADDR).
-    #[doc(alias = "MPTCP_PM_CMD_ANNOUNCE")]
-    pub fn announce(&mut self, token: Token, id: u8, addr: SocketAddr) -> Result<()> {
+/// The requests of the per-connection commands, shared by [`PathManager`] and the async
+/// client.
+impl Request {
+    pub(super) fn announce_address(token: Token, id: u8, addr: SocketAddr) -> Request {
         let ep = local_attrs(&addr, Some(id), EndpointFlags::SIGNAL);
-        self.request(
+        Request::pm(
             "announce address",
             sys::MPTCP_PM_CMD_ANNOUNCE,
             vec![
-                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token.get()),
-                Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &ep),
+                nla_u32(sys::MPTCP_PM_ATTR_TOKEN, token.get()),
+                nla_nested(sys::MPTCP_PM_ATTR_ADDR, &ep),
             ],
-            false,
         )
-        .map(drop)
     }
 
-    /// Userspace PM: withdraws the announced address with this id (REMOVE_ADDR).
-    #[doc(alias = "MPTCP_PM_CMD_REMOVE")]
-    pub fn remove(&mut self, token: Token, id: u8) -> Result<()> {
-        self.request(
+    pub(super) fn remove_address(token: Token, id: u8) -> Request {
+        Request::pm(
             "remove address",
             sys::MPTCP_PM_CMD_REMOVE,
             vec![
-                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token.get()),
-                Attr::u8(sys::MPTCP_PM_ATTR_LOC_ID, id),
+                nla_u32(sys::MPTCP_PM_ATTR_TOKEN, token.get()),
+                nla_u8(sys::MPTCP_PM_ATTR_LOC_ID, id),
             ],
-            false,
         )
-        .map(drop)
     }
 
-    /// A per-subflow userspace-PM command: token, local address (with its attributes),
-    /// remote address.
-    fn subflow_request(
-        &mut self,
+    /// A per-subflow command: token, local address (with its attributes), remote address.
+    fn subflow(
         op: &'static str,
         cmd: u32,
         token: Token,
-        local: Vec<Attr>,
+        local: Vec<DefaultNla>,
         remote: &SocketAddr,
-    ) -> Result<()> {
+    ) -> Request {
         let r = local_attrs(remote, None, EndpointFlags::empty());
-        self.request(
+        Request::pm(
             op,
             cmd,
             vec![
-                Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token.get()),
-                Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &local),
-                Attr::nested(sys::MPTCP_PM_ATTR_ADDR_REMOTE, &r),
+                nla_u32(sys::MPTCP_PM_ATTR_TOKEN, token.get()),
+                nla_nested(sys::MPTCP_PM_ATTR_ADDR, &local),
+                nla_nested(sys::MPTCP_PM_ATTR_ADDR_REMOTE, &r),
             ],
-            false,
         )
-        .map(drop)
     }
 
-    /// Userspace PM: opens a subflow from `local` (address id `local_id`; port 0 lets
-    /// the kernel choose) to `remote`.
-    #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_CREATE")]
-    pub fn subflow_create(
-        &mut self,
+    pub(super) fn create_subflow(
         token: Token,
         local_id: u8,
         local: SocketAddr,
         remote: SocketAddr,
-    ) -> Result<()> {
+    ) -> Request {
         let l = local_attrs(&local, Some(local_id), EndpointFlags::empty());
-        self.subflow_request(
+        Request::subflow(
             "create subflow",
             sys::MPTCP_PM_CMD_SUBFLOW_CREATE,
             token,
@@ -85,16 +71,9 @@ impl PathManager {
         )
     }
 
-    /// Userspace PM: closes the subflow between `local` and `remote` (both with ports).
-    #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_DESTROY")]
-    pub fn subflow_destroy(
-        &mut self,
-        token: Token,
-        local: SocketAddr,
-        remote: SocketAddr,
-    ) -> Result<()> {
+    pub(super) fn destroy_subflow(token: Token, local: SocketAddr, remote: SocketAddr) -> Request {
         let l = local_attrs(&local, None, EndpointFlags::empty());
-        self.subflow_request(
+        Request::subflow(
             "destroy subflow",
             sys::MPTCP_PM_CMD_SUBFLOW_DESTROY,
             token,
@@ -103,24 +82,20 @@ impl PathManager {
         )
     }
 
-    /// Userspace PM: sets or clears backup on the subflow between `local` and `remote`;
-    /// the kernel sends MP_PRIO to the peer.
-    #[doc(alias = "MPTCP_PM_CMD_SET_FLAGS")]
-    pub fn set_backup(
-        &mut self,
+    pub(super) fn set_subflow_backup(
         token: Token,
         local: SocketAddr,
         remote: SocketAddr,
         backup: bool,
-    ) -> Result<()> {
+    ) -> Request {
         let flags = if backup {
             EndpointFlags::BACKUP
         } else {
             EndpointFlags::empty()
         };
         let mut l = local_attrs(&local, None, EndpointFlags::empty());
-        l.push(Attr::u32(sys::MPTCP_PM_ADDR_ATTR_FLAGS, flags.bits()));
-        self.subflow_request(
+        l.push(nla_u32(sys::MPTCP_PM_ADDR_ATTR_FLAGS, flags.bits()));
+        Request::subflow(
             "set subflow priority",
             sys::MPTCP_PM_CMD_SET_FLAGS,
             token,
@@ -129,34 +104,92 @@ impl PathManager {
         )
     }
 
+    pub(super) fn dump_announced(token: Token) -> Request {
+        Request::pm(
+            "list announced addresses",
+            sys::MPTCP_PM_CMD_GET_ADDR,
+            vec![nla_u32(sys::MPTCP_PM_ATTR_TOKEN, token.get())],
+        )
+        .dump()
+    }
+}
+
+/// Kernels before 6.7 ignore the token of GET_ADDR: a dump for token 0 (no connection
+/// has it) then succeeds with the in-kernel endpoints instead of failing.
+pub(super) const NO_TOKEN_DUMP: Error = Error::Unsupported {
+    feature: "listing a connection's addresses (MPTCP_PM_CMD_GET_ADDR with a token)",
+    since: Some("6.7"),
+};
+
+impl PathManager {
+    /// Userspace PM: announces a local address (with a nonzero id) on the connection with
+    /// this token (ADD_ADDR).
+    #[doc(alias = "MPTCP_PM_CMD_ANNOUNCE")]
+    pub fn announce_address(&mut self, token: Token, id: u8, addr: SocketAddr) -> Result<()> {
+        self.exec(&Request::announce_address(token, id, addr))
+    }
+
+    /// Userspace PM: withdraws the announced address with this id (REMOVE_ADDR).
+    #[doc(alias = "MPTCP_PM_CMD_REMOVE")]
+    pub fn remove_address(&mut self, token: Token, id: u8) -> Result<()> {
+        self.exec(&Request::remove_address(token, id))
+    }
+
+    /// Userspace PM: opens a subflow from `local` (address id `local_id`; port 0 lets
+    /// the kernel choose) to `remote`.
+    #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_CREATE")]
+    pub fn create_subflow(
+        &mut self,
+        token: Token,
+        local_id: u8,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<()> {
+        self.exec(&Request::create_subflow(token, local_id, local, remote))
+    }
+
+    /// Userspace PM: closes the subflow between `local` and `remote` (both with ports).
+    #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_DESTROY")]
+    pub fn destroy_subflow(
+        &mut self,
+        token: Token,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<()> {
+        self.exec(&Request::destroy_subflow(token, local, remote))
+    }
+
+    /// Userspace PM: sets or clears backup on the subflow between `local` and `remote`;
+    /// the kernel sends MP_PRIO to the peer.
+    #[doc(alias = "MPTCP_PM_CMD_SET_FLAGS")]
+    pub fn set_subflow_backup(
+        &mut self,
+        token: Token,
+        local: SocketAddr,
+        remote: SocketAddr,
+        backup: bool,
+    ) -> Result<()> {
+        self.exec(&Request::set_subflow_backup(token, local, remote, backup))
+    }
+
     /// Userspace PM: the addresses announced on the connection with this token.
     ///
     /// Kernels before 6.7 ignore the token of this request and would list the in-kernel
     /// path manager's endpoints instead; that is detected (once per client, by asking
     /// about token 0, which no connection has) and reported as [`Error::Unsupported`].
     #[doc(alias = "MPTCP_PM_CMD_GET_ADDR")]
-    pub fn announced(&mut self, token: Token) -> Result<Vec<Endpoint>> {
+    pub fn announced_addresses(&mut self, token: Token) -> Result<Vec<Endpoint>> {
         if self.token_dump.is_none() {
-            let probe = self.request(
-                "list announced addresses",
-                sys::MPTCP_PM_CMD_GET_ADDR,
-                vec![Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, 0)],
-                true,
-            );
+            let probe = self.exec(&Request::dump_announced(Token::new(0)));
             self.token_dump = Some(probe.is_err());
         }
         if self.token_dump == Some(false) {
-            return Err(Error::Unsupported {
-                feature: "listing a connection's addresses (MPTCP_PM_CMD_GET_ADDR with a token)",
-                since: Some("6.7"),
-            });
+            return Err(NO_TOKEN_DUMP);
         }
-        let replies = self.request(
-            "list announced addresses",
-            sys::MPTCP_PM_CMD_GET_ADDR,
-            vec![Attr::u32(sys::MPTCP_PM_ATTR_TOKEN, token.get())],
-            true,
-        )?;
-        endpoints_of(&replies)
+        let mut out = Vec::new();
+        self.run(&Request::dump_announced(token), |r| {
+            endpoints_in(r, &mut out)
+        })?;
+        Ok(out)
     }
 }

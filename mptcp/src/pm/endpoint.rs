@@ -1,9 +1,12 @@
 //! Endpoints and limits of the in-kernel path manager (`ip mptcp endpoint|limits`).
 
-use super::netlink::{Attr, PmMessage};
+use super::netlink::{
+    nla_bytes, nla_i32, nla_nested, nla_u16, nla_u32, nla_u8, nlas, Reply, Request,
+};
 use super::PathManager;
 use crate::error::{Error, Result};
 use mptcp_sys as sys;
+use netlink_packet_core::DefaultNla;
 use std::net::{IpAddr, SocketAddr};
 
 bitflags::bitflags! {
@@ -77,59 +80,60 @@ impl Endpoint {
         self
     }
 
-    pub(super) fn attrs(&self) -> Vec<Attr> {
-        let mut v = vec![Attr::u16(
+    pub(super) fn attrs(&self) -> Vec<DefaultNla> {
+        let mut v = vec![nla_u16(
             sys::MPTCP_PM_ADDR_ATTR_FAMILY,
             family_of(&self.addr),
         )];
         match self.addr {
-            IpAddr::V4(a) => v.push(Attr::bytes(sys::MPTCP_PM_ADDR_ATTR_ADDR4, &a.octets())),
-            IpAddr::V6(a) => v.push(Attr::bytes(sys::MPTCP_PM_ADDR_ATTR_ADDR6, &a.octets())),
+            IpAddr::V4(a) => v.push(nla_bytes(sys::MPTCP_PM_ADDR_ATTR_ADDR4, &a.octets())),
+            IpAddr::V6(a) => v.push(nla_bytes(sys::MPTCP_PM_ADDR_ATTR_ADDR6, &a.octets())),
         }
         if self.id != 0 {
-            v.push(Attr::u8(sys::MPTCP_PM_ADDR_ATTR_ID, self.id));
+            v.push(nla_u8(sys::MPTCP_PM_ADDR_ATTR_ID, self.id));
         }
         if let Some(p) = self.port {
-            v.push(Attr::u16(sys::MPTCP_PM_ADDR_ATTR_PORT, p));
+            v.push(nla_u16(sys::MPTCP_PM_ADDR_ATTR_PORT, p));
         }
         if !self.flags.is_empty() {
-            v.push(Attr::u32(sys::MPTCP_PM_ADDR_ATTR_FLAGS, self.flags.bits()));
+            v.push(nla_u32(sys::MPTCP_PM_ADDR_ATTR_FLAGS, self.flags.bits()));
         }
         if let Some(i) = self.ifindex {
-            v.push(Attr::i32(sys::MPTCP_PM_ADDR_ATTR_IF_IDX, i));
+            v.push(nla_i32(sys::MPTCP_PM_ADDR_ATTR_IF_IDX, i));
         }
         v
     }
 
-    pub(crate) fn decode(nested: &Attr) -> Result<Endpoint> {
+    /// Decodes the attributes nested in an `MPTCP_PM_ATTR_ADDR`.
+    pub(crate) fn decode(nested: &[u8]) -> Result<Endpoint> {
         let mut ep = Endpoint::new(IpAddr::from([0u8, 0, 0, 0]), EndpointFlags::empty());
-        let children = nested.children().map_err(|e| bad(e.to_string()))?;
-        for a in children {
+        let mut has_addr = false;
+        for a in nlas(nested) {
+            let a = a.map_err(bad)?;
             match a.id() {
-                sys::MPTCP_PM_ADDR_ATTR_ID => ep.id = a.as_u8().unwrap_or(0),
+                sys::MPTCP_PM_ADDR_ATTR_ID => ep.id = a.u8().map_err(bad)?,
                 sys::MPTCP_PM_ADDR_ATTR_ADDR4 => {
-                    let b: [u8; 4] = a
-                        .value
-                        .get(..4)
-                        .and_then(|b| b.try_into().ok())
-                        .ok_or_else(|| bad("short IPv4 address"))?;
-                    ep.addr = IpAddr::from(b);
+                    ep.addr = a.ipv4().map_err(bad)?;
+                    has_addr = true;
                 }
                 sys::MPTCP_PM_ADDR_ATTR_ADDR6 => {
-                    let b: [u8; 16] = a
-                        .value
-                        .get(..16)
-                        .and_then(|b| b.try_into().ok())
-                        .ok_or_else(|| bad("short IPv6 address"))?;
-                    ep.addr = IpAddr::from(b);
+                    ep.addr = a.ipv6().map_err(bad)?;
+                    has_addr = true;
                 }
-                sys::MPTCP_PM_ADDR_ATTR_PORT => ep.port = a.as_u16().filter(|p| *p != 0),
+                sys::MPTCP_PM_ADDR_ATTR_PORT => {
+                    ep.port = Some(a.u16().map_err(bad)?).filter(|p| *p != 0)
+                }
                 sys::MPTCP_PM_ADDR_ATTR_FLAGS => {
-                    ep.flags = EndpointFlags::from_bits_retain(a.as_u32().unwrap_or(0))
+                    ep.flags = EndpointFlags::from_bits_retain(a.u32().map_err(bad)?)
                 }
-                sys::MPTCP_PM_ADDR_ATTR_IF_IDX => ep.ifindex = a.as_i32().filter(|i| *i != 0),
+                sys::MPTCP_PM_ADDR_ATTR_IF_IDX => {
+                    ep.ifindex = Some(a.i32().map_err(bad)?).filter(|i| *i != 0)
+                }
                 _ => {}
             }
+        }
+        if !has_addr {
+            return Err(bad("an endpoint without an address"));
         }
         Ok(ep)
     }
@@ -144,7 +148,11 @@ pub(super) fn family_of(a: &IpAddr) -> u16 {
 
 /// A local address for the userspace path manager's commands: address, optional port, and
 /// its address id.
-pub(super) fn local_attrs(addr: &SocketAddr, id: Option<u8>, flags: EndpointFlags) -> Vec<Attr> {
+pub(super) fn local_attrs(
+    addr: &SocketAddr,
+    id: Option<u8>,
+    flags: EndpointFlags,
+) -> Vec<DefaultNla> {
     let mut ep = Endpoint::new(addr.ip(), flags);
     if addr.port() != 0 {
         ep.port = Some(addr.port());
@@ -155,8 +163,8 @@ pub(super) fn local_attrs(addr: &SocketAddr, id: Option<u8>, flags: EndpointFlag
     ep.attrs()
 }
 
-pub(super) fn bad(msg: impl Into<String>) -> Error {
-    Error::decode("path manager reply", msg)
+pub(super) fn bad(msg: impl ToString) -> Error {
+    Error::decode("path manager reply", msg.to_string())
 }
 
 /// The in-kernel path manager's limits.
@@ -168,27 +176,149 @@ pub struct Limits {
     pub add_addr_accepted: Option<u32>,
 }
 
+/// The requests of this file's commands, shared by [`PathManager`] and the async client.
+impl Request {
+    pub(super) fn add_endpoint(ep: &Endpoint) -> Request {
+        Request::pm(
+            "add endpoint",
+            sys::MPTCP_PM_CMD_ADD_ADDR,
+            vec![nla_nested(sys::MPTCP_PM_ATTR_ADDR, &ep.attrs())],
+        )
+    }
+
+    pub(super) fn delete_endpoint(id: u8) -> Result<Request> {
+        if id == 0 {
+            return Err(Error::invalid(
+                "delete endpoint",
+                "id 0 is no endpoint (it names the initial subflows' address: give that \
+                 address with delete_endpoint_addr)",
+            ));
+        }
+        let addr = [nla_u8(sys::MPTCP_PM_ADDR_ATTR_ID, id)];
+        Ok(Request::pm(
+            "delete endpoint",
+            sys::MPTCP_PM_CMD_DEL_ADDR,
+            vec![nla_nested(sys::MPTCP_PM_ATTR_ADDR, &addr)],
+        ))
+    }
+
+    pub(super) fn delete_endpoint_addr(id: u8, addr: IpAddr) -> Request {
+        let ep = Endpoint::new(addr, EndpointFlags::empty()).with_id(id);
+        let mut attrs = ep.attrs();
+        if id == 0 {
+            attrs.push(nla_u8(sys::MPTCP_PM_ADDR_ATTR_ID, 0));
+        }
+        Request::pm(
+            "delete endpoint",
+            sys::MPTCP_PM_CMD_DEL_ADDR,
+            vec![nla_nested(sys::MPTCP_PM_ATTR_ADDR, &attrs)],
+        )
+    }
+
+    pub(super) fn get_endpoint(id: u8) -> Request {
+        let addr = [nla_u8(sys::MPTCP_PM_ADDR_ATTR_ID, id)];
+        Request::pm(
+            "get endpoint",
+            sys::MPTCP_PM_CMD_GET_ADDR,
+            vec![nla_nested(sys::MPTCP_PM_ATTR_ADDR, &addr)],
+        )
+    }
+
+    pub(super) fn dump_endpoints() -> Request {
+        Request::pm("dump endpoints", sys::MPTCP_PM_CMD_GET_ADDR, vec![]).dump()
+    }
+
+    pub(super) fn flush_endpoints() -> Request {
+        Request::pm("flush endpoints", sys::MPTCP_PM_CMD_FLUSH_ADDRS, vec![])
+    }
+
+    pub(super) fn set_endpoint_flags(id: u8, flags: EndpointFlags) -> Request {
+        let attrs = [
+            nla_u8(sys::MPTCP_PM_ADDR_ATTR_ID, id),
+            nla_u32(sys::MPTCP_PM_ADDR_ATTR_FLAGS, flags.bits()),
+        ];
+        Request::pm(
+            "change endpoint flags",
+            sys::MPTCP_PM_CMD_SET_FLAGS,
+            vec![nla_nested(sys::MPTCP_PM_ATTR_ADDR, &attrs)],
+        )
+    }
+
+    pub(super) fn get_limits() -> Request {
+        Request::pm("get limits", sys::MPTCP_PM_CMD_GET_LIMITS, vec![])
+    }
+
+    pub(super) fn set_limits(limits: Limits) -> Request {
+        let mut attrs = Vec::new();
+        if let Some(v) = limits.add_addr_accepted {
+            attrs.push(nla_u32(sys::MPTCP_PM_ATTR_RCV_ADD_ADDRS, v));
+        }
+        if let Some(v) = limits.subflows {
+            attrs.push(nla_u32(sys::MPTCP_PM_ATTR_SUBFLOWS, v));
+        }
+        Request::pm("set limits", sys::MPTCP_PM_CMD_SET_LIMITS, attrs)
+    }
+}
+
+/// Appends the endpoint of one GET_ADDR reply to `out`.
+pub(super) fn endpoints_in(r: Reply<'_>, out: &mut Vec<Endpoint>) -> Result<()> {
+    for a in r.nlas() {
+        let a = a.map_err(bad)?;
+        if a.id() == sys::MPTCP_PM_ATTR_ADDR {
+            out.push(Endpoint::decode(a.value)?);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the limits of a GET_LIMITS reply into `l`.
+pub(super) fn limits_in(r: Reply<'_>, l: &mut Limits) -> Result<()> {
+    for a in r.nlas() {
+        let a = a.map_err(bad)?;
+        match a.id() {
+            sys::MPTCP_PM_ATTR_SUBFLOWS => l.subflows = Some(a.u32().map_err(bad)?),
+            sys::MPTCP_PM_ATTR_RCV_ADD_ADDRS => l.add_addr_accepted = Some(a.u32().map_err(bad)?),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The id the kernel gave an endpoint added without one: found in the list by address
+/// and port (port 0 means none: the kernel lists such an endpoint without one).
+pub(super) fn added_id(ep: &Endpoint, listed: &[Endpoint]) -> Result<u8> {
+    let port = ep.port.unwrap_or(0);
+    listed
+        .iter()
+        .find(|e| e.addr == ep.addr && e.port.unwrap_or(0) == port)
+        .map(|e| e.id)
+        .ok_or_else(|| bad("the added endpoint is not listed"))
+}
+
+/// The address that [`PathManager::delete_endpoint_addr`] must find at `id`.
+pub(super) fn check_endpoint_addr(id: u8, current: &Endpoint, addr: IpAddr) -> Result<()> {
+    if current.addr != addr {
+        return Err(Error::invalid(
+            "delete endpoint",
+            format!(
+                "endpoint {id} has address {}, not {addr}: nothing deleted",
+                current.addr
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl PathManager {
     /// Adds an endpoint (`ip mptcp endpoint add`) and returns its id (the kernel picks
     /// one when `ep.id` is 0).
     #[doc(alias = "MPTCP_PM_CMD_ADD_ADDR")]
     pub fn add_endpoint(&mut self, ep: &Endpoint) -> Result<u8> {
-        self.request(
-            "add endpoint",
-            sys::MPTCP_PM_CMD_ADD_ADDR,
-            vec![Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &ep.attrs())],
-            false,
-        )?;
+        self.exec(&Request::add_endpoint(ep))?;
         if ep.id != 0 {
             return Ok(ep.id);
         }
-        // Port 0 means no port: the kernel lists such an endpoint without one.
-        let port = ep.port.unwrap_or(0);
-        self.endpoints()?
-            .into_iter()
-            .find(|e| e.addr == ep.addr && e.port.unwrap_or(0) == port)
-            .map(|e| e.id)
-            .ok_or_else(|| bad("the added endpoint is not listed"))
+        added_id(ep, &self.endpoints()?)
     }
 
     /// Deletes the endpoint with this id (`ip mptcp endpoint delete id N`). Id 0 is not
@@ -198,21 +328,7 @@ impl PathManager {
     /// nothing).
     #[doc(alias = "MPTCP_PM_CMD_DEL_ADDR")]
     pub fn delete_endpoint(&mut self, id: u8) -> Result<()> {
-        if id == 0 {
-            return Err(Error::invalid(
-                "delete endpoint",
-                "id 0 is no endpoint (it names the initial subflows' address: give that \
-                 address with delete_endpoint_addr)",
-            ));
-        }
-        let addr = vec![Attr::u8(sys::MPTCP_PM_ADDR_ATTR_ID, id)];
-        self.request(
-            "delete endpoint",
-            sys::MPTCP_PM_CMD_DEL_ADDR,
-            vec![Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &addr)],
-            false,
-        )
-        .map(drop)
+        self.exec(&Request::delete_endpoint(id)?)
     }
 
     /// Deletes an endpoint given by id and address (`ip mptcp endpoint delete id N ADDR`;
@@ -222,120 +338,53 @@ impl PathManager {
     #[doc(alias = "MPTCP_PM_CMD_DEL_ADDR")]
     pub fn delete_endpoint_addr(&mut self, id: u8, addr: IpAddr) -> Result<()> {
         if id != 0 {
-            let current = self.endpoint(id)?;
-            if current.addr != addr {
-                return Err(Error::invalid(
-                    "delete endpoint",
-                    format!(
-                        "endpoint {id} has address {}, not {addr}: nothing deleted",
-                        current.addr
-                    ),
-                ));
-            }
+            check_endpoint_addr(id, &self.endpoint(id)?, addr)?;
         }
-        let ep = Endpoint::new(addr, EndpointFlags::empty()).with_id(id);
-        let mut attrs = ep.attrs();
-        if id == 0 {
-            attrs.push(Attr::u8(sys::MPTCP_PM_ADDR_ATTR_ID, 0));
-        }
-        self.request(
-            "delete endpoint",
-            sys::MPTCP_PM_CMD_DEL_ADDR,
-            vec![Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &attrs)],
-            false,
-        )
-        .map(drop)
+        self.exec(&Request::delete_endpoint_addr(id, addr))
     }
 
     /// The endpoint with this id (`ip mptcp endpoint show id N`).
     #[doc(alias = "MPTCP_PM_CMD_GET_ADDR")]
     pub fn endpoint(&mut self, id: u8) -> Result<Endpoint> {
-        let addr = vec![Attr::u8(sys::MPTCP_PM_ADDR_ATTR_ID, id)];
-        let replies = self.request(
-            "get endpoint",
-            sys::MPTCP_PM_CMD_GET_ADDR,
-            vec![Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &addr)],
-            false,
-        )?;
-        endpoints_of(&replies)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| bad("no endpoint in the reply"))
+        let mut out = Vec::with_capacity(1);
+        self.run(&Request::get_endpoint(id), |r| endpoints_in(r, &mut out))?;
+        out.pop().ok_or_else(|| bad("no endpoint in the reply"))
     }
 
     /// All endpoints (`ip mptcp endpoint show`).
     #[doc(alias = "MPTCP_PM_CMD_GET_ADDR")]
     pub fn endpoints(&mut self) -> Result<Vec<Endpoint>> {
-        let replies = self.request("dump endpoints", sys::MPTCP_PM_CMD_GET_ADDR, vec![], true)?;
-        endpoints_of(&replies)
+        let mut out = Vec::new();
+        self.run(&Request::dump_endpoints(), |r| endpoints_in(r, &mut out))?;
+        Ok(out)
     }
 
     /// Deletes every endpoint (`ip mptcp endpoint flush`).
     #[doc(alias = "MPTCP_PM_CMD_FLUSH_ADDRS")]
     pub fn flush_endpoints(&mut self) -> Result<()> {
-        self.request(
-            "flush endpoints",
-            sys::MPTCP_PM_CMD_FLUSH_ADDRS,
-            vec![],
-            false,
-        )
-        .map(drop)
+        self.exec(&Request::flush_endpoints())
     }
 
     /// Changes the flags of an endpoint (`ip mptcp endpoint change id N backup|nobackup
     /// fullmesh|nofullmesh`): the kernel applies `backup` and `fullmesh` from `flags`.
     #[doc(alias = "MPTCP_PM_CMD_SET_FLAGS")]
     pub fn set_endpoint_flags(&mut self, id: u8, flags: EndpointFlags) -> Result<()> {
-        let attrs = vec![
-            Attr::u8(sys::MPTCP_PM_ADDR_ATTR_ID, id),
-            Attr::u32(sys::MPTCP_PM_ADDR_ATTR_FLAGS, flags.bits()),
-        ];
-        self.request(
-            "change endpoint flags",
-            sys::MPTCP_PM_CMD_SET_FLAGS,
-            vec![Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &attrs)],
-            false,
-        )
-        .map(drop)
+        self.exec(&Request::set_endpoint_flags(id, flags))
     }
 
     /// The limits (`ip mptcp limits show`).
     #[doc(alias = "MPTCP_PM_CMD_GET_LIMITS")]
     pub fn limits(&mut self) -> Result<Limits> {
-        let replies = self.request("get limits", sys::MPTCP_PM_CMD_GET_LIMITS, vec![], false)?;
         let mut l = Limits::default();
-        for a in replies.iter().flat_map(|m| &m.attrs) {
-            match a.id() {
-                sys::MPTCP_PM_ATTR_SUBFLOWS => l.subflows = a.as_u32(),
-                sys::MPTCP_PM_ATTR_RCV_ADD_ADDRS => l.add_addr_accepted = a.as_u32(),
-                _ => {}
-            }
-        }
+        self.run(&Request::get_limits(), |r| limits_in(r, &mut l))?;
         Ok(l)
     }
 
     /// Sets the limits given (`ip mptcp limits set`); `None` fields stay as they are.
     #[doc(alias = "MPTCP_PM_CMD_SET_LIMITS")]
     pub fn set_limits(&mut self, limits: Limits) -> Result<()> {
-        let mut attrs = Vec::new();
-        if let Some(v) = limits.add_addr_accepted {
-            attrs.push(Attr::u32(sys::MPTCP_PM_ATTR_RCV_ADD_ADDRS, v));
-        }
-        if let Some(v) = limits.subflows {
-            attrs.push(Attr::u32(sys::MPTCP_PM_ATTR_SUBFLOWS, v));
-        }
-        self.request("set limits", sys::MPTCP_PM_CMD_SET_LIMITS, attrs, false)
-            .map(drop)
+        self.exec(&Request::set_limits(limits))
     }
-}
-
-pub(super) fn endpoints_of(replies: &[PmMessage]) -> Result<Vec<Endpoint>> {
-    replies
-        .iter()
-        .flat_map(|m| &m.attrs)
-        .filter(|a| a.id() == sys::MPTCP_PM_ATTR_ADDR)
-        .map(Endpoint::decode)
-        .collect()
 }
 
 /// The index of a network interface in the calling thread's network namespace

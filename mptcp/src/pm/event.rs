@@ -1,11 +1,10 @@
 //! Path-manager events (multicast group `mptcp_pm_events`).
 
-use super::netlink::{Attr, PmMessage};
+use super::netlink::{messages, recv, Reply, RECV_BUF};
 use crate::error::{Error, Result};
 use crate::Token;
 use mptcp_sys as sys;
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
-use netlink_packet_generic::GenlMessage;
+use netlink_packet_core::{DecodeError, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN};
 use netlink_sys::{protocols::NETLINK_GENERIC, Socket};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -280,49 +279,41 @@ struct Attrs {
     server_side: Option<bool>,
 }
 
-fn ip4(a: &Attr) -> Option<IpAddr> {
-    let b: [u8; 4] = a.value.get(..4)?.try_into().ok()?;
-    Some(IpAddr::from(b))
-}
-
-fn ip6(a: &Attr) -> Option<IpAddr> {
-    let b: [u8; 16] = a.value.get(..16)?.try_into().ok()?;
-    Some(IpAddr::from(b))
-}
-
 impl Attrs {
-    fn parse(m: &PmMessage) -> Attrs {
+    fn parse(r: &Reply<'_>) -> std::result::Result<Attrs, DecodeError> {
         let mut v = Attrs::default();
-        for a in &m.attrs {
+        for a in r.nlas() {
+            let a = a?;
             match a.id() {
-                sys::MPTCP_ATTR_TOKEN => v.token = a.as_u32().map(Token::new),
-                sys::MPTCP_ATTR_LOC_ID => v.local_id = a.as_u8(),
-                sys::MPTCP_ATTR_REM_ID => v.remote_id = a.as_u8(),
-                sys::MPTCP_ATTR_SADDR4 => v.saddr = ip4(a),
-                sys::MPTCP_ATTR_SADDR6 => v.saddr = ip6(a),
-                sys::MPTCP_ATTR_DADDR4 => v.daddr = ip4(a),
-                sys::MPTCP_ATTR_DADDR6 => v.daddr = ip6(a),
-                sys::MPTCP_ATTR_SPORT => v.sport = a.as_u16_be(),
-                sys::MPTCP_ATTR_DPORT => v.dport = a.as_u16_be(),
-                sys::MPTCP_ATTR_BACKUP => v.backup = a.as_u8().map(|b| b != 0),
-                sys::MPTCP_ATTR_ERROR => v.error = a.as_u8(),
-                sys::MPTCP_ATTR_FLAGS => v.flags = a.as_u16(),
-                sys::MPTCP_ATTR_IF_IDX => v.ifindex = a.as_i32(),
-                sys::MPTCP_ATTR_RESET_REASON => v.reset_reason = a.as_u32(),
-                sys::MPTCP_ATTR_RESET_FLAGS => v.reset_flags = a.as_u32(),
-                sys::MPTCP_ATTR_SERVER_SIDE => v.server_side = a.as_u8().map(|b| b != 0),
+                sys::MPTCP_ATTR_TOKEN => v.token = Some(Token::new(a.u32()?)),
+                sys::MPTCP_ATTR_LOC_ID => v.local_id = Some(a.u8()?),
+                sys::MPTCP_ATTR_REM_ID => v.remote_id = Some(a.u8()?),
+                sys::MPTCP_ATTR_SADDR4 => v.saddr = Some(a.ipv4()?),
+                sys::MPTCP_ATTR_SADDR6 => v.saddr = Some(a.ipv6()?),
+                sys::MPTCP_ATTR_DADDR4 => v.daddr = Some(a.ipv4()?),
+                sys::MPTCP_ATTR_DADDR6 => v.daddr = Some(a.ipv6()?),
+                sys::MPTCP_ATTR_SPORT => v.sport = Some(a.u16_be()?),
+                sys::MPTCP_ATTR_DPORT => v.dport = Some(a.u16_be()?),
+                sys::MPTCP_ATTR_BACKUP => v.backup = Some(a.u8()? != 0),
+                sys::MPTCP_ATTR_ERROR => v.error = Some(a.u8()?),
+                sys::MPTCP_ATTR_FLAGS => v.flags = Some(a.u16()?),
+                sys::MPTCP_ATTR_IF_IDX => v.ifindex = Some(a.i32()?),
+                sys::MPTCP_ATTR_RESET_REASON => v.reset_reason = Some(a.u32()?),
+                sys::MPTCP_ATTR_RESET_FLAGS => v.reset_flags = Some(a.u32()?),
+                sys::MPTCP_ATTR_SERVER_SIDE => v.server_side = Some(a.u8()? != 0),
                 _ => {}
             }
         }
-        v
+        Ok(v)
     }
 }
 
 impl Event {
-    pub(crate) fn decode(m: &PmMessage) -> Result<Event> {
-        let kind = EventKind::from_cmd(m.cmd);
-        let a = Attrs::parse(m);
+    pub(crate) fn decode(r: Reply<'_>) -> Result<Event> {
+        let kind = EventKind::from_cmd(r.cmd);
         let what = "path manager event";
+        let a =
+            Attrs::parse(&r).map_err(|e| Error::decode(what, format!("{}: {e}", kind.name())))?;
         let missing = |attr: &str| {
             Error::decode(
                 what,
@@ -388,7 +379,11 @@ impl Event {
             EventKind::ListenerClosed => Event::ListenerClosed { local: listener()? },
             EventKind::Unknown(k) => Event::Unknown(RawEvent {
                 kind: k,
-                attrs: m.attrs.iter().map(|a| (a.kind, a.value.clone())).collect(),
+                attrs: r
+                    .nlas()
+                    .map(|a| a.map(|a| (a.kind, a.value.to_vec())))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| Error::decode(what, format!("event {k}: {e}")))?,
             }),
         })
     }
@@ -422,6 +417,8 @@ pub enum EventItem {
 pub struct Events {
     sock: Socket,
     queue: VecDeque<Result<EventItem>>,
+    /// The receive buffer, reused for every datagram.
+    buf: Vec<u8>,
 }
 
 impl Events {
@@ -442,14 +439,45 @@ impl Events {
         Ok(Events {
             sock,
             queue: VecDeque::new(),
+            buf: Vec::with_capacity(RECV_BUF),
         })
     }
 
-    /// Sets the socket's receive buffer (a small one loses events under load).
-    pub fn set_receive_buffer(&self, bytes: usize) -> Result<()> {
-        self.sock
-            .set_rx_buf_sz(bytes)
-            .map_err(|e| Error::os("setsockopt(SO_RCVBUF)", e))
+    /// Sets the socket's receive buffer, so that bursts of events are not lost (see
+    /// [`EventItem::Lost`]), and returns the size the kernel granted, as
+    /// `getsockopt(SO_RCVBUF)` reports it.
+    ///
+    /// With `CAP_NET_ADMIN` in the initial user namespace this uses `SO_RCVBUFFORCE`,
+    /// which may exceed `net.core.rmem_max`; otherwise `SO_RCVBUF`, which the kernel
+    /// caps there. The kernel doubles the value for its bookkeeping, so the size
+    /// reported is about twice the one asked for (or twice the cap).
+    #[doc(alias = "SO_RCVBUFFORCE")]
+    #[doc(alias = "SO_RCVBUF")]
+    pub fn set_receive_buffer(&self, bytes: usize) -> Result<usize> {
+        let fd = std::os::fd::AsFd::as_fd(&self.sock);
+        let v = i32::try_from(bytes).map_err(|_| {
+            Error::invalid(
+                "set the event buffer",
+                format!("{bytes} bytes is more than the kernel takes"),
+            )
+        })?;
+        match crate::sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                crate::sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, v)
+                    .map_err(|e| Error::os("setsockopt(SO_RCVBUF)", e))?
+            }
+            Err(e) => return Err(Error::os("setsockopt(SO_RCVBUFFORCE)", e)),
+        }
+        self.receive_buffer()
+    }
+
+    /// The socket's receive buffer size (`getsockopt(SO_RCVBUF)`).
+    pub fn receive_buffer(&self) -> Result<usize> {
+        let fd = std::os::fd::AsFd::as_fd(&self.sock);
+        crate::sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)
+            .map(|v| usize::try_from(v).unwrap_or(0))
+            .map_err(|e| Error::os("getsockopt(SO_RCVBUF)", e))
     }
 
     /// Sets a timeout for [`next`](Iterator::next): `None` blocks; a zero duration is
@@ -475,9 +503,9 @@ impl Events {
 
     /// Receives one datagram and queues what it holds.
     fn fill(&mut self) -> Result<()> {
-        match self.sock.recv_from_full() {
-            Ok((data, _)) => {
-                self.queue.extend(decode_datagram(&data));
+        match recv(&self.sock, &mut self.buf) {
+            Ok(_) => {
+                decode_datagram(&self.buf, &mut self.queue);
                 Ok(())
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
@@ -509,49 +537,33 @@ impl Events {
         Ok(EventStream {
             fd,
             queue: self.queue,
+            buf: self.buf,
         })
     }
 }
 
 /// The events of one datagram: each message decoded, or an error item for one that
 /// cannot be (never dropped silently).
-pub(crate) fn decode_datagram(data: &[u8]) -> Vec<Result<EventItem>> {
-    let mut out = Vec::new();
-    let mut off = 0;
-    while off < data.len() {
-        let part = &data[off..];
-        let len = part
-            .get(..4)
-            .and_then(|b| b.try_into().ok())
-            .map(|b: [u8; 4]| u32::from_ne_bytes(b) as usize)
-            .unwrap_or(0);
-        if len < 16 || len > part.len() {
-            out.push(Err(Error::decode(
-                "path manager event",
-                format!(
-                    "a netlink message of length {len} in the {} bytes left of a datagram",
-                    part.len()
-                ),
-            )));
-            break;
-        }
-        out.push(
-            match NetlinkMessage::<GenlMessage<PmMessage>>::deserialize(&part[..len]) {
-                Ok(m) => match m.payload {
-                    NetlinkPayload::InnerMessage(g) => {
-                        Event::decode(&g.payload).map(EventItem::Event)
-                    }
-                    other => Err(Error::decode(
-                        "path manager event",
-                        format!("not an event message: {other:?}"),
-                    )),
-                },
-                Err(e) => Err(Error::decode("path manager event", e.to_string())),
+pub(crate) fn decode_datagram(data: &[u8], out: &mut VecDeque<Result<EventItem>>) {
+    let what = "path manager event";
+    for m in messages(data) {
+        out.push_back(match m {
+            Err(e) => Err(Error::decode(what, e.to_string())),
+            Ok(m) => match m.message_type() {
+                NLMSG_NOOP | NLMSG_DONE | NLMSG_ERROR | NLMSG_OVERRUN => Err(Error::decode(
+                    what,
+                    format!(
+                        "netlink control message {} instead of an event",
+                        m.message_type()
+                    ),
+                )),
+                _ => Reply::parse(m.payload())
+                    .map_err(|e| Error::decode(what, e.to_string()))
+                    .and_then(Event::decode)
+                    .map(EventItem::Event),
             },
-        );
-        off += (len + 3) & !3;
+        });
     }
-    out
 }
 
 impl Iterator for Events {
@@ -575,6 +587,7 @@ impl Iterator for Events {
 pub struct EventStream {
     fd: tokio::io::unix::AsyncFd<Socket>,
     queue: VecDeque<Result<EventItem>>,
+    buf: Vec<u8>,
 }
 
 #[cfg(feature = "tokio")]
@@ -598,8 +611,8 @@ impl futures_core::Stream for EventStream {
                 }
                 Poll::Pending => return Poll::Pending,
             };
-            match guard.try_io(|s| s.get_ref().recv_from_full()) {
-                Ok(Ok((data, _))) => this.queue.extend(decode_datagram(&data)),
+            match guard.try_io(|s| recv(s.get_ref(), &mut this.buf)) {
+                Ok(Ok(_)) => decode_datagram(&this.buf, &mut this.queue),
                 Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     this.queue.push_back(Ok(EventItem::Lost))
                 }

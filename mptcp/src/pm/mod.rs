@@ -20,6 +20,8 @@
 #[cfg(test)]
 mod abi_tests;
 #[cfg(feature = "tokio")]
+mod async_netlink;
+#[cfg(feature = "tokio")]
 mod async_pm;
 mod connection;
 mod endpoint;
@@ -34,6 +36,8 @@ pub use event::EventStream;
 pub use event::{
     ConnectionEvent, Event, EventFlags, EventItem, EventKind, Events, RawEvent, SubflowEvent,
 };
+#[cfg(feature = "tokio")]
+pub use ops::AsyncSubflowHandle;
 pub use ops::SubflowHandle;
 mod sysctl;
 #[cfg(feature = "tokio")]
@@ -43,8 +47,7 @@ pub use sysctl::{kind, set_kind, PmKind};
 
 use crate::error::{Error, Result};
 use mptcp_sys as sys;
-use netlink::{Attr, Conn, Family, PmMessage};
-use netlink_packet_generic::GenlMessage;
+use netlink::{Conn, Family, Reply, Request};
 
 /// A client of the path manager of the network namespace it was created in.
 #[derive(Debug)]
@@ -74,63 +77,69 @@ impl PathManager {
         self.family.id
     }
 
-    fn request(
-        &mut self,
-        op: &'static str,
-        cmd: u32,
-        attrs: Vec<Attr>,
-        dump: bool,
-    ) -> Result<Vec<PmMessage>> {
-        let mut msg = GenlMessage::from_payload(PmMessage {
-            cmd: cmd as u8,
-            attrs,
-        });
-        msg.set_resolved_family_id(self.family.id);
-        self.conn.transact(op, msg, dump).map_err(|e| match &e {
-            // Per-connection commands on a connection of the in-kernel PM.
-            Error::Netlink {
-                op,
-                message: Some(m),
-                source,
-            } if m.contains("userspace PM not selected") => Error::NeedsUserspacePm {
-                op,
-                errno: source.raw_os_error().unwrap_or(libc::EINVAL),
-            },
-            // A command the kernel does not know (not in the family's op list; Generic
-            // Netlink answers EOPNOTSUPP). Any other refusal is the kernel's own words.
-            Error::Netlink { source, .. }
-                if source.raw_os_error() == Some(libc::EOPNOTSUPP)
-                    && !self.family.ops.is_empty()
-                    && !self.family.ops.contains(&cmd) =>
-            {
-                match unsupported_cmd(cmd) {
-                    Some((feature, since)) => Error::Unsupported {
-                        feature,
-                        since: Some(since),
-                    },
-                    None => e,
-                }
-            }
-            _ => e,
-        })
+    /// Runs `req`, handing each reply to `each`.
+    fn run(&mut self, req: &Request, each: impl FnMut(Reply<'_>) -> Result<()>) -> Result<()> {
+        let outcome = self.conn.transact(self.family.id, req, each);
+        outcome.map_err(|e| classify(&self.family, req.cmd, e))
     }
+
+    /// Runs a request that has no reply but its ACK.
+    fn exec(&mut self, req: &Request) -> Result<()> {
+        self.run(req, |_| Ok(()))
+    }
+
     /// Subscribes to the path manager's events (needs CAP_NET_ADMIN).
     #[doc(alias = "mptcp_pm_events")]
     #[doc(alias = "MPTCP_PM_EV_GRP_NAME")]
     pub fn events(&self) -> Result<Events> {
-        let group = self
-            .family
-            .groups
-            .iter()
-            .find(|(n, _)| {
-                n.as_bytes() == &sys::MPTCP_PM_EV_GRP_NAME[..sys::MPTCP_PM_EV_GRP_NAME.len() - 1]
-            })
-            .map(|(_, id)| *id)
-            .ok_or(Error::Unsupported {
-                feature: "the mptcp_pm_events multicast group",
-                since: Some("5.12"),
-            })?;
-        Events::subscribe(group)
+        subscribe(&self.family)
+    }
+}
+
+/// Joins the family's event group on a new socket.
+fn subscribe(family: &Family) -> Result<Events> {
+    let group = family
+        .groups
+        .iter()
+        .find(|(n, _)| {
+            n.as_bytes() == &sys::MPTCP_PM_EV_GRP_NAME[..sys::MPTCP_PM_EV_GRP_NAME.len() - 1]
+        })
+        .map(|(_, id)| *id)
+        .ok_or(Error::Unsupported {
+            feature: "the mptcp_pm_events multicast group",
+            since: Some("5.12"),
+        })?;
+    Events::subscribe(group)
+}
+
+/// The typed error for a refusal of the `mptcp_pm` command `cmd`.
+fn classify(family: &Family, cmd: u8, e: Error) -> Error {
+    match &e {
+        // Per-connection commands on a connection of the in-kernel PM.
+        Error::Netlink {
+            op,
+            message: Some(m),
+            source,
+        } if m.contains("userspace PM not selected") => Error::NeedsUserspacePm {
+            op,
+            errno: source.raw_os_error().unwrap_or(libc::EINVAL),
+        },
+        // A command the kernel does not know (not in the family's op list; Generic
+        // Netlink answers EOPNOTSUPP). Any other refusal is the kernel's own words.
+        Error::Netlink { source, .. }
+            if source.raw_os_error() == Some(libc::EOPNOTSUPP)
+                && !family.ops.is_empty()
+                && !family.ops.contains(&u32::from(cmd)) =>
+        {
+            match unsupported_cmd(u32::from(cmd)) {
+                Some((feature, since)) => Error::Unsupported {
+                    feature,
+                    since: Some(since),
+                },
+                None => e,
+            }
+        }
+        _ => e,
     }
 }
 

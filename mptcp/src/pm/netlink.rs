@@ -1,317 +1,298 @@
-//! The Generic Netlink plumbing of the path manager: message type, requests, replies,
-//! extended-ack errors. Framing and attribute parsing come from the rust-netlink crates.
+//! The Generic Netlink plumbing of the path manager, shared by the blocking client, the
+//! async client and the event subscription: requests built from
+//! [`DefaultNla`]s and serialized by the rust-netlink crates, one framing path for every
+//! received datagram ([`messages`]), attributes read in place ([`nlas`]), extended-ack
+//! errors, and the family lookup.
 
 use crate::error::{Error, Result};
 use netlink_packet_core::{
-    DecodeError, Emitable, NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload,
-    NetlinkSerializable, Nla, NlaBuffer, NlasIterator, ParseableParametrized, NLM_F_ACK,
-    NLM_F_DUMP, NLM_F_REQUEST,
+    DecodeError, DefaultNla, DoneBuffer, Emitable, ErrorBuffer, NetlinkBuffer, NetlinkHeader,
+    NetlinkMessage, NetlinkPayload, NlasIterator, ParseableParametrized, NLA_F_NESTED, NLMSG_DONE,
+    NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_generic::ctrl::nlas::{GenlCtrlAttrs, McastGrpAttrs, OpAttrs};
-use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
+use netlink_packet_generic::ctrl::GenlCtrl;
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
-use std::fmt::Debug;
 use std::io;
 
-const NLA_F_NESTED: u16 = 1 << 15;
-const NLM_F_CAPPED: u16 = 0x100;
 const NLMSGERR_ATTR_MSG: u16 = 1;
+const GENL_ID_CTRL: u16 = 16;
+const CTRL_CMD_GETFAMILY: u8 = 3;
+const CTRL_ATTR_FAMILY_NAME: u32 = 2;
+const CTRL_VERSION: u8 = 2;
+const GENL_HDRLEN: usize = 4;
 
-/// One attribute: its type and raw value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Attr {
+/// The receive buffer: the kernel never builds a dump datagram larger than 32 KiB
+/// (`netlink_dump` caps its allocation there), and replies and events are far smaller.
+/// A larger datagram is reported, never cut silently ([`recv`]).
+pub(crate) const RECV_BUF: usize = 32 * 1024;
+
+// ---- attributes of requests -------------------------------------------------------------
+
+pub(crate) fn nla_u8(kind: u32, v: u8) -> DefaultNla {
+    DefaultNla::new(kind as u16, vec![v])
+}
+pub(crate) fn nla_u16(kind: u32, v: u16) -> DefaultNla {
+    DefaultNla::new(kind as u16, v.to_ne_bytes().to_vec())
+}
+pub(crate) fn nla_u32(kind: u32, v: u32) -> DefaultNla {
+    DefaultNla::new(kind as u16, v.to_ne_bytes().to_vec())
+}
+pub(crate) fn nla_i32(kind: u32, v: i32) -> DefaultNla {
+    DefaultNla::new(kind as u16, v.to_ne_bytes().to_vec())
+}
+pub(crate) fn nla_bytes(kind: u32, v: &[u8]) -> DefaultNla {
+    DefaultNla::new(kind as u16, v.to_vec())
+}
+pub(crate) fn nla_nested(kind: u32, children: &[DefaultNla]) -> DefaultNla {
+    let mut value = vec![0u8; children.buffer_len()];
+    children.emit(&mut value);
+    DefaultNla::new(kind as u16 | NLA_F_NESTED, value)
+}
+
+// ---- attributes of replies and events, read in place ------------------------------------
+
+/// One received attribute: its type (without the nested / byte-order flags) and a
+/// borrowed value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Nla<'a> {
     pub kind: u16,
-    pub value: Vec<u8>,
+    pub value: &'a [u8],
 }
 
-impl Nla for Attr {
-    fn value_len(&self) -> usize {
-        self.value.len()
-    }
-    fn kind(&self) -> u16 {
-        self.kind
-    }
-    fn emit_value(&self, buffer: &mut [u8]) {
-        buffer.copy_from_slice(&self.value);
-    }
-}
-
-impl Attr {
-    pub fn u8(kind: u32, v: u8) -> Attr {
-        Attr {
-            kind: kind as u16,
-            value: vec![v],
-        }
-    }
-    pub fn u16(kind: u32, v: u16) -> Attr {
-        Attr {
-            kind: kind as u16,
-            value: v.to_ne_bytes().to_vec(),
-        }
-    }
-    pub fn u32(kind: u32, v: u32) -> Attr {
-        Attr {
-            kind: kind as u16,
-            value: v.to_ne_bytes().to_vec(),
-        }
-    }
-    pub fn i32(kind: u32, v: i32) -> Attr {
-        Attr {
-            kind: kind as u16,
-            value: v.to_ne_bytes().to_vec(),
-        }
-    }
-    pub fn bytes(kind: u32, v: &[u8]) -> Attr {
-        Attr {
-            kind: kind as u16,
-            value: v.to_vec(),
-        }
-    }
-    pub fn nested(kind: u32, children: &[Attr]) -> Attr {
-        let mut value = vec![0u8; children.buffer_len()];
-        children.emit(&mut value);
-        Attr {
-            kind: kind as u16 | NLA_F_NESTED,
-            value,
-        }
-    }
-    /// The attribute type without the nested / byte-order flags.
-    pub fn id(&self) -> u32 {
-        u32::from(self.kind & 0x3fff)
-    }
-    pub fn as_u8(&self) -> Option<u8> {
-        self.value.first().copied()
-    }
-    pub fn as_u16(&self) -> Option<u16> {
-        Some(u16::from_ne_bytes(self.value.get(..2)?.try_into().ok()?))
-    }
-    pub fn as_u16_be(&self) -> Option<u16> {
-        Some(u16::from_be_bytes(self.value.get(..2)?.try_into().ok()?))
-    }
-    pub fn as_u32(&self) -> Option<u32> {
-        Some(u32::from_ne_bytes(self.value.get(..4)?.try_into().ok()?))
-    }
-    pub fn as_i32(&self) -> Option<i32> {
-        Some(i32::from_ne_bytes(self.value.get(..4)?.try_into().ok()?))
-    }
-    /// The attributes nested in this one.
-    pub fn children(&self) -> std::result::Result<Vec<Attr>, DecodeError> {
-        parse_attrs(&self.value)
-    }
-}
-
-pub(crate) fn parse_attrs(buf: &[u8]) -> std::result::Result<Vec<Attr>, DecodeError> {
-    NlasIterator::new(buf)
-        .map(|nla| {
-            let nla: NlaBuffer<&[u8]> = nla?;
-            Ok(Attr {
-                kind: nla.kind(),
-                value: nla.value().to_vec(),
-            })
+/// The attributes in `buf`, borrowed; a malformed one ends the iteration with an error.
+pub(crate) fn nlas(buf: &[u8]) -> impl Iterator<Item = std::result::Result<Nla<'_>, DecodeError>> {
+    NlasIterator::new(buf).map(|nla| {
+        let nla = nla?;
+        let kind = nla.kind();
+        let len = usize::from(nla.length());
+        let whole: &[u8] = nla.into_inner();
+        Ok(Nla {
+            kind,
+            value: &whole[4..len],
         })
-        .collect()
+    })
 }
 
-/// A message of the `mptcp_pm` family: a command (or event type) and its attributes.
+impl<'a> Nla<'a> {
+    pub fn id(&self) -> u32 {
+        u32::from(self.kind)
+    }
+    pub fn u8(&self) -> std::result::Result<u8, DecodeError> {
+        netlink_packet_core::parse_u8(self.value)
+    }
+    pub fn u16(&self) -> std::result::Result<u16, DecodeError> {
+        netlink_packet_core::parse_u16(self.value)
+    }
+    pub fn u16_be(&self) -> std::result::Result<u16, DecodeError> {
+        netlink_packet_core::parse_u16_be(self.value)
+    }
+    pub fn u32(&self) -> std::result::Result<u32, DecodeError> {
+        netlink_packet_core::parse_u32(self.value)
+    }
+    pub fn i32(&self) -> std::result::Result<i32, DecodeError> {
+        netlink_packet_core::parse_i32(self.value)
+    }
+    pub fn ipv4(&self) -> std::result::Result<std::net::IpAddr, DecodeError> {
+        let b: [u8; 4] = self
+            .value
+            .try_into()
+            .map_err(|_| DecodeError::invalid_ip_address(self.value.len()))?;
+        Ok(b.into())
+    }
+    pub fn ipv6(&self) -> std::result::Result<std::net::IpAddr, DecodeError> {
+        Ok(netlink_packet_core::parse_ipv6(self.value)?.into())
+    }
+}
+
+// ---- requests ---------------------------------------------------------------------------
+
+/// One request: a Generic Netlink command with its attributes.
 #[derive(Debug, Clone)]
-pub(crate) struct PmMessage {
+pub(crate) struct Request {
+    /// What it does, for errors.
+    pub op: &'static str,
     pub cmd: u8,
-    pub attrs: Vec<Attr>,
+    pub version: u8,
+    pub nlas: Vec<DefaultNla>,
+    /// A dump (`NLM_F_DUMP`): replies until `NLMSG_DONE`.
+    pub dump: bool,
 }
 
-impl GenlFamily for PmMessage {
+impl Request {
+    /// A request of the `mptcp_pm` family.
+    pub fn pm(op: &'static str, cmd: u32, nlas: Vec<DefaultNla>) -> Request {
+        Request {
+            op,
+            cmd: cmd as u8,
+            version: mptcp_sys::MPTCP_PM_VER as u8,
+            nlas,
+            dump: false,
+        }
+    }
+
+    /// The same request as a dump.
+    pub fn dump(mut self) -> Request {
+        self.dump = true;
+        self
+    }
+
+    /// The controller's GETFAMILY for `name`.
+    fn get_family(name: &str) -> Request {
+        let mut value = name.as_bytes().to_vec();
+        value.push(0);
+        Request {
+            op: "resolve Generic Netlink family",
+            cmd: CTRL_CMD_GETFAMILY,
+            version: CTRL_VERSION,
+            nlas: vec![DefaultNla::new(CTRL_ATTR_FAMILY_NAME as u16, value)],
+            dump: false,
+        }
+    }
+
+    /// The request as bytes, for family `family` with sequence number `seq`.
+    pub fn serialize(&self, family: u16, seq: u32) -> Vec<u8> {
+        let genl = GenlMessage::new(
+            GenlHeader {
+                cmd: self.cmd,
+                version: self.version,
+            },
+            Payload(&self.nlas),
+            family,
+        );
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_ACK | if self.dump { NLM_F_DUMP } else { 0 };
+        header.sequence_number = seq;
+        let mut nl = NetlinkMessage::new(header, NetlinkPayload::from(genl));
+        nl.finalize();
+        let mut buf = vec![0u8; nl.buffer_len()];
+        nl.serialize(&mut buf);
+        buf
+    }
+}
+
+/// A request's attributes as a Generic Netlink payload (command and version are in the
+/// header the message is built with).
+#[derive(Debug)]
+struct Payload<'a>(&'a [DefaultNla]);
+
+impl GenlFamily for Payload<'_> {
     fn family_name() -> &'static str {
-        "mptcp_pm"
+        ""
     }
     fn command(&self) -> u8 {
-        self.cmd
+        0
     }
     fn version(&self) -> u8 {
-        mptcp_sys::MPTCP_PM_VER as u8
+        0
     }
 }
 
-impl Emitable for PmMessage {
+impl Emitable for Payload<'_> {
     fn buffer_len(&self) -> usize {
-        self.attrs.as_slice().buffer_len()
+        self.0.buffer_len()
     }
     fn emit(&self, buffer: &mut [u8]) {
-        self.attrs.as_slice().emit(buffer)
+        self.0.emit(buffer)
     }
 }
 
-impl ParseableParametrized<[u8], GenlHeader> for PmMessage {
-    fn parse_with_param(buf: &[u8], header: GenlHeader) -> std::result::Result<Self, DecodeError> {
-        Ok(PmMessage {
+// ---- replies ----------------------------------------------------------------------------
+
+/// The netlink messages of one datagram, in order: the single framing path of requests'
+/// replies and of events. A length that does not fit is an error, after which the
+/// iteration stops.
+pub(crate) fn messages(
+    data: &[u8],
+) -> impl Iterator<Item = std::result::Result<NetlinkBuffer<&[u8]>, DecodeError>> {
+    let mut off = 0;
+    std::iter::from_fn(move || {
+        let part = data.get(off..).filter(|p| !p.is_empty())?;
+        match NetlinkBuffer::new_checked(part) {
+            Ok(m) => {
+                let len = m.length() as usize;
+                off = off.saturating_add((len + 3) & !3);
+                Some(Ok(NetlinkBuffer::new(&part[..len])))
+            }
+            Err(e) => {
+                off = data.len();
+                Some(Err(e))
+            }
+        }
+    })
+}
+
+/// One Generic Netlink message: its command and its attributes (unparsed).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reply<'a> {
+    pub cmd: u8,
+    pub version: u8,
+    pub attrs: &'a [u8],
+}
+
+impl<'a> Reply<'a> {
+    /// The Generic Netlink message in a netlink message's payload.
+    pub fn parse(payload: &'a [u8]) -> std::result::Result<Reply<'a>, DecodeError> {
+        let header = GenlHeader::parse(payload)?;
+        Ok(Reply {
             cmd: header.cmd,
-            attrs: parse_attrs(buf)?,
+            version: header.version,
+            attrs: payload.get(GENL_HDRLEN..).unwrap_or(&[]),
         })
     }
+
+    /// The attributes, borrowed.
+    pub fn nlas(&self) -> impl Iterator<Item = std::result::Result<Nla<'a>, DecodeError>> {
+        nlas(self.attrs)
+    }
 }
 
-/// The family's id and its multicast groups, from the Generic Netlink controller.
-#[derive(Debug, Clone)]
-pub(crate) struct Family {
-    pub id: u16,
-    pub groups: Vec<(String, u32)>,
-    /// The commands the kernel's family offers (its op list); empty when the
-    /// controller did not send one.
-    pub ops: Vec<u32>,
-}
-
-/// A Generic Netlink socket talking to the kernel.
+/// What one received message means for the request waiting for it.
 #[derive(Debug)]
-pub(crate) struct Conn {
-    pub sock: Socket,
-    seq: u32,
+pub(crate) enum Step<'a> {
+    /// A reply message.
+    Reply(Reply<'a>),
+    /// The request is complete (its ACK, or the dump's DONE).
+    Done,
+    /// Nothing for the request (a dump's ACK, a NOOP).
+    Skip,
+}
+
+/// Interprets one message received for `req`.
+pub(crate) fn step<'a>(req: &Request, m: &NetlinkBuffer<&'a [u8]>) -> Result<Step<'a>> {
+    let payload: &'a [u8] = m.payload();
+    match m.message_type() {
+        NLMSG_NOOP => Ok(Step::Skip),
+        // A dump that failed ends with DONE carrying the error (and its extended-ack
+        // attributes right after the code).
+        NLMSG_DONE => {
+            let done = DoneBuffer::new_checked(payload).map_err(decode_err)?;
+            match done.code() {
+                code if code < 0 => {
+                    let text = ext_ack_text(done.extended_ack());
+                    Err(netlink_error(req.op, -code, text))
+                }
+                _ => Ok(Step::Done),
+            }
+        }
+        NLMSG_ERROR => {
+            let err = ErrorBuffer::new_checked(payload).map_err(decode_err)?;
+            match err.code() {
+                None if req.dump => Ok(Step::Skip),
+                None => Ok(Step::Done),
+                Some(code) => {
+                    let text = ext_ack_message(m.flags(), err.payload());
+                    Err(netlink_error(req.op, -code.get(), text))
+                }
+            }
+        }
+        _ => Reply::parse(payload).map(Step::Reply).map_err(decode_err),
+    }
 }
 
 fn decode_err(e: DecodeError) -> Error {
     Error::decode("netlink message", e.to_string())
-}
-
-impl Conn {
-    pub fn open() -> Result<Conn> {
-        let mut sock =
-            Socket::new(NETLINK_GENERIC).map_err(|e| Error::os("socket(NETLINK_GENERIC)", e))?;
-        sock.bind_auto()
-            .map_err(|e| Error::os("bind netlink socket", e))?;
-        sock.connect(&SocketAddr::new(0, 0))
-            .map_err(|e| Error::os("connect netlink socket", e))?;
-        // Best effort: older kernels lack these and then send plain errors.
-        let _ = sock.set_ext_ack(true);
-        let _ = sock.set_cap_ack(true);
-        Ok(Conn { sock, seq: 0 })
-    }
-
-    /// Sends one request and collects the replies until the ACK (or DONE for dumps).
-    pub fn transact<F>(
-        &mut self,
-        op: &'static str,
-        mut msg: GenlMessage<F>,
-        dump: bool,
-    ) -> Result<Vec<F>>
-    where
-        F: GenlFamily + Emitable + ParseableParametrized<[u8], GenlHeader> + Debug,
-        GenlMessage<F>: NetlinkSerializable + NetlinkDeserializable,
-    {
-        msg.finalize();
-        self.seq = self.seq.wrapping_add(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_ACK | if dump { NLM_F_DUMP } else { 0 };
-        header.sequence_number = self.seq;
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::from(msg));
-        nl.finalize();
-        let mut buf = vec![0u8; nl.buffer_len()];
-        nl.serialize(&mut buf);
-        self.sock.send(&buf, 0).map_err(|e| Error::os(op, e))?;
-        let mut out = Vec::new();
-        loop {
-            let (data, _) = self.sock.recv_from_full().map_err(|e| Error::os(op, e))?;
-            let mut off = 0;
-            while off < data.len() {
-                let part = &data[off..];
-                let nl =
-                    netlink_packet_core::NetlinkBuffer::new_checked(part).map_err(decode_err)?;
-                let len = nl.length() as usize;
-                if len == 0 || len > part.len() {
-                    return Err(decode_err(DecodeError::from("bad netlink message length")));
-                }
-                let m = NetlinkMessage::<GenlMessage<F>>::deserialize(&part[..len])
-                    .map_err(decode_err)?;
-                off += (len + 3) & !3;
-                if m.header.sequence_number != self.seq {
-                    continue;
-                }
-                match m.payload {
-                    NetlinkPayload::InnerMessage(g) => out.push(g.payload),
-                    // A dump that failed ends with DONE carrying the error (and its
-                    // extended-ack attributes right after the code).
-                    NetlinkPayload::Done(d) if d.code < 0 => {
-                        let text = parse_attrs(&d.extended_ack).ok().and_then(|attrs| {
-                            attrs
-                                .iter()
-                                .find(|a| a.id() == u32::from(NLMSGERR_ATTR_MSG))
-                                .map(|a| {
-                                    String::from_utf8_lossy(&a.value)
-                                        .trim_end_matches('\0')
-                                        .to_string()
-                                })
-                        });
-                        return Err(netlink_error(op, -d.code, text));
-                    }
-                    NetlinkPayload::Done(_) => return Ok(out),
-                    NetlinkPayload::Error(e) => match e.code {
-                        None if !dump => return Ok(out),
-                        None => {}
-                        Some(code) => {
-                            let text = ext_ack_message(m.header.flags, &e.header);
-                            return Err(netlink_error(op, -code.get(), text));
-                        }
-                    },
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    /// Resolves a Generic Netlink family by name.
-    pub fn family(&mut self, name: &str) -> Result<Family> {
-        let msg = GenlMessage::from_payload(GenlCtrl {
-            cmd: GenlCtrlCmd::GetFamily,
-            nlas: vec![GenlCtrlAttrs::FamilyName(name.to_string())],
-        });
-        let replies = match self.transact("resolve Generic Netlink family", msg, false) {
-            Err(e) if e.errno() == Some(libc::ENOENT) => {
-                return Err(Error::Unsupported {
-                    feature: "the mptcp_pm Generic Netlink family (no MPTCP in this kernel)",
-                    since: Some("5.7"),
-                })
-            }
-            r => r?,
-        };
-        let mut fam = Family {
-            id: 0,
-            groups: Vec::new(),
-            ops: Vec::new(),
-        };
-        for r in replies {
-            for nla in r.nlas {
-                match nla {
-                    GenlCtrlAttrs::FamilyId(id) => fam.id = id,
-                    GenlCtrlAttrs::Ops(ops) => {
-                        fam.ops.extend(ops.iter().flatten().filter_map(|a| match a {
-                            OpAttrs::Id(id) => Some(*id),
-                            _ => None,
-                        }))
-                    }
-                    GenlCtrlAttrs::McastGroups(groups) => {
-                        for g in groups {
-                            let mut gname = None;
-                            let mut gid = None;
-                            for a in g {
-                                match a {
-                                    McastGrpAttrs::Name(n) => gname = Some(n),
-                                    McastGrpAttrs::Id(i) => gid = Some(i),
-                                }
-                            }
-                            if let (Some(n), Some(i)) = (gname, gid) {
-                                fam.groups.push((n, i));
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if fam.id == 0 {
-            return Err(decode_err(DecodeError::from(
-                "the controller returned no family id",
-            )));
-        }
-        Ok(fam)
-    }
 }
 
 /// The extended-ack message (`NLMSGERR_ATTR_MSG`) of an error, if the kernel sent one.
@@ -323,11 +304,14 @@ pub(crate) fn ext_ack_message(flags: u16, payload: &[u8]) -> Option<String> {
         let len = u32::from_ne_bytes(payload.get(..4)?.try_into().ok()?) as usize;
         (len + 3) & !3
     };
-    let attrs = parse_attrs(payload.get(orig_len..)?).ok()?;
-    let msg = attrs
-        .iter()
-        .find(|a| a.id() == u32::from(NLMSGERR_ATTR_MSG))?;
-    let text = String::from_utf8_lossy(&msg.value);
+    ext_ack_text(payload.get(orig_len..)?)
+}
+
+fn ext_ack_text(tlvs: &[u8]) -> Option<String> {
+    let msg = nlas(tlvs)
+        .map_while(|a| a.ok())
+        .find(|a| a.kind == NLMSGERR_ATTR_MSG)?;
+    let text = String::from_utf8_lossy(msg.value);
     Some(text.trim_end_matches('\0').to_string())
 }
 
@@ -339,5 +323,169 @@ fn netlink_error(op: &'static str, errno: i32, message: Option<String>) -> Error
         op,
         source: io::Error::from_raw_os_error(errno),
         message,
+    }
+}
+
+// ---- sockets ----------------------------------------------------------------------------
+
+/// A Generic Netlink socket, bound and connected to the kernel, with extended acks asked
+/// for (best effort: older kernels lack them and then send plain errors).
+pub(crate) fn open_socket() -> Result<Socket> {
+    let mut sock =
+        Socket::new(NETLINK_GENERIC).map_err(|e| Error::os("socket(NETLINK_GENERIC)", e))?;
+    sock.bind_auto()
+        .map_err(|e| Error::os("bind netlink socket", e))?;
+    sock.connect(&SocketAddr::new(0, 0))
+        .map_err(|e| Error::os("connect netlink socket", e))?;
+    let _ = sock.set_ext_ack(true);
+    let _ = sock.set_cap_ack(true);
+    Ok(sock)
+}
+
+/// Receives one datagram into `buf` (cleared first; its capacity is kept between calls)
+/// with a single `recv`. A datagram larger than the buffer is an error (`MSG_TRUNC` tells
+/// its real length), never a silently cut one.
+pub(crate) fn recv(sock: &Socket, buf: &mut Vec<u8>) -> io::Result<usize> {
+    buf.clear();
+    if buf.capacity() < RECV_BUF {
+        buf.reserve(RECV_BUF);
+    }
+    let cap = buf.capacity();
+    let n = sock.recv(buf, libc::MSG_TRUNC)?;
+    if n > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a netlink datagram of {n} bytes does not fit the {cap}-byte buffer"),
+        ));
+    }
+    Ok(n)
+}
+
+/// The family's id and its multicast groups, from the Generic Netlink controller.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Family {
+    pub id: u16,
+    pub groups: Vec<(String, u32)>,
+    /// The commands the kernel's family offers (its op list); empty when the
+    /// controller did not send one.
+    pub ops: Vec<u32>,
+}
+
+impl Family {
+    /// The request that resolves `name`.
+    pub fn request(name: &str) -> (Request, u16) {
+        (Request::get_family(name), GENL_ID_CTRL)
+    }
+
+    /// Reads one reply of the controller.
+    pub fn add_reply(&mut self, r: Reply<'_>) -> Result<()> {
+        let ctrl = GenlCtrl::parse_with_param(
+            r.attrs,
+            GenlHeader {
+                cmd: r.cmd,
+                version: r.version,
+            },
+        )
+        .map_err(decode_err)?;
+        for nla in ctrl.nlas {
+            match nla {
+                GenlCtrlAttrs::FamilyId(id) => self.id = id,
+                GenlCtrlAttrs::Ops(ops) => {
+                    self.ops
+                        .extend(ops.iter().flatten().filter_map(|a| match a {
+                            OpAttrs::Id(id) => Some(*id),
+                            _ => None,
+                        }))
+                }
+                GenlCtrlAttrs::McastGroups(groups) => {
+                    for g in groups {
+                        let mut gname = None;
+                        let mut gid = None;
+                        for a in g {
+                            match a {
+                                McastGrpAttrs::Name(n) => gname = Some(n),
+                                McastGrpAttrs::Id(i) => gid = Some(i),
+                            }
+                        }
+                        if let (Some(n), Some(i)) = (gname, gid) {
+                            self.groups.push((n, i));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the lookup's outcome: a missing family is [`Error::Unsupported`].
+    pub fn finish(self, outcome: Result<()>) -> Result<Family> {
+        match outcome {
+            Err(e) if e.errno() == Some(libc::ENOENT) => Err(Error::Unsupported {
+                feature: "the mptcp_pm Generic Netlink family (no MPTCP in this kernel)",
+                since: Some("5.7"),
+            }),
+            Err(e) => Err(e),
+            Ok(()) if self.id == 0 => Err(decode_err(DecodeError::from(
+                "the controller returned no family id",
+            ))),
+            Ok(()) => Ok(self),
+        }
+    }
+}
+
+/// A blocking Generic Netlink client: one request at a time, replies read in place from
+/// one reused buffer.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub sock: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub fn open() -> Result<Conn> {
+        Ok(Conn {
+            sock: open_socket()?,
+            seq: 0,
+            buf: Vec::with_capacity(RECV_BUF),
+        })
+    }
+
+    /// Sends `req` to `family` and hands each reply to `each`, until the ACK (or DONE
+    /// for dumps): one `send`, then one `recv` per datagram.
+    pub fn transact(
+        &mut self,
+        family: u16,
+        req: &Request,
+        mut each: impl FnMut(Reply<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        self.sock
+            .send(&req.serialize(family, seq), 0)
+            .map_err(|e| Error::os(req.op, e))?;
+        loop {
+            recv(&self.sock, &mut self.buf).map_err(|e| Error::os(req.op, e))?;
+            for m in messages(&self.buf) {
+                let m = m.map_err(decode_err)?;
+                if m.sequence_number() != seq {
+                    continue;
+                }
+                match step(req, &m)? {
+                    Step::Reply(r) => each(r)?,
+                    Step::Done => return Ok(()),
+                    Step::Skip => {}
+                }
+            }
+        }
+    }
+
+    /// Resolves a Generic Netlink family by name.
+    pub fn family(&mut self, name: &str) -> Result<Family> {
+        let (req, ctrl) = Family::request(name);
+        let mut fam = Family::default();
+        let outcome = self.transact(ctrl, &req, |r| fam.add_reply(r));
+        fam.finish(outcome)
     }
 }

@@ -1,7 +1,7 @@
 //! The go-mptcp-api seed's six subflow operations on upstream kernels, built on the
 //! socket's subflow list and the userspace path manager.
 
-use super::{Event, EventItem, PathManager, SubflowEvent};
+use super::{Endpoint, Event, EventItem, PathManager, SubflowEvent};
 use crate::error::{Error, Result};
 use crate::sys;
 use crate::{SubflowTuple, Token};
@@ -35,23 +35,66 @@ const TCP_ESTABLISHED: u8 = 1;
 /// h.close_subflow(id, std::net::Shutdown::Both)?;
 /// # Ok::<(), mptcp::Error>(())
 /// ```
+///
+/// The async form (feature `tokio`) is [`AsyncSubflowHandle`]: the same operations, with
+/// the path-manager requests and the wait for the subflow's event as futures.
 #[derive(Debug)]
-pub struct SubflowHandle<S: AsFd> {
+pub struct SubflowHandle<S: AsFd, P = PathManager> {
     socket: S,
-    pm: PathManager,
+    pm: P,
     token: Token,
     backups: HashMap<u32, bool>,
     next_local_id: u8,
 }
 
+/// [`SubflowHandle`] for async code (feature `tokio`), on an
+/// [`AsyncPathManager`](super::AsyncPathManager).
+///
+/// ```no_run
+/// # async fn f(stream: tokio::net::TcpStream) -> mptcp::Result<()> {
+/// use std::time::Duration;
+/// let mut h = mptcp::pm::AsyncSubflowHandle::new_async(&stream).await?;
+/// let id = h
+///     .open_subflow(
+///         "198.51.100.1:0".parse().expect("address"),
+///         "198.51.100.2:8080".parse().expect("address"),
+///         Duration::from_secs(5),
+///     )
+///     .await?;
+/// h.set_subflow_backup(id, true).await?;
+/// h.close_subflow(id, std::net::Shutdown::Both).await?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "tokio")]
+pub type AsyncSubflowHandle<S> = SubflowHandle<S, super::AsyncPathManager>;
+
 impl<S: AsFd> SubflowHandle<S> {
     /// Wraps a connected MPTCP socket (reads its token; opens a path-manager client in
     /// the calling thread's network namespace).
     pub fn new(socket: S) -> Result<Self> {
+        SubflowHandle::with_path_manager(socket, PathManager::new()?)
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<S: AsFd> SubflowHandle<S, super::AsyncPathManager> {
+    /// Wraps a connected MPTCP socket for async code (reads its token; opens an async
+    /// path-manager client in the calling thread's network namespace).
+    pub async fn new_async(socket: S) -> Result<Self> {
+        let pm = super::AsyncPathManager::new().await?;
+        SubflowHandle::with_path_manager(socket, pm)
+    }
+}
+
+impl<S: AsFd, P> SubflowHandle<S, P> {
+    /// Wraps a connected MPTCP socket with a path-manager client of your own (a
+    /// [`PathManager`], or an [`AsyncPathManager`](super::AsyncPathManager) shared with
+    /// other tasks).
+    pub fn with_path_manager(socket: S, pm: P) -> Result<Self> {
         let token = crate::token(&socket)?;
         Ok(SubflowHandle {
             socket,
-            pm: PathManager::new()?,
+            pm,
             token,
             backups: HashMap::new(),
             next_local_id: 100,
@@ -69,7 +112,7 @@ impl<S: AsFd> SubflowHandle<S> {
     }
 
     /// The path-manager client, for the other commands.
-    pub fn path_manager(&mut self) -> &mut PathManager {
+    pub fn path_manager(&mut self) -> &mut P {
         &mut self.pm
     }
 
@@ -106,25 +149,15 @@ impl<S: AsFd> SubflowHandle<S> {
             .ok_or(Error::NoSuchSubflow(id))
     }
 
-    /// Opens a subflow from `local` (port 0: any) to `remote` and returns its id once the
-    /// kernel reports it established (its `SUB_ESTABLISHED` event; a `SUB_CLOSED` event
-    /// gives the subflow's error), or [`Error::TimedOut`]. The connection must be fully established
-    /// (MPTCP gets there once data has been acknowledged); before that the kernel answers
-    /// `ENOTCONN`.
-    #[doc(alias = "OpenSub")]
-    pub fn open_subflow(
-        &mut self,
-        local: SocketAddr,
-        remote: SocketAddr,
-        timeout: Duration,
-    ) -> Result<u32> {
-        let before: Vec<u32> = self.subflow_ids()?;
-        let announced = match self.pm.announced(self.token) {
+    /// The address id to open a subflow from `local` with: the one it was announced
+    /// with, else a fresh one.
+    fn local_id_for(&mut self, local: SocketAddr, announced: Result<Vec<Endpoint>>) -> Result<u8> {
+        let announced = match announced {
             // Older kernels cannot list them: choose a fresh id below.
             Err(Error::Unsupported { .. }) => Vec::new(),
-            r => r.map_err(userspace_needed)?,
+            r => r?,
         };
-        let local_id = match announced.iter().find(|e| e.addr == local.ip()) {
+        Ok(match announced.iter().find(|e| e.addr == local.ip()) {
             Some(e) => e.id,
             None => {
                 let used = announced.iter().map(|e| e.id).max().unwrap_or(0);
@@ -132,58 +165,48 @@ impl<S: AsFd> SubflowHandle<S> {
                 self.next_local_id = id.saturating_add(1);
                 id
             }
-        };
-        // Subscribe first, so the subflow's event cannot be missed.
-        let mut events = self.pm.events()?;
-        self.pm
-            .subflow_create(self.token, local_id, local, remote)
-            .map_err(userspace_needed)?;
-        let end = Instant::now() + timeout;
+        })
+    }
+
+    /// What one item of the event stream means for the subflow being opened: its id,
+    /// its error, or nothing yet.
+    fn opened(
+        &self,
+        item: Result<EventItem>,
+        before: &[u32],
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Option<Result<u32>> {
         let ours = |sf: &SubflowEvent| {
             sf.token == self.token
                 && sf.local.ip() == local.ip()
                 && (local.port() == 0 || sf.local.port() == local.port())
                 && sf.remote == remote
         };
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Error::TimedOut("open subflow"));
-            }
-            events.set_timeout(Some(left))?;
-            let event = match events.next() {
-                Some(Ok(EventItem::Event(e))) => e,
-                // Lost events or an undecodable one: ours may be among them; the
-                // subflow list below still tells.
-                Some(Ok(_)) | Some(Err(Error::Decode { .. })) => {
-                    if let Some(id) = self.find_new(&before, local, remote)? {
-                        return Ok(id);
-                    }
-                    continue;
-                }
-                Some(Err(Error::TimedOut(_))) | None => {
-                    return Err(Error::TimedOut("open subflow"))
-                }
-                Some(Err(e)) => return Err(e),
-            };
-            match &event {
-                Event::SubEstablished(sf) if ours(sf) => {
-                    return self.find_new(&before, local, remote)?.ok_or_else(|| {
+        match item {
+            Ok(EventItem::Event(Event::SubEstablished(sf))) if ours(&sf) => {
+                Some(self.find_new(before, local, remote).and_then(|id| {
+                    id.ok_or_else(|| {
                         Error::decode(
                             "subflows",
                             "the kernel reported the subflow established but does not list it",
                         )
-                    });
-                }
-                Event::SubClosed(sf) if ours(sf) => {
-                    let errno = sf.error.map_or(libc::ECONNABORTED, i32::from);
-                    return Err(Error::os(
-                        "open subflow",
-                        std::io::Error::from_raw_os_error(errno),
-                    ));
-                }
-                _ => {}
+                    })
+                }))
             }
+            Ok(EventItem::Event(Event::SubClosed(sf))) if ours(&sf) => {
+                let errno = sf.error.map_or(libc::ECONNABORTED, i32::from);
+                Some(Err(Error::os(
+                    "open subflow",
+                    std::io::Error::from_raw_os_error(errno),
+                )))
+            }
+            Ok(EventItem::Event(_)) => None,
+            // Lost events or an undecodable one: ours may be among them; the subflow
+            // list still tells.
+            Ok(_) | Err(Error::Decode { .. }) => self.find_new(before, local, remote).transpose(),
+            Err(Error::TimedOut(_)) => Some(Err(Error::TimedOut("open subflow"))),
+            Err(e) => Some(Err(e)),
         }
     }
 
@@ -206,11 +229,8 @@ impl<S: AsFd> SubflowHandle<S> {
             .and_then(|s| s.id))
     }
 
-    /// Closes a subflow. Upstream can only close a subflow entirely (the path manager's
-    /// SUBFLOW_DESTROY: FIN, then RST if needed), so `how` must be `Shutdown::Both`;
-    /// `Read`/`Write` (the seed's half-closes) give [`Error::Unsupported`].
-    #[doc(alias = "CloseSub")]
-    pub fn close_subflow(&mut self, id: u32, how: Shutdown) -> Result<()> {
+    /// The subflow `close_subflow` closes, after checking `how`.
+    fn closing(&self, id: u32, how: Shutdown) -> Result<SubflowTuple> {
         if how != Shutdown::Both {
             return Err(Error::Unsupported {
                 feature: "half-closing one subflow (upstream MPTCP closes a subflow \
@@ -218,12 +238,7 @@ impl<S: AsFd> SubflowHandle<S> {
                 since: None,
             });
         }
-        let t = self.subflow(id)?;
-        self.pm
-            .subflow_destroy(self.token, t.local, t.remote)
-            .map_err(userspace_needed)?;
-        self.backups.remove(&id);
-        Ok(())
+        self.subflow(id)
     }
 
     /// Reads an integer socket option "of a subflow". Upstream has no per-subflow
@@ -255,6 +270,54 @@ impl<S: AsFd> SubflowHandle<S> {
         sys::setsockopt_int(self.socket.as_fd(), level, name, value)
             .map_err(|e| Error::os("setsockopt", e))
     }
+}
+
+impl<S: AsFd> SubflowHandle<S> {
+    /// Opens a subflow from `local` (port 0: any) to `remote` and returns its id once the
+    /// kernel reports it established (its `SUB_ESTABLISHED` event; a `SUB_CLOSED` event
+    /// gives the subflow's error), or [`Error::TimedOut`]. The connection must be fully
+    /// established (MPTCP gets there once data has been acknowledged); before that the
+    /// kernel answers `ENOTCONN`.
+    #[doc(alias = "OpenSub")]
+    pub fn open_subflow(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        timeout: Duration,
+    ) -> Result<u32> {
+        let before: Vec<u32> = self.subflow_ids()?;
+        let announced = self.pm.announced_addresses(self.token);
+        let local_id = self.local_id_for(local, announced)?;
+        // Subscribe first, so the subflow's event cannot be missed.
+        let mut events = self.pm.events()?;
+        self.pm
+            .create_subflow(self.token, local_id, local, remote)?;
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::TimedOut("open subflow"));
+            }
+            events.set_timeout(Some(left))?;
+            let item = events
+                .next()
+                .unwrap_or(Err(Error::TimedOut("open subflow")));
+            if let Some(result) = self.opened(item, &before, local, remote) {
+                return result;
+            }
+        }
+    }
+
+    /// Closes a subflow. Upstream can only close a subflow entirely (the path manager's
+    /// SUBFLOW_DESTROY: FIN, then RST if needed), so `how` must be `Shutdown::Both`;
+    /// `Read`/`Write` (the seed's half-closes) give [`Error::Unsupported`].
+    #[doc(alias = "CloseSub")]
+    pub fn close_subflow(&mut self, id: u32, how: Shutdown) -> Result<()> {
+        let t = self.closing(id, how)?;
+        self.pm.destroy_subflow(self.token, t.local, t.remote)?;
+        self.backups.remove(&id);
+        Ok(())
+    }
 
     /// Sets or clears backup (low) priority on a subflow; the kernel tells the peer with
     /// MP_PRIO.
@@ -262,24 +325,63 @@ impl<S: AsFd> SubflowHandle<S> {
     pub fn set_subflow_backup(&mut self, id: u32, backup: bool) -> Result<()> {
         let t = self.subflow(id)?;
         self.pm
-            .set_backup(self.token, t.local, t.remote, backup)
-            .map_err(userspace_needed)?;
+            .set_subflow_backup(self.token, t.local, t.remote, backup)?;
         self.backups.insert(id, backup);
         Ok(())
     }
 }
 
-/// The kernel refuses per-connection commands under the in-kernel path manager; say why.
-fn userspace_needed(e: Error) -> Error {
-    match &e {
-        Error::Netlink {
-            op,
-            message: Some(m),
-            source,
-        } if m.contains("userspace") => Error::NeedsUserspacePm {
-            op,
-            errno: source.raw_os_error().unwrap_or(libc::EINVAL),
-        },
-        _ => e,
+#[cfg(feature = "tokio")]
+impl<S: AsFd> SubflowHandle<S, super::AsyncPathManager> {
+    /// [`SubflowHandle::open_subflow`], waiting for the subflow's event on tokio.
+    #[doc(alias = "OpenSub")]
+    pub async fn open_subflow(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        timeout: Duration,
+    ) -> Result<u32> {
+        use futures_core::Stream;
+        let before: Vec<u32> = self.subflow_ids()?;
+        let announced = self.pm.announced_addresses(self.token).await;
+        let local_id = self.local_id_for(local, announced)?;
+        let mut events = self.pm.events()?.into_stream()?;
+        self.pm
+            .create_subflow(self.token, local_id, local, remote)
+            .await?;
+        let wait = async {
+            loop {
+                let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut events).poll_next(cx));
+                let item = next.await.unwrap_or(Err(Error::TimedOut("open subflow")));
+                if let Some(result) = self.opened(item, &before, local, remote) {
+                    return result;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or(Err(Error::TimedOut("open subflow")))
+    }
+
+    /// [`SubflowHandle::close_subflow`].
+    #[doc(alias = "CloseSub")]
+    pub async fn close_subflow(&mut self, id: u32, how: Shutdown) -> Result<()> {
+        let t = self.closing(id, how)?;
+        self.pm
+            .destroy_subflow(self.token, t.local, t.remote)
+            .await?;
+        self.backups.remove(&id);
+        Ok(())
+    }
+
+    /// [`SubflowHandle::set_subflow_backup`].
+    #[doc(alias = "Prio")]
+    pub async fn set_subflow_backup(&mut self, id: u32, backup: bool) -> Result<()> {
+        let t = self.subflow(id)?;
+        self.pm
+            .set_subflow_backup(self.token, t.local, t.remote, backup)
+            .await?;
+        self.backups.insert(id, backup);
+        Ok(())
     }
 }

@@ -2,9 +2,10 @@
 //! error items, never a panic; endpoints round-trip through their attributes.
 
 use super::event::decode_datagram;
-use super::netlink::{ext_ack_message, parse_attrs, Attr};
+use super::netlink::{ext_ack_message, messages, nla_nested, nlas, Reply};
 use super::{Endpoint, EndpointFlags};
 use mptcp_sys as sys;
+use netlink_packet_core::Emitable;
 use proptest::prelude::*;
 use std::net::IpAddr;
 
@@ -13,7 +14,8 @@ proptest! {
 
     #[test]
     fn datagrams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let items = decode_datagram(&bytes);
+        let mut items = std::collections::VecDeque::new();
+        decode_datagram(&bytes, &mut items);
         // Something is reported for every non-empty datagram.
         prop_assert_eq!(items.is_empty(), bytes.is_empty());
     }
@@ -31,7 +33,8 @@ proptest! {
         m.extend([0u8; 10]);
         m.extend([cmd, 1, 0, 0]);
         m.extend(&attrs);
-        let items = decode_datagram(&m);
+        let mut items = std::collections::VecDeque::new();
+        decode_datagram(&m, &mut items);
         prop_assert_eq!(items.len(), 1);
     }
 
@@ -40,9 +43,11 @@ proptest! {
         flags in any::<u16>(),
         bytes in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
-        let _ = parse_attrs(&bytes);
+        let _ = nlas(&bytes).count();
         let _ = ext_ack_message(flags, &bytes);
-        let _ = Endpoint::decode(&Attr { kind: sys::MPTCP_PM_ATTR_ADDR as u16, value: bytes });
+        let _ = Endpoint::decode(&bytes);
+        let _ = messages(&bytes).count();
+        let _ = Reply::parse(&bytes).map(|r| r.nlas().count());
     }
 
     /// An endpoint's attributes, as the kernel echoes them, decode to the same endpoint.
@@ -63,7 +68,10 @@ proptest! {
         let mut ep = Endpoint::new(addr, EndpointFlags::from_bits_retain(flags)).with_id(id);
         ep.port = port;
         ep.ifindex = ifindex;
-        let nested = Attr::nested(sys::MPTCP_PM_ATTR_ADDR, &ep.attrs());
-        prop_assert_eq!(Endpoint::decode(&nested).expect("decode"), ep);
+        let nested = nla_nested(sys::MPTCP_PM_ATTR_ADDR, &ep.attrs());
+        let mut bytes = vec![0u8; nested.buffer_len()];
+        nested.emit(&mut bytes);
+        let value = nlas(&bytes).next().expect("one attribute").expect("well formed").value;
+        prop_assert_eq!(Endpoint::decode(value).expect("decode"), ep);
     }
 }
