@@ -428,22 +428,74 @@ fn tcp(domain: Domain) -> Result<Socket> {
         .map_err(|e| Error::os("socket", e))
 }
 
-pub(crate) fn no_address() -> Error {
+fn no_address() -> Error {
     Error::os(
         "resolve",
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "no addresses to try"),
     )
 }
 
-fn resolve(addr: impl ToSocketAddrs) -> Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = addr
-        .to_socket_addrs()
-        .map_err(|e| Error::os("resolve", e))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(no_address());
+/// The addresses of one `connect` or `listen` (std and tokio), tried in order: the first
+/// success wins, else the last failure is reported, else (none resolved) [`no_address`].
+struct Attempts<I> {
+    addrs: I,
+    last: Option<Error>,
+}
+
+impl<I: Iterator<Item = SocketAddr>> Attempts<I> {
+    /// From a resolver's answer; its error is reported as `resolve`.
+    fn new(resolved: std::io::Result<I>) -> Result<Self> {
+        Ok(Attempts {
+            addrs: resolved.map_err(|e| Error::os("resolve", e))?,
+            last: None,
+        })
     }
-    Ok(addrs)
+
+    /// The next address to try, or the error to report when none is left.
+    fn next(&mut self) -> Result<SocketAddr> {
+        match self.addrs.next() {
+            Some(a) => Ok(a),
+            None => Err(self.last.take().unwrap_or_else(no_address)),
+        }
+    }
+}
+
+/// Runs `attempt` on each resolved address by the rule of [`Attempts`]. `attempt`
+/// answers `Ok(Err(_))` to go on with the next address, `Err(_)` to stop at once (the
+/// socket could not be created, say).
+pub(crate) fn each_addr<I, T>(
+    resolved: std::io::Result<I>,
+    mut attempt: impl FnMut(SocketAddr) -> Result<Result<T>>,
+) -> Result<T>
+where
+    I: Iterator<Item = SocketAddr>,
+{
+    let mut tries = Attempts::new(resolved)?;
+    loop {
+        match attempt(tries.next()?)? {
+            Ok(v) => return Ok(v),
+            Err(e) => tries.last = Some(e),
+        }
+    }
+}
+
+/// [`each_addr`] for an async `attempt`.
+#[cfg(feature = "tokio")]
+pub(crate) async fn each_addr_async<I, T, F>(
+    resolved: std::io::Result<I>,
+    mut attempt: impl FnMut(SocketAddr) -> F,
+) -> Result<T>
+where
+    I: Iterator<Item = SocketAddr>,
+    F: std::future::Future<Output = Result<Result<T>>>,
+{
+    let mut tries = Attempts::new(resolved)?;
+    loop {
+        match attempt(tries.next()?).await? {
+            Ok(v) => return Ok(v),
+            Err(e) => tries.last = Some(e),
+        }
+    }
 }
 
 /// Connects over MPTCP, falling back to TCP only when this machine cannot create MPTCP
@@ -470,14 +522,9 @@ pub fn connect(addr: impl ToSocketAddrs) -> Result<TcpStream> {
 
 /// [`connect`] with an explicit [`Mode`].
 pub fn connect_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpStream> {
-    let mut last = None;
-    for a in resolve(addr)? {
-        match MptcpSocket::for_addr(&a, mode)?.connect(&a) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(no_address))
+    each_addr(addr.to_socket_addrs(), |a| {
+        Ok(MptcpSocket::for_addr(&a, mode)?.connect(&a))
+    })
 }
 
 /// Listens on an MPTCP socket (backlog 1024; [`Mode::Prefer`]). The listener accepts
@@ -501,20 +548,97 @@ pub fn listen(addr: impl ToSocketAddrs) -> Result<TcpListener> {
 
 /// [`listen`] with an explicit [`Mode`]; binds with `SO_REUSEADDR` like std.
 pub fn listen_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpListener> {
-    let mut last = None;
-    for a in resolve(addr)? {
+    let bound = each_addr(addr.to_socket_addrs(), |a| {
         let s = MptcpSocket::for_addr(&a, mode)?;
         s.socket
             .set_reuse_address(true)
             .map_err(|e| Error::os("setsockopt(SO_REUSEADDR)", e))?;
-        match s.bind(&a) {
-            Ok(()) => return s.listen(1024),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(no_address))
+        Ok(s.bind(&a).map(|()| s))
+    })?;
+    bound.listen(1024)
 }
 
 // The portable constant is the kernel's.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const _: () = assert!(IPPROTO_MPTCP == mptcp_sys::IPPROTO_MPTCP as i32);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn addrs(n: u16) -> io::Result<std::vec::IntoIter<SocketAddr>> {
+        let v: Vec<SocketAddr> = (1..=n).map(|p| ([127, 0, 0, 1], p).into()).collect();
+        Ok(v.into_iter())
+    }
+
+    /// The op and message of an `Error::Os`.
+    fn os_of(e: &Error) -> (&'static str, String) {
+        match e {
+            Error::Os { op, source } => (op, source.to_string()),
+            other => panic!("not an OS error: {other:?}"),
+        }
+    }
+
+    fn fail(a: SocketAddr) -> Error {
+        Error::os("connect", io::Error::other(a.port().to_string()))
+    }
+
+    #[test]
+    fn first_success_after_failures() {
+        let mut tried = Vec::new();
+        let got = each_addr(addrs(3), |a| {
+            tried.push(a.port());
+            Ok(if a.port() < 2 { Err(fail(a)) } else { Ok(a) })
+        });
+        assert_eq!(got.map(|a| a.port()).ok(), Some(2));
+        assert_eq!(tried, [1, 2]);
+    }
+
+    #[test]
+    fn last_failure_is_reported() {
+        let got = each_addr(addrs(3), |a| Ok::<Result<()>, _>(Err(fail(a))));
+        let e = got.expect_err("every address fails");
+        assert_eq!(os_of(&e), ("connect", "3".into()));
+    }
+
+    #[test]
+    fn hard_error_stops_at_once() {
+        let mut tried = 0;
+        let got = each_addr(addrs(3), |a| -> Result<Result<()>> {
+            tried += 1;
+            Err(fail(a))
+        });
+        assert_eq!(os_of(&got.expect_err("stops")), ("connect", "1".into()));
+        assert_eq!(tried, 1);
+    }
+
+    #[test]
+    fn no_address_and_resolve_errors() {
+        let e = each_addr(addrs(0), |_| Ok::<Result<()>, _>(Ok(()))).expect_err("nothing to try");
+        assert_eq!(os_of(&e), os_of(&no_address()));
+        let failed: io::Result<std::vec::IntoIter<SocketAddr>> = Err(io::Error::other("dns"));
+        let e = each_addr(failed, |_| Ok::<Result<()>, _>(Ok(()))).expect_err("resolution failed");
+        assert_eq!(os_of(&e), ("resolve", "dns".into()));
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn async_loop_has_the_same_rule() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let got = rt.block_on(each_addr_async(addrs(3), |a| async move {
+            Ok(if a.port() < 3 { Err(fail(a)) } else { Ok(a) })
+        }));
+        assert_eq!(got.map(|a| a.port()).ok(), Some(3));
+        let got = rt.block_on(each_addr_async(addrs(2), |a| async move {
+            Ok::<Result<()>, _>(Err(fail(a)))
+        }));
+        assert_eq!(os_of(&got.expect_err("both fail")), ("connect", "2".into()));
+        let got = rt.block_on(each_addr_async(addrs(0), |_| async {
+            Ok::<Result<()>, _>(Ok(()))
+        }));
+        assert_eq!(os_of(&got.expect_err("none")), os_of(&no_address()));
+    }
+}

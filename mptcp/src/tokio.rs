@@ -16,7 +16,7 @@
 //! ```
 
 use crate::error::{Error, Result, Unavailable};
-use crate::socket::{no_address, Mode};
+use crate::socket::{each_addr, each_addr_async, Mode};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -192,27 +192,12 @@ pub async fn connect(addr: impl ToSocketAddrs) -> Result<TcpStream> {
     connect_with(addr, Mode::Prefer).await
 }
 
-async fn resolve(addr: impl ToSocketAddrs) -> Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr)
-        .await
-        .map_err(|e| Error::os("resolve", e))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(no_address());
-    }
-    Ok(addrs)
-}
-
 /// [`connect`] with an explicit [`Mode`].
 pub async fn connect_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpStream> {
-    let mut last = None;
-    for a in resolve(addr).await? {
-        match MptcpSocket::for_addr(&a, mode)?.connect(a).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(no_address))
+    each_addr_async(tokio::net::lookup_host(addr).await, |a| async move {
+        Ok(MptcpSocket::for_addr(&a, mode)?.connect(a).await)
+    })
+    .await
 }
 
 /// Listens on an MPTCP socket ([`Mode::Prefer`], backlog 1024, `SO_REUSEADDR`).
@@ -222,15 +207,10 @@ pub async fn listen(addr: impl ToSocketAddrs) -> Result<TcpListener> {
 
 /// [`listen`] with an explicit [`Mode`].
 pub async fn listen_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpListener> {
-    let mut last = None;
-    for a in resolve(addr).await? {
+    let bound = each_addr(tokio::net::lookup_host(addr).await, |a| {
         let s = MptcpSocket::for_addr(&a, mode)?;
         s.set_reuseaddr(true)?;
-        if let Err(e) = s.bind(a) {
-            last = Some(e);
-            continue;
-        }
-        return s.listen(1024);
-    }
-    Err(last.unwrap_or_else(no_address))
+        Ok(s.bind(a).map(|()| s))
+    })?;
+    bound.listen(1024)
 }

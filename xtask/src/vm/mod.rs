@@ -17,6 +17,7 @@ pub use machine::TcgThreads;
 use crate::apt::{self, Suite};
 use crate::sys::{ensure_packages, ensure_qemu_packages, root, run as sh, target_dir};
 use anyhow::{bail, Context, Result};
+use cargo_metadata::Message;
 use machine::{Arch, X86_64};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -281,17 +282,20 @@ fn build_tests(arch: Arch) -> Result<Vec<(String, PathBuf)>> {
         bail!("building the static {} test binaries failed", arch.name);
     }
     let mut bins = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+    for msg in Message::parse_stream(out.stdout.as_slice()) {
+        let Message::CompilerArtifact(a) = msg.context("read cargo's JSON messages")? else {
             continue;
         };
-        if v["reason"] != "compiler-artifact" || v["profile"]["test"] != true {
+        if !a.profile.test {
             continue;
         }
-        if let Some(exe) = v["executable"].as_str() {
-            let kind = v["target"]["kind"][0].as_str().unwrap_or("test");
-            let name = v["target"]["name"].as_str().unwrap_or("test");
-            bins.push((format!("{name}-{kind}"), PathBuf::from(exe)));
+        if let Some(exe) = a.executable {
+            let kind = a
+                .target
+                .kind
+                .first()
+                .map_or("test".into(), |k| k.to_string());
+            bins.push((format!("{}-{kind}", a.target.name), exe.into_std_path_buf()));
         }
     }
     if bins.is_empty() {
