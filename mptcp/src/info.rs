@@ -164,23 +164,40 @@ versioned! {
     }
 }
 
-/// Reads `MPTCP_INFO` into a buffer; returns the bytes the kernel returned.
-pub(crate) fn raw_info(fd: std::os::fd::BorrowedFd<'_>) -> Result<Vec<u8>> {
-    read_info(fd, size_of::<mptcp_sys::mptcp_info>())
+/// `MPTCP_INFO` as the kernel returned it, in a stack buffer.
+pub(crate) struct RawInfo {
+    buf: [u8; size_of::<mptcp_sys::mptcp_info>()],
+    len: usize,
 }
 
-/// Reads the first `len` bytes of `MPTCP_INFO` (fewer if the kernel has fewer).
-fn read_info(fd: std::os::fd::BorrowedFd<'_>, len: usize) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; len];
+impl RawInfo {
+    /// The bytes the kernel returned.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Reads `MPTCP_INFO`.
+pub(crate) fn raw_info(fd: std::os::fd::BorrowedFd<'_>) -> Result<RawInfo> {
+    let mut raw = RawInfo {
+        buf: [0; size_of::<mptcp_sys::mptcp_info>()],
+        len: 0,
+    };
+    raw.len = read_info(fd, &mut raw.buf)?;
+    Ok(raw)
+}
+
+/// Reads the first `buf.len()` bytes of `MPTCP_INFO` (fewer if the kernel has fewer);
+/// returns how many the kernel wrote.
+fn read_info(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
     let len = sys::getsockopt_buf(
         fd,
         mptcp_sys::SOL_MPTCP as i32,
         mptcp_sys::MPTCP_INFO as i32,
-        &mut buf,
+        buf,
     )
     .map_err(|e| classify(fd, e, "getsockopt(MPTCP_INFO)", "MPTCP_INFO", Some("5.16")))?;
-    buf.truncate(len);
-    Ok(buf)
+    Ok(len.min(buf.len()))
 }
 
 /// The [`MptcpInfo`] of a connected MPTCP socket, borrowed.
@@ -204,7 +221,7 @@ fn read_info(fd: std::os::fd::BorrowedFd<'_>, len: usize) -> Result<Vec<u8>> {
 #[doc(alias = "mptcp_info")]
 pub fn info(fd: impl AsFd) -> Result<MptcpInfo> {
     let fd = fd.as_fd();
-    let info = MptcpInfo::decode(&raw_info(fd)?)?;
+    let info = MptcpInfo::decode(raw_info(fd)?.bytes())?;
     if info.token.get() == 0 {
         return Err(no_connection(fd));
     }
@@ -227,12 +244,13 @@ pub fn info(fd: impl AsFd) -> Result<MptcpInfo> {
 #[doc(alias = "mptcpi_token")]
 pub fn token(fd: impl AsFd) -> Result<Token> {
     let fd = fd.as_fd();
-    let at = offset_of!(mptcp_sys::mptcp_info, mptcpi_token);
-    let buf = read_info(fd, at + 4)?;
+    const AT: usize = offset_of!(mptcp_sys::mptcp_info, mptcpi_token);
+    let mut buf = [0u8; AT + 4];
+    let len = read_info(fd, &mut buf)?;
     let bytes: [u8; 4] = buf
-        .get(at..at + 4)
+        .get(AT..len)
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| Error::decode("MPTCP_INFO", format!("{} bytes, no token", buf.len())))?;
+        .ok_or_else(|| Error::decode("MPTCP_INFO", format!("{len} bytes, no token")))?;
     match u32::from_ne_bytes(bytes) {
         0 => Err(no_connection(fd)),
         t => Ok(Token::new(t)),

@@ -89,6 +89,6 @@ pub use socket::{
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use status::{is_mptcp, status, Detection, Status};
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub use subflow::{connection, subflows, Connection, Subflow, SubflowTuple, TcpInfo};
+pub use subflow::{connection, subflows, Connection, Subflow, SubflowQuery, SubflowTuple, TcpInfo};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use token::{ParseTokenError, Token};

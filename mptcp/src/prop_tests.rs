@@ -5,7 +5,8 @@
 use crate::info::MptcpInfo;
 use crate::subflow::{addrs, decode_full_info, sockaddr, TcpInfo};
 use proptest::prelude::*;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+#[cfg(feature = "legacy")]
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// 256 cases, or `PROPTEST_CASES` when set (Miri runs a few).
 pub(crate) fn config() -> ProptestConfig {
@@ -17,6 +18,7 @@ pub(crate) fn config() -> ProptestConfig {
 }
 
 /// Any IPv4 or IPv6 socket address (scope and flow label included).
+#[cfg(feature = "legacy")]
 pub(crate) fn any_socket_addr() -> impl Strategy<Value = SocketAddr> {
     prop_oneof![
         (any::<[u8; 4]>(), any::<u16>())
@@ -88,8 +90,8 @@ proptest! {
     #[test]
     fn legacy_tuple_round_trips(id in any::<u8>(), a in any_socket_addr(), b in any_socket_addr()) {
         let b = match (a, b) {
-            (SocketAddr::V4(_), SocketAddr::V6(v6)) => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), v6.port()),
-            (SocketAddr::V6(_), SocketAddr::V4(v4)) => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), v4.port()),
+            (SocketAddr::V4(_), SocketAddr::V6(v6)) => SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), v6.port()),
+            (SocketAddr::V6(_), SocketAddr::V4(v4)) => SocketAddr::new(std::net::IpAddr::V6(Ipv6Addr::LOCALHOST), v4.port()),
             _ => b,
         };
         let mut buf = crate::legacy::open_sub_buffer(&a, &b).expect("same family");

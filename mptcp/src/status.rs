@@ -51,23 +51,26 @@ pub struct Status {
 #[doc(alias = "SO_PROTOCOL")]
 pub fn status(fd: impl AsFd) -> Result<Status> {
     let fd = fd.as_fd();
-    // Linux 6.10+: one call answers for every TCP/MPTCP socket.
+    // Linux 6.10+: TCP_IS_MPTCP answers for every TCP/MPTCP socket, and answering at
+    // all proves a TCP-family stream socket: only SO_PROTOCOL is left to ask.
     let fast = sys::getsockopt_int(fd, libc::SOL_TCP, mptcp_sys::TCP_IS_MPTCP as i32);
-    let protocol = match fast {
+    match fast {
+        Ok(v) => {
+            let protocol = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)
+                .map_err(|e| Error::os("getsockopt(SO_PROTOCOL)", e))?;
+            return Ok(Status {
+                created_as_mptcp: protocol == crate::IPPROTO_MPTCP,
+                using_mptcp: v != 0,
+                detection: Detection::TcpIsMptcp,
+            });
+        }
         Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
             return Err(Error::NotMptcp(NotMptcp::NotASocket))
         }
         Err(e) if !is_unsupported(&e) => return Err(Error::os("getsockopt(TCP_IS_MPTCP)", e)),
-        _ => stream_protocol(fd)?,
-    };
-    let created_as_mptcp = protocol == crate::IPPROTO_MPTCP;
-    if let Ok(v) = fast {
-        return Ok(Status {
-            created_as_mptcp,
-            using_mptcp: v != 0,
-            detection: Detection::TcpIsMptcp,
-        });
+        Err(_) => {}
     }
+    let created_as_mptcp = stream_protocol(fd)? == crate::IPPROTO_MPTCP;
     if !created_as_mptcp {
         return Ok(Status {
             created_as_mptcp,

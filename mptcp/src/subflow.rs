@@ -277,62 +277,150 @@ pub fn subflows(fd: impl AsFd) -> Result<Vec<Subflow>> {
 #[doc(alias = "MPTCP_SUBFLOW_ADDRS")]
 #[doc(alias = "MPTCP_TCPINFO")]
 pub fn connection(fd: impl AsFd) -> Result<Connection> {
-    let fd = fd.as_fd();
-    let c = match features() {
-        Some(f) if f.full_info => full_info(fd)?,
-        _ => {
-            let info = MptcpInfo::decode(&raw_info(fd)?)?;
-            if info.token.get() == 0 {
-                return Err(no_connection(fd));
-            }
-            Connection {
-                subflows: legacy_subflows(fd)?,
-                info,
-            }
-        }
-    };
-    if c.info.token.get() == 0 {
-        return Err(no_connection(fd));
+    thread_local! {
+        static QUERY: std::cell::RefCell<SubflowQuery> = std::cell::RefCell::default();
     }
-    Ok(c)
+    let fd = fd.as_fd();
+    // The thread's buffers, reused; a fresh query in the (impossible) case of reentry.
+    QUERY.with(|q| match q.try_borrow_mut() {
+        Ok(mut q) => q.connection(fd).cloned(),
+        Err(_) => SubflowQuery::new().connection(fd).cloned(),
+    })
 }
 
-fn full_info(fd: BorrowedFd<'_>) -> Result<Connection> {
-    let sf_size = size_of::<mptcp_sys::mptcp_subflow_info>();
-    let tcp_size = size_of::<mptcp_sys::tcp_info>();
-    let mut want = 4usize;
-    for _ in 0..RETRIES {
-        let mut sf = vec![0u8; want * sf_size];
-        let mut tcp = vec![0u8; want * tcp_size];
-        let full = sys::get_full_info(fd, want, &mut sf, &mut tcp).map_err(|e| {
-            if e.raw_os_error() == Some(libc::EINVAL) {
-                // The kernel refuses FULL_INFO on a socket without a connection.
-                no_connection(fd)
-            } else {
-                classify(
-                    fd,
-                    e,
-                    "getsockopt(MPTCP_FULL_INFO)",
-                    "MPTCP_FULL_INFO",
-                    Some("6.5"),
-                )
-            }
-        })?;
-        let head: mptcp_sys::mptcp_full_info = sys::read_prefix(&full);
-        let total = head.num_subflows as usize;
-        if total > want {
-            want = total;
-            continue;
-        }
-        return decode_full_info(&full, &sf, &tcp);
+/// Reusable buffers for reading a connection's info and subflows again and again, as a
+/// monitoring loop does: after the first read (or after the number of subflows grows),
+/// a read makes its system call and allocates nothing. [`connection`] and [`subflows`]
+/// are the one-line forms (they reuse a per-thread query and copy the result out).
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = mptcp::listen("127.0.0.1:0")?; // loopback: no namespace needed
+/// let stream = mptcp::connect(listener.local_addr()?)?;
+/// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
+/// let mut query = mptcp::SubflowQuery::new();
+/// for _ in 0..3 {
+///     let c = query.connection(&stream)?;
+///     for sf in &c.subflows {
+///         println!("{} -> {}: {} bytes acked", sf.local, sf.remote, sf.tcp_info.bytes_acked);
+///     }
+/// }
+/// assert_eq!(query.subflows(&stream)?.len(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+#[doc(alias = "MPTCP_FULL_INFO")]
+pub struct SubflowQuery {
+    sf: Vec<u8>,
+    tcp: Vec<u8>,
+    /// The number of subflows the buffers hold.
+    slots: usize,
+    conn: Option<Connection>,
+}
+
+impl SubflowQuery {
+    /// An empty query; its buffers are sized on first use.
+    pub fn new() -> Self {
+        Self::default()
     }
-    Err(grew())
+
+    /// Reads the connection's [`MptcpInfo`] and subflows (see [`connection`]).
+    #[doc(alias = "MPTCP_FULL_INFO")]
+    pub fn connection(&mut self, fd: impl AsFd) -> Result<&Connection> {
+        let fd = fd.as_fd();
+        match features() {
+            Some(f) if f.full_info => self.full_info(fd)?,
+            _ => {
+                let info = MptcpInfo::decode(raw_info(fd)?.bytes())?;
+                if info.token.get() == 0 {
+                    return Err(no_connection(fd));
+                }
+                self.conn = Some(Connection {
+                    subflows: legacy_subflows(fd)?,
+                    info,
+                });
+            }
+        }
+        match &self.conn {
+            Some(c) if c.info.token.get() != 0 => Ok(c),
+            _ => Err(no_connection(fd)),
+        }
+    }
+
+    /// Reads the connection's subflows (see [`subflows`]).
+    #[doc(alias = "MPTCP_FULL_INFO")]
+    pub fn subflows(&mut self, fd: impl AsFd) -> Result<&[Subflow]> {
+        self.connection(fd).map(|c| c.subflows.as_slice())
+    }
+
+    fn full_info(&mut self, fd: BorrowedFd<'_>) -> Result<()> {
+        let sf_size = size_of::<mptcp_sys::mptcp_subflow_info>();
+        let tcp_size = size_of::<mptcp_sys::tcp_info>();
+        let mut want = self.slots.max(4);
+        for _ in 0..RETRIES {
+            // Grown only, never shrunk or cleared: the kernel overwrites what it reports,
+            // and only that is read.
+            if self.sf.len() < want * sf_size {
+                self.sf.resize(want * sf_size, 0);
+                self.tcp.resize(want * tcp_size, 0);
+            }
+            self.slots = want;
+            let head = sys::get_full_info(
+                fd,
+                want,
+                &mut self.sf[..want * sf_size],
+                &mut self.tcp[..want * tcp_size],
+            )
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::EINVAL) {
+                    // The kernel refuses FULL_INFO on a socket without a connection.
+                    no_connection(fd)
+                } else {
+                    classify(
+                        fd,
+                        e,
+                        "getsockopt(MPTCP_FULL_INFO)",
+                        "MPTCP_FULL_INFO",
+                        Some("6.5"),
+                    )
+                }
+            })?;
+            let total =
+                sys::read_prefix::<mptcp_sys::mptcp_full_info>(head.bytes()).num_subflows as usize;
+            if total > want {
+                want = total;
+                continue;
+            }
+            let mut subflows = match self.conn.take() {
+                Some(c) => c.subflows,
+                None => Vec::new(),
+            };
+            let info = decode_full_info_into(head.bytes(), &self.sf, &self.tcp, &mut subflows)?;
+            self.conn = Some(Connection { info, subflows });
+            return Ok(());
+        }
+        Err(grew())
+    }
 }
 
 /// Decodes an `MPTCP_FULL_INFO` reply: the bytes the kernel wrote to `struct
 /// mptcp_full_info`, and the subflow and `tcp_info` arrays it filled (with the element
 /// sizes it reports in the header).
+#[cfg(test)]
 pub(crate) fn decode_full_info(full: &[u8], sf: &[u8], tcp: &[u8]) -> Result<Connection> {
+    let mut subflows = Vec::new();
+    let info = decode_full_info_into(full, sf, tcp, &mut subflows)?;
+    Ok(Connection { info, subflows })
+}
+
+/// [`decode_full_info`] into a reused vector of subflows (cleared first).
+fn decode_full_info_into(
+    full: &[u8],
+    sf: &[u8],
+    tcp: &[u8],
+    subflows: &mut Vec<Subflow>,
+) -> Result<MptcpInfo> {
+    subflows.clear();
     let head: mptcp_sys::mptcp_full_info = sys::read_prefix(full);
     let info_off = offset_of!(mptcp_sys::mptcp_full_info, mptcp_info);
     let info = MptcpInfo::decode(full.get(info_off..).unwrap_or(&[]))?;
@@ -350,7 +438,7 @@ pub(crate) fn decode_full_info(full: &[u8], sf: &[u8], tcp: &[u8]) -> Result<Con
     {
         return Err(short());
     }
-    let mut subflows = Vec::with_capacity(total);
+    subflows.reserve(total);
     for i in 0..total {
         let e = sf
             .get(i * sf_stride..(i + 1) * sf_stride)
@@ -368,7 +456,7 @@ pub(crate) fn decode_full_info(full: &[u8], sf: &[u8], tcp: &[u8]) -> Result<Con
             tcp_info: TcpInfo::decode(t)?,
         });
     }
-    Ok(Connection { info, subflows })
+    Ok(info)
 }
 
 fn grew() -> Error {
@@ -477,7 +565,8 @@ mod tests {
         assert_eq!(legacy[0].remote, c.peer_addr().expect("peer"));
         assert_eq!(legacy[0].tcp_info.state, 1, "TCP_ESTABLISHED");
         if features().is_some_and(|f| f.full_info) {
-            let full = full_info(c.as_fd()).expect("full info");
+            let mut q = SubflowQuery::new();
+            let full = q.connection(c.as_fd()).expect("full info");
             assert_eq!(full.subflows.len(), 1);
             assert_eq!(full.subflows[0].local, legacy[0].local);
             assert_eq!(full.subflows[0].remote, legacy[0].remote);

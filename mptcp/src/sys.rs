@@ -170,7 +170,7 @@ pub(crate) fn get_full_info(
     count: usize,
     sfinfo: &mut [u8],
     tcpinfo: &mut [u8],
-) -> io::Result<Vec<u8>> {
+) -> io::Result<FullInfoHead> {
     use mptcp_sys::mptcp_full_info as F;
     use std::mem::offset_of;
     let sf_size = size_of::<mptcp_sys::mptcp_subflow_info>();
@@ -214,12 +214,28 @@ pub(crate) fn get_full_info(
         mptcp_sys::MPTCP_FULL_INFO as i32,
         req.bytes_mut(),
     )?;
-    let mut out = req.bytes().to_vec();
+    let mut out = FullInfoHead {
+        bytes: [0; size_of::<F>()],
+        len: len.min(size_of::<F>()),
+    };
+    out.bytes.copy_from_slice(req.bytes());
     // The pointers are ours, not the kernel's answer: clear them.
-    out[offset_of!(F, subflow_info)..offset_of!(F, subflow_info) + 8].fill(0);
-    out[offset_of!(F, tcp_info)..offset_of!(F, tcp_info) + 8].fill(0);
-    out.truncate(len.min(out.len()));
+    out.bytes[offset_of!(F, subflow_info)..offset_of!(F, subflow_info) + 8].fill(0);
+    out.bytes[offset_of!(F, tcp_info)..offset_of!(F, tcp_info) + 8].fill(0);
     Ok(out)
+}
+
+/// The `struct mptcp_full_info` the kernel returned (without the request's pointers).
+pub(crate) struct FullInfoHead {
+    bytes: [u8; size_of::<mptcp_sys::mptcp_full_info>()],
+    len: usize,
+}
+
+impl FullInfoHead {
+    /// The bytes the kernel returned.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// The out-of-tree `MPTCP_SUB_GETSOCKOPT` of an `int` option of one subflow: the request

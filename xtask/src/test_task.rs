@@ -31,6 +31,14 @@ pub fn run(no_vm: bool) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The library without its optional features, and with its defaults only.
+    for features in [&["--no-default-features"][..], &[]] {
+        sh(cargo()
+            .env("MPTCP_SYS_KERNEL_HEADERS", &headers)
+            .args(["clippy", "-p", "mptcp", "--all-targets"])
+            .args(features)
+            .args(["--", "-D", "warnings"]))?;
+    }
     // The build-time bindings, generated from the pinned headers, and the snapshot: both
     // are checked against the C compiler's view of those same headers.
     sh(cargo()
