@@ -9,6 +9,7 @@ use common::{Topology, PATHS};
 use criterion::{criterion_group, criterion_main, Criterion};
 use mptcp::pm::{Endpoint, EndpointFlags, PathManager, PmKind};
 use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr as NlAddr};
+use std::hint::black_box;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -79,6 +80,12 @@ fn addr_attrs(a: &SocketAddr, id: Option<u8>) -> Vec<u8> {
     v
 }
 
+const NLM_F_DUMP: u16 = 0x300;
+
+fn is_dump(msg: &[u8]) -> bool {
+    u16::from_ne_bytes([msg[6], msg[7]]) & NLM_F_DUMP == NLM_F_DUMP
+}
+
 struct Raw {
     sock: Socket,
     buf: Vec<u8>,
@@ -92,6 +99,35 @@ impl Raw {
         Raw {
             sock,
             buf: vec![0u8; 8192],
+        }
+    }
+
+    /// Sends one request and reads datagrams until the ACK (or a dump's DONE); returns
+    /// the number of messages before it. One `recv` per datagram.
+    fn until_done(&mut self, msg: &[u8]) -> usize {
+        self.sock.send(msg, 0).expect("send");
+        let mut replies = 0;
+        loop {
+            let n = self.sock.recv(&mut &mut self.buf[..], 0).expect("recv");
+            let mut off = 0;
+            while off + 16 <= n {
+                let len = u32::from_ne_bytes(self.buf[off..off + 4].try_into().expect("len"));
+                let kind = u16::from_ne_bytes(self.buf[off + 4..off + 6].try_into().expect("type"));
+                match kind {
+                    // NLMSG_ERROR (the ACK, code 0) or NLMSG_DONE
+                    2 | 3 => {
+                        let code = i32::from_ne_bytes(
+                            self.buf[off + 16..off + 20].try_into().expect("code"),
+                        );
+                        assert_eq!(code, 0, "request failed: errno {}", -code);
+                        if kind == 3 || !is_dump(msg) {
+                            return replies;
+                        }
+                    }
+                    _ => replies += 1,
+                }
+                off += (len as usize).div_ceil(4) * 4;
+            }
         }
     }
 
@@ -151,6 +187,175 @@ fn endpoints(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// GET_LIMITS and an endpoint dump (two endpoints), each beside the same request as
+/// prebuilt bytes read with one `recv` per datagram.
+fn reads(c: &mut Criterion) {
+    let mut pm = PathManager::new().expect("pm");
+    let family = pm.family_id();
+    for (id, a) in [(60u8, "192.0.2.60"), (61, "192.0.2.61")] {
+        let ep = Endpoint::new(a.parse().expect("address"), EndpointFlags::SIGNAL).with_id(id);
+        pm.add_endpoint(&ep).expect("add");
+    }
+    let mut raw = Raw::new();
+    let limits = message(family, mptcp_sys::MPTCP_PM_CMD_GET_LIMITS as u8, &[]);
+    assert_eq!(raw.until_done(&limits), 1);
+    let mut g = c.benchmark_group("GET_LIMITS");
+    g.bench_function("mptcp", |b| b.iter(|| pm.limits().expect("limits")));
+    g.bench_function("floor", |b| b.iter(|| raw.until_done(&limits)));
+    g.finish();
+
+    let mut dump = message(family, mptcp_sys::MPTCP_PM_CMD_GET_ADDR as u8, &[]);
+    let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP;
+    dump[6..8].copy_from_slice(&flags.to_ne_bytes());
+    assert_eq!(
+        raw.until_done(&dump),
+        pm.endpoints().expect("endpoints").len()
+    );
+    let mut g = c.benchmark_group("endpoint dump");
+    g.bench_function("mptcp", |b| b.iter(|| pm.endpoints().expect("endpoints")));
+    g.bench_function("floor", |b| b.iter(|| raw.until_done(&dump)));
+    g.finish();
+    pm.delete_endpoint(60).expect("delete");
+    pm.delete_endpoint(61).expect("delete");
+}
+
+/// Fills the event queue (untimed): `n` events, from MPTCP listeners opened and closed
+/// on loopback (LISTENER_CREATED and LISTENER_CLOSED, Linux 6.2+).
+fn fill_events(n: u64) {
+    for _ in 0..n.div_ceil(2) {
+        drop(mptcp::listen_with("127.0.0.1:0", mptcp::Mode::Require).expect("listen"));
+    }
+}
+
+/// Event decoding from a pre-filled queue: the library's typed events beside one `recv`
+/// per datagram into a reused buffer, decoding nothing (the floor). One iteration is one
+/// event.
+fn events(c: &mut Criterion) {
+    const CHUNK: u64 = 2000;
+    let pm = PathManager::new().expect("pm");
+    let mut ev = pm.events().expect("subscribe");
+    // Room for a whole chunk: nothing may be lost while it is filled.
+    ev.set_receive_buffer(16 << 20).expect("buffer");
+    ev.set_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut g = c.benchmark_group("event decode");
+    g.sample_size(10).measurement_time(Duration::from_secs(1));
+    g.bench_function("mptcp", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            let mut left = iters.div_ceil(2) * 2;
+            while left > 0 {
+                let n = left.min(CHUNK);
+                fill_events(n);
+                let t0 = std::time::Instant::now();
+                for _ in 0..n {
+                    match ev.next() {
+                        Some(Ok(mptcp::pm::EventItem::Event(e))) => {
+                            black_box(e);
+                        }
+                        other => panic!("expected an event: {other:?}"),
+                    }
+                }
+                spent += t0.elapsed();
+                left -= n;
+            }
+            spent
+        })
+    });
+    let group = pm_events_group();
+    let mut sock = Socket::new(NETLINK_GENERIC).expect("socket");
+    sock.bind_auto().expect("bind");
+    sock.add_membership(group).expect("join");
+    socket2::SockRef::from(&sock)
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    let force = (16i32 << 20).to_ne_bytes();
+    // SAFETY: `force` is a valid int for the duration of the call.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            force.as_ptr().cast(),
+            4,
+        )
+    };
+    let mut buf = vec![0u8; 32 * 1024];
+    g.bench_function("floor", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            let mut left = iters.div_ceil(2) * 2;
+            while left > 0 {
+                let n = left.min(CHUNK);
+                fill_events(n);
+                let t0 = std::time::Instant::now();
+                let mut got = 0;
+                while got < n {
+                    let len = sock.recv(&mut &mut buf[..], 0).expect("recv");
+                    // Count the messages of the datagram.
+                    let mut off = 0;
+                    while off + 16 <= len {
+                        let l = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("len"));
+                        off += (l as usize).div_ceil(4) * 4;
+                        got += 1;
+                    }
+                }
+                spent += t0.elapsed();
+                left -= n;
+            }
+            spent
+        })
+    });
+    g.finish();
+}
+
+/// The id of the `mptcp_pm_events` multicast group (CTRL_CMD_GETFAMILY, read by hand).
+fn pm_events_group() -> u32 {
+    // The group id is not public API: ask the Generic Netlink controller, as any
+    // netlink client does.
+    let mut raw = Raw::new();
+    let mut name = b"mptcp_pm".to_vec();
+    name.push(0);
+    let req = message(0x10, 3, &[attr(2, &name)]);
+    raw.sock.send(&req, 0).expect("send");
+    let n = raw.sock.recv(&mut &mut raw.buf[..], 0).expect("recv");
+    // Walk CTRL_ATTR_MCAST_GROUPS (7) -> group -> (ID 2, NAME 1).
+    let attrs = &raw.buf[20..n];
+    let mut off = 0;
+    while off + 4 <= attrs.len() {
+        let len = u16::from_ne_bytes([attrs[off], attrs[off + 1]]) as usize;
+        let kind = u16::from_ne_bytes([attrs[off + 2], attrs[off + 3]]) & 0x3fff;
+        if kind == 7 {
+            let groups = &attrs[off + 4..off + len];
+            let mut g = 0;
+            while g + 4 <= groups.len() {
+                let glen = u16::from_ne_bytes([groups[g], groups[g + 1]]) as usize;
+                let inner = &groups[g + 4..g + glen];
+                let (mut id, mut is_events) = (None, false);
+                let mut i = 0;
+                while i + 4 <= inner.len() {
+                    let ilen = u16::from_ne_bytes([inner[i], inner[i + 1]]) as usize;
+                    let ikind = u16::from_ne_bytes([inner[i + 2], inner[i + 3]]);
+                    let v = &inner[i + 4..i + ilen];
+                    match ikind {
+                        1 => is_events = v.starts_with(b"mptcp_pm_events"),
+                        2 => id = Some(u32::from_ne_bytes(v[..4].try_into().expect("id"))),
+                        _ => {}
+                    }
+                    i += ilen.div_ceil(4) * 4;
+                }
+                if let (true, Some(id)) = (is_events, id) {
+                    return id;
+                }
+                g += glen.div_ceil(4) * 4;
+            }
+        }
+        off += len.div_ceil(4) * 4;
+    }
+    panic!("no mptcp_pm_events group");
 }
 
 fn subflows(c: &mut Criterion, t: &Topology) {
@@ -286,6 +491,8 @@ fn all(c: &mut Criterion) {
     // The benchmark thread itself works in the client namespace.
     t.client.enter_current_thread();
     endpoints(c);
+    reads(c);
+    events(c);
     subflows(c, &t);
 }
 
