@@ -6,8 +6,9 @@ use anyhow::Result;
 use std::process::Command;
 
 /// System packages the tests need: libclang for bindgen, a C compiler for the layout
-/// tests, iproute2 for network namespaces.
-const PACKAGES: &[&str] = &["libclang-dev", "gcc", "libc6-dev", "iproute2"];
+/// tests, iproute2 for network namespaces, strace for the system call budget
+/// (`mptcp/tests/syscalls.rs`).
+const PACKAGES: &[&str] = &["libclang-dev", "gcc", "libc6-dev", "iproute2", "strace"];
 
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));

@@ -409,9 +409,9 @@ pub fn assert_no_mptcp_path(t: &Topology) {
 }
 
 /// Runs the test `name` of this test binary again in a child process, after `prefix`
-/// (a command that wraps it, such as setpriv) and with `env` set, and asserts that the
-/// child ran it and it passed.
-pub fn rerun_as_child(name: &str, prefix: &[&str], env: &[(&str, &str)]) {
+/// (a command that wraps it, such as setpriv or strace) and with `env` set, and asserts
+/// that the child ran it and it passed. Returns the child's output (stdout, then stderr).
+pub fn rerun_as_child(name: &str, prefix: &[&str], env: &[(&str, &str)]) -> String {
     let exe = std::env::current_exe().expect("test binary");
     let mut cmd = match prefix.split_first() {
         Some((program, args)) => {
@@ -430,4 +430,5 @@ pub fn rerun_as_child(name: &str, prefix: &[&str], env: &[(&str, &str)]) {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the child run failed:\n{text}");
     assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
+    text
 }
