@@ -281,11 +281,14 @@ pub fn connection(fd: impl AsFd) -> Result<Connection> {
         static QUERY: std::cell::RefCell<SubflowQuery> = std::cell::RefCell::default();
     }
     let fd = fd.as_fd();
-    // The thread's buffers, reused; a fresh query in the (impossible) case of reentry.
-    QUERY.with(|q| match q.try_borrow_mut() {
-        Ok(mut q) => q.connection(fd).cloned(),
-        Err(_) => SubflowQuery::new().connection(fd).cloned(),
-    })
+    // The thread's kernel buffers, reused (a fresh query in the impossible case of
+    // reentry); the subflows are decoded straight into the vector returned.
+    let mut subflows = Vec::new();
+    let info = QUERY.with(|q| match q.try_borrow_mut() {
+        Ok(mut q) => q.read(fd, &mut subflows),
+        Err(_) => SubflowQuery::new().read(fd, &mut subflows),
+    })?;
+    Ok(Connection { info, subflows })
 }
 
 /// Reusable buffers for reading a connection's info and subflows again and again, as a
@@ -327,24 +330,30 @@ impl SubflowQuery {
     /// Reads the connection's [`MptcpInfo`] and subflows (see [`connection`]).
     #[doc(alias = "MPTCP_FULL_INFO")]
     pub fn connection(&mut self, fd: impl AsFd) -> Result<&Connection> {
-        let fd = fd.as_fd();
-        match features() {
-            Some(f) if f.full_info => self.full_info(fd)?,
+        let mut subflows = match self.conn.take() {
+            Some(c) => c.subflows,
+            None => Vec::new(),
+        };
+        let info = self.read(fd.as_fd(), &mut subflows)?;
+        Ok(self.conn.insert(Connection { info, subflows }))
+    }
+
+    /// Reads the info, and the subflows into `subflows` (cleared first).
+    fn read(&mut self, fd: BorrowedFd<'_>, subflows: &mut Vec<Subflow>) -> Result<MptcpInfo> {
+        let info = match features() {
+            Some(f) if f.full_info => self.full_info(fd, subflows)?,
             _ => {
                 let info = MptcpInfo::decode(raw_info(fd)?.bytes())?;
-                if info.token.get() == 0 {
-                    return Err(no_connection(fd));
+                if info.token.get() != 0 {
+                    *subflows = legacy_subflows(fd)?;
                 }
-                self.conn = Some(Connection {
-                    subflows: legacy_subflows(fd)?,
-                    info,
-                });
+                info
             }
+        };
+        if info.token.get() == 0 {
+            return Err(no_connection(fd));
         }
-        match &self.conn {
-            Some(c) if c.info.token.get() != 0 => Ok(c),
-            _ => Err(no_connection(fd)),
-        }
+        Ok(info)
     }
 
     /// Reads the connection's subflows (see [`subflows`]).
@@ -353,7 +362,7 @@ impl SubflowQuery {
         self.connection(fd).map(|c| c.subflows.as_slice())
     }
 
-    fn full_info(&mut self, fd: BorrowedFd<'_>) -> Result<()> {
+    fn full_info(&mut self, fd: BorrowedFd<'_>, subflows: &mut Vec<Subflow>) -> Result<MptcpInfo> {
         let sf_size = size_of::<mptcp_sys::mptcp_subflow_info>();
         let tcp_size = size_of::<mptcp_sys::tcp_info>();
         let mut want = self.slots.max(4);
@@ -391,13 +400,7 @@ impl SubflowQuery {
                 want = total;
                 continue;
             }
-            let mut subflows = match self.conn.take() {
-                Some(c) => c.subflows,
-                None => Vec::new(),
-            };
-            let info = decode_full_info_into(head.bytes(), &self.sf, &self.tcp, &mut subflows)?;
-            self.conn = Some(Connection { info, subflows });
-            return Ok(());
+            return decode_full_info_into(head.bytes(), &self.sf, &self.tcp, subflows);
         }
         Err(grew())
     }

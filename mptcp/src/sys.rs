@@ -36,9 +36,14 @@ unsafe impl Plain for mptcp_sys::legacy::mptcp_sub_status {}
 /// A value of `T` whose first bytes are `bytes` (at most `size_of::<T>()` of them) and
 /// whose remaining bytes are zero.
 pub(crate) fn read_prefix<T: Plain>(bytes: &[u8]) -> T {
+    if bytes.len() >= size_of::<T>() {
+        // SAFETY: `bytes` holds at least size_of::<T>() readable bytes; the read is
+        // unaligned-safe; any bytes are a valid `T: Plain`.
+        return unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) };
+    }
     let mut v = MaybeUninit::<T>::zeroed();
-    let n = bytes.len().min(size_of::<T>());
-    // SAFETY: `v` is a writable `T` of size_of::<T>() >= n bytes; the regions cannot
+    let n = bytes.len();
+    // SAFETY: `v` is a writable `T` of size_of::<T>() > n bytes; the regions cannot
     // overlap (one is a fresh local); all-zero and any other bytes are valid for `T: Plain`.
     unsafe {
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), n);
