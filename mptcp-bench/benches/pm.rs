@@ -174,13 +174,13 @@ fn endpoints(c: &mut Criterion) {
     );
     let mut raw = Raw::new();
     let mut g = c.benchmark_group("endpoint add + delete");
-    g.bench_function("mptcp::pm", |b| {
+    g.bench_function("mptcp", |b| {
         b.iter(|| {
             pm.add_endpoint(&ep).expect("add");
             pm.delete_endpoint(50).expect("delete");
         })
     });
-    g.bench_function("raw netlink bytes (floor)", |b| {
+    g.bench_function("floor", |b| {
         b.iter(|| {
             raw.call(&add);
             raw.call(&del);
@@ -435,7 +435,7 @@ fn subflows(c: &mut Criterion, t: &Topology) {
         })
         .expect("the server dropped the subflow");
     };
-    g.bench_function("mptcp::pm", |b| {
+    g.bench_function("mptcp", |b| {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
@@ -451,7 +451,7 @@ fn subflows(c: &mut Criterion, t: &Topology) {
             spent
         })
     });
-    g.bench_function("raw netlink bytes (floor)", |b| {
+    g.bench_function("floor", |b| {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {

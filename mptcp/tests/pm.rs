@@ -831,6 +831,57 @@ fn event_buffer_beyond_rmem_max_is_granted_and_reported() {
     );
 }
 
+/// How many events a default buffer holds while nobody reads, beside a large one that
+/// loses nothing (the figures the `Events::set_receive_buffer` docs give).
+#[test]
+fn default_event_buffer_holds_a_burst_and_a_large_one_holds_more() {
+    require_netns!();
+    pm_or_unsupported!();
+    if !common::caps().tcp_is_mptcp {
+        // Listener events (the cheap burst used here) exist since 6.2.
+        println!("skipped: listener events need Linux 6.2 (probed via 6.10's TCP_IS_MPTCP)");
+        return;
+    }
+    let ns = Netns::new("burst");
+    const EVENTS: usize = 4000;
+    let (default_size, default_kept, big_kept) = ns.run(|| {
+        let pm = PathManager::new().expect("pm");
+        let mut small = pm.events().expect("subscribe");
+        let mut big = pm.events().expect("subscribe");
+        big.set_receive_buffer(32 << 20).expect("buffer");
+        let default_size = small.receive_buffer().expect("size");
+        for ev in [&small, &big] {
+            ev.set_timeout(Some(Duration::from_millis(200)))
+                .expect("timeout");
+        }
+        // A burst nobody reads: listeners opened and closed (two events each).
+        for _ in 0..EVENTS / 2 {
+            drop(mptcp::listen_with("127.0.0.1:0", Mode::Require).expect("listen"));
+        }
+        let mut count = |ev: &mut mptcp::pm::Events| {
+            let (mut kept, mut lost) = (0, false);
+            for _ in 0..EVENTS + 10 {
+                match ev.next() {
+                    Some(Ok(EventItem::Event(_))) => kept += 1,
+                    Some(Ok(EventItem::Lost)) => lost = true,
+                    Some(Err(Error::TimedOut(_))) => break,
+                    other => panic!("{other:?}"),
+                }
+            }
+            (kept, lost)
+        };
+        (default_size, count(&mut small), count(&mut big))
+    });
+    println!(
+        "a default event buffer ({default_size} bytes) kept {} of a {EVENTS}-event burst \
+         (lost reported: {}); a 32 MiB one kept {}",
+        default_kept.0, default_kept.1, big_kept.0
+    );
+    assert_eq!(big_kept, (EVENTS, false), "the large buffer loses nothing");
+    assert!(default_kept.1, "the default buffer overflows and says so");
+    assert!(default_kept.0 > 0 && default_kept.0 < EVENTS);
+}
+
 #[test]
 fn full_socket_buffer_reports_lost_events_and_goes_on() {
     require_netns!();

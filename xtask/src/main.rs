@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's maintainer tasks.
 
 mod apt;
+mod bench;
 #[path = "../../mptcp-sys/codegen.rs"]
 mod codegen;
 mod codegen_task;
@@ -56,6 +57,15 @@ enum Cmd {
     },
     /// Run the demo: a real MPTCP session between two network namespaces.
     Demo,
+    /// Run the benchmarks (root: they build network namespaces) and print each library
+    /// call beside its system-call floor, as the median ratio of several runs.
+    Bench {
+        /// How many times to run the benchmarks.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Only the benchmarks whose name matches this (criterion's filter).
+        filter: Option<String>,
+    },
     /// Run the test suite on a matrix of kernels in qemu.
     VmTest {
         /// Kernels: suite names (bullseye, bookworm, trixie, trixie-backports), version
@@ -84,6 +94,7 @@ fn main() {
         Cmd::PublicApi { bless } => public_api::run(bless),
         Cmd::Miri => miri::run(),
         Cmd::Demo => demo::run(),
+        Cmd::Bench { runs, filter } => bench::run(runs, filter),
         Cmd::VmTest {
             kernels,
             verbose,

@@ -48,6 +48,10 @@ pub fn run(no_vm: bool) -> Result<()> {
     sh(cargo()
         .args(["test", "-p", "mptcp-sys", "--no-default-features"])
         .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
+    // Benchmarks are not tests: they are only built here (`cargo xtask bench` runs them).
+    sh(cargo()
+        .args(["bench", "-p", "mptcp-bench", "--no-run"])
+        .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
     // The unsafe code under Miri, where a nightly toolchain is installed.
     crate::miri::run()?;
     // Every change of the public API is a reviewed change of mptcp/public-api.txt.

@@ -447,6 +447,18 @@ impl Events {
     /// [`EventItem::Lost`]), and returns the size the kernel granted, as
     /// `getsockopt(SO_RCVBUF)` reports it.
     ///
+    /// How much a buffer holds (measured on Linux 6.18 x86_64 by the test
+    /// `default_event_buffer_holds_a_burst_and_a_large_one_holds_more`): each queued
+    /// event costs about 830 bytes of buffer, so the default (`net.core.rmem_default`,
+    /// 212 992 bytes) holds 256 events, and a 32 MiB one took a 4 000-event burst without
+    /// loss. Reading
+    /// is rarely the limit (this crate decodes about 650 000 events per second on the
+    /// same machine, `cargo xtask bench`); what a buffer must cover is the events that
+    /// arrive while the reader is busy elsewhere: a reader that pauses 10 ms keeps up
+    /// with about 25 000 events per second on the default buffer. Each connection makes
+    /// at least three events per end (created, established, closed), plus two per extra
+    /// subflow.
+    ///
     /// With `CAP_NET_ADMIN` in the initial user namespace this uses `SO_RCVBUFFORCE`,
     /// which may exceed `net.core.rmem_max`; otherwise `SO_RCVBUF`, which the kernel
     /// caps there. The kernel doubles the value for its bookkeeping, so the size
