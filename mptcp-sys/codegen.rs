@@ -144,6 +144,10 @@ pub fn generate_uapi(wrapper: &Path, env: &HeaderEnv<'_>) -> Result<String, Stri
         .allowlist_var("TCP_IS_MPTCP")
         // Per-subflow statistics returned by MPTCP_TCPINFO and MPTCP_FULL_INFO.
         .allowlist_type("tcp_info")
+        // Socket diagnostics (NETLINK_SOCK_DIAG): the requests and replies that list
+        // MPTCP connections and their subflows (`mptcp::diag`).
+        .allowlist_type("inet_diag_(sockid|req_v2|msg|bc_op|hostcond)")
+        .allowlist_var("INET_DIAG_.*|INET_ULP_INFO_.*|SOCK_DIAG_BY_FAMILY")
         // An alias of `MPTCP_PM_ADDR_FLAGS_MASK`-style macros needs GENMASK, which UAPI
         // does not define: leave it out everywhere so every machine exports the same set.
         .blocklist_var("MPTCP_PM_ADDR_FLAGS_MASK");

@@ -96,6 +96,20 @@ pub enum Error {
     /// No subflow with this id on the connection.
     #[error("no subflow with id {0} on this connection")]
     NoSuchSubflow(u32),
+    /// No MPTCP connection with this token in the network namespace.
+    #[error("no MPTCP connection with token {0} in this network namespace")]
+    NoSuchConnection(crate::Token),
+    /// A kernel module the call needs is not loaded and could not be loaded (or the
+    /// kernel was built without it, or predates it).
+    #[error("{feature} needs the kernel module {module}, which is not loaded and could not be loaded (built without it, or a kernel before it existed)")]
+    MissingModule {
+        /// The module, e.g. `mptcp_diag`.
+        module: &'static str,
+        /// What needs it.
+        feature: &'static str,
+        /// The errno the kernel answered with.
+        errno: i32,
+    },
     /// An operation did not finish in time.
     #[error("{0}: timed out")]
     TimedOut(&'static str),
@@ -124,9 +138,9 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Os { source, .. } | Error::Netlink { source, .. } => source.raw_os_error(),
-            Error::PermissionDenied { errno, .. } | Error::NeedsUserspacePm { errno, .. } => {
-                Some(*errno)
-            }
+            Error::PermissionDenied { errno, .. }
+            | Error::NeedsUserspacePm { errno, .. }
+            | Error::MissingModule { errno, .. } => Some(*errno),
             Error::Unavailable(u) => u.errno(),
             _ => None,
         }
@@ -152,7 +166,8 @@ impl Error {
             Error::Unavailable(_) => K::Unsupported,
             Error::InvalidEnv { .. } | Error::InvalidArgument { .. } => K::InvalidInput,
             Error::PermissionDenied { .. } => K::PermissionDenied,
-            Error::NoSuchSubflow(_) => K::NotFound,
+            Error::NoSuchSubflow(_) | Error::NoSuchConnection(_) => K::NotFound,
+            Error::MissingModule { .. } => K::Unsupported,
             Error::TimedOut(_) => K::TimedOut,
             Error::Decode { .. } => K::InvalidData,
             Error::Os { source, .. } | Error::Netlink { source, .. } => source.kind(),
@@ -341,6 +356,20 @@ mod tests {
             ),
             (Error::TimedOut("open subflow"), K::TimedOut, None),
             (Error::NoSuchSubflow(3), K::NotFound, None),
+            (
+                Error::NoSuchConnection(crate::Token::new(7)),
+                K::NotFound,
+                None,
+            ),
+            (
+                Error::MissingModule {
+                    module: "mptcp_diag",
+                    feature: "x",
+                    errno: 2,
+                },
+                K::Unsupported,
+                None,
+            ),
             (Error::decode("x", "short"), K::InvalidData, None),
             (Error::invalid("x", "zero"), K::InvalidInput, None),
             (

@@ -8,6 +8,8 @@
 //!   ([`status`], [`is_mptcp`]).
 //! * Connection info ([`info`], [`token`]) and subflows ([`subflows`], [`connection`]),
 //!   versioned: fields an older kernel did not return are `None`.
+//! * Every MPTCP connection of the network namespace with its subflows, as data
+//!   (`diag`, feature `diag`).
 //! * tokio support behind the `tokio` feature ([`tokio`](crate::tokio)).
 //!
 //! An MPTCP socket is a stream socket to userspace: the crate hands out std's own
@@ -43,7 +45,7 @@
 //! | [`Mode::Prefer`] | MPTCP, TCP where refused | same | TCP, [`Unavailable::UnsupportedOs`] |
 //! | [`Mode::Require`] | MPTCP or an error | same | [`Error::Unavailable`] naming the OS |
 //! | [`status`], [`is_mptcp`], [`info`], [`token`], [`subflows`], [`connection`] | yes | yes | not compiled |
-//! | `pm` (path manager, subflow operations), `legacy` | yes | yes | not compiled |
+//! | `pm` (path manager, subflow operations), `diag` (every connection of the namespace), `legacy` | yes | yes | not compiled |
 //!
 //! On other systems [`Mode::Prefer`] gives plain TCP, as Go's `net` package does, so a
 //! portable program needs no `cfg` of its own to create sockets.
@@ -51,6 +53,8 @@
 
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod abi_tests;
+#[cfg(all(feature = "diag", any(target_os = "linux", target_os = "android")))]
+pub mod diag;
 mod error;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod info;
@@ -58,6 +62,11 @@ mod info;
 mod kernel;
 #[cfg(all(feature = "legacy", any(target_os = "linux", target_os = "android")))]
 pub mod legacy;
+#[cfg(all(
+    any(feature = "pm", feature = "diag"),
+    any(target_os = "linux", target_os = "android")
+))]
+mod netlink;
 #[cfg(all(feature = "pm", any(target_os = "linux", target_os = "android")))]
 pub mod pm;
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
@@ -69,7 +78,6 @@ mod status;
 mod subflow;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod sys;
-#[cfg(any(target_os = "linux", target_os = "android"))]
 mod token;
 #[cfg(feature = "tokio")]
 pub mod tokio;
@@ -90,5 +98,4 @@ pub use socket::{
 pub use status::{is_mptcp, status, Detection, Status};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use subflow::{connection, subflows, Connection, Subflow, SubflowQuery, SubflowTuple, TcpInfo};
-#[cfg(any(target_os = "linux", target_os = "android"))]
 pub use token::{ParseTokenError, Token};

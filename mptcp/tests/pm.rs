@@ -858,7 +858,7 @@ fn default_event_buffer_holds_a_burst_and_a_large_one_holds_more() {
         for _ in 0..EVENTS / 2 {
             drop(mptcp::listen_with("127.0.0.1:0", Mode::Require).expect("listen"));
         }
-        let mut count = |ev: &mut mptcp::pm::Events| {
+        let count = |ev: &mut mptcp::pm::Events| {
             let (mut kept, mut lost) = (0, false);
             for _ in 0..EVENTS + 10 {
                 match ev.next() {

@@ -147,6 +147,36 @@ where
         }
     }
 }
+#[repr(C)]
+#[derive(Default)]
+pub struct __IncompleteArrayField<T>(::core::marker::PhantomData<T>, [T; 0]);
+impl<T> __IncompleteArrayField<T> {
+    #[inline]
+    pub const fn new() -> Self {
+        __IncompleteArrayField(::core::marker::PhantomData, [])
+    }
+    #[inline]
+    pub fn as_ptr(&self) -> *const T {
+        self as *const _ as *const T
+    }
+    #[inline]
+    pub fn as_mut_ptr(&mut self) -> *mut T {
+        self as *mut _ as *mut T
+    }
+    #[inline]
+    pub unsafe fn as_slice(&self, len: usize) -> &[T] {
+        unsafe { ::core::slice::from_raw_parts(self.as_ptr(), len) }
+    }
+    #[inline]
+    pub unsafe fn as_mut_slice(&mut self, len: usize) -> &mut [T] {
+        unsafe { ::core::slice::from_raw_parts_mut(self.as_mut_ptr(), len) }
+    }
+}
+impl<T> ::core::fmt::Debug for __IncompleteArrayField<T> {
+    fn fmt(&self, fmt: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        fmt.write_str("__IncompleteArrayField")
+    }
+}
 pub const SOL_MPTCP: u32 = 284;
 pub const TCP_IS_MPTCP: u32 = 43;
 pub const IPPROTO_MPTCP: u32 = 262;
@@ -190,10 +220,18 @@ pub const MPTCP_INFO: u32 = 1;
 pub const MPTCP_TCPINFO: u32 = 2;
 pub const MPTCP_SUBFLOW_ADDRS: u32 = 3;
 pub const MPTCP_FULL_INFO: u32 = 4;
+pub const SOCK_DIAG_BY_FAMILY: u32 = 20;
+pub const INET_DIAG_GETSOCK_MAX: u32 = 24;
+pub const INET_DIAG_NOCOOKIE: i32 = -1;
+pub const INET_DIAG_REQ_MAX: u32 = 3;
+pub const INET_DIAG_MAX: u32 = 22;
+pub const INET_ULP_INFO_MAX: u32 = 3;
 pub type __u8 = ::core::ffi::c_uchar;
 pub type __u16 = ::core::ffi::c_ushort;
 pub type __u32 = ::core::ffi::c_uint;
 pub type __u64 = ::core::ffi::c_ulonglong;
+pub type __be16 = __u16;
+pub type __be32 = __u32;
 pub type __kernel_sa_family_t = ::core::ffi::c_ushort;
 #[repr(C)]
 #[derive(Copy, Clone)]
@@ -1351,3 +1389,222 @@ const _: () = {
         "Offset of field: mptcp_full_info::mptcp_info",
     ][::core::mem::offset_of!(mptcp_full_info, mptcp_info) - 40usize];
 };
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct inet_diag_sockid {
+    pub idiag_sport: __be16,
+    pub idiag_dport: __be16,
+    pub idiag_src: [__be32; 4usize],
+    pub idiag_dst: [__be32; 4usize],
+    pub idiag_if: __u32,
+    pub idiag_cookie: [__u32; 2usize],
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of inet_diag_sockid"][::core::mem::size_of::<inet_diag_sockid>() - 48usize];
+    [
+        "Alignment of inet_diag_sockid",
+    ][::core::mem::align_of::<inet_diag_sockid>() - 4usize];
+    [
+        "Offset of field: inet_diag_sockid::idiag_sport",
+    ][::core::mem::offset_of!(inet_diag_sockid, idiag_sport) - 0usize];
+    [
+        "Offset of field: inet_diag_sockid::idiag_dport",
+    ][::core::mem::offset_of!(inet_diag_sockid, idiag_dport) - 2usize];
+    [
+        "Offset of field: inet_diag_sockid::idiag_src",
+    ][::core::mem::offset_of!(inet_diag_sockid, idiag_src) - 4usize];
+    [
+        "Offset of field: inet_diag_sockid::idiag_dst",
+    ][::core::mem::offset_of!(inet_diag_sockid, idiag_dst) - 20usize];
+    [
+        "Offset of field: inet_diag_sockid::idiag_if",
+    ][::core::mem::offset_of!(inet_diag_sockid, idiag_if) - 36usize];
+    [
+        "Offset of field: inet_diag_sockid::idiag_cookie",
+    ][::core::mem::offset_of!(inet_diag_sockid, idiag_cookie) - 40usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct inet_diag_req_v2 {
+    pub sdiag_family: __u8,
+    pub sdiag_protocol: __u8,
+    pub idiag_ext: __u8,
+    pub pad: __u8,
+    pub idiag_states: __u32,
+    pub id: inet_diag_sockid,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of inet_diag_req_v2"][::core::mem::size_of::<inet_diag_req_v2>() - 56usize];
+    [
+        "Alignment of inet_diag_req_v2",
+    ][::core::mem::align_of::<inet_diag_req_v2>() - 4usize];
+    [
+        "Offset of field: inet_diag_req_v2::sdiag_family",
+    ][::core::mem::offset_of!(inet_diag_req_v2, sdiag_family) - 0usize];
+    [
+        "Offset of field: inet_diag_req_v2::sdiag_protocol",
+    ][::core::mem::offset_of!(inet_diag_req_v2, sdiag_protocol) - 1usize];
+    [
+        "Offset of field: inet_diag_req_v2::idiag_ext",
+    ][::core::mem::offset_of!(inet_diag_req_v2, idiag_ext) - 2usize];
+    [
+        "Offset of field: inet_diag_req_v2::pad",
+    ][::core::mem::offset_of!(inet_diag_req_v2, pad) - 3usize];
+    [
+        "Offset of field: inet_diag_req_v2::idiag_states",
+    ][::core::mem::offset_of!(inet_diag_req_v2, idiag_states) - 4usize];
+    [
+        "Offset of field: inet_diag_req_v2::id",
+    ][::core::mem::offset_of!(inet_diag_req_v2, id) - 8usize];
+};
+pub const INET_DIAG_REQ_NONE: ::core::ffi::c_uint = 0;
+pub const INET_DIAG_REQ_BYTECODE: ::core::ffi::c_uint = 1;
+pub const INET_DIAG_REQ_SK_BPF_STORAGES: ::core::ffi::c_uint = 2;
+pub const INET_DIAG_REQ_PROTOCOL: ::core::ffi::c_uint = 3;
+pub const __INET_DIAG_REQ_MAX: ::core::ffi::c_uint = 4;
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct inet_diag_bc_op {
+    pub code: ::core::ffi::c_uchar,
+    pub yes: ::core::ffi::c_uchar,
+    pub no: ::core::ffi::c_ushort,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of inet_diag_bc_op"][::core::mem::size_of::<inet_diag_bc_op>() - 4usize];
+    [
+        "Alignment of inet_diag_bc_op",
+    ][::core::mem::align_of::<inet_diag_bc_op>() - 2usize];
+    [
+        "Offset of field: inet_diag_bc_op::code",
+    ][::core::mem::offset_of!(inet_diag_bc_op, code) - 0usize];
+    [
+        "Offset of field: inet_diag_bc_op::yes",
+    ][::core::mem::offset_of!(inet_diag_bc_op, yes) - 1usize];
+    [
+        "Offset of field: inet_diag_bc_op::no",
+    ][::core::mem::offset_of!(inet_diag_bc_op, no) - 2usize];
+};
+pub const INET_DIAG_BC_NOP: ::core::ffi::c_uint = 0;
+pub const INET_DIAG_BC_JMP: ::core::ffi::c_uint = 1;
+pub const INET_DIAG_BC_S_GE: ::core::ffi::c_uint = 2;
+pub const INET_DIAG_BC_S_LE: ::core::ffi::c_uint = 3;
+pub const INET_DIAG_BC_D_GE: ::core::ffi::c_uint = 4;
+pub const INET_DIAG_BC_D_LE: ::core::ffi::c_uint = 5;
+pub const INET_DIAG_BC_AUTO: ::core::ffi::c_uint = 6;
+pub const INET_DIAG_BC_S_COND: ::core::ffi::c_uint = 7;
+pub const INET_DIAG_BC_D_COND: ::core::ffi::c_uint = 8;
+pub const INET_DIAG_BC_DEV_COND: ::core::ffi::c_uint = 9;
+pub const INET_DIAG_BC_MARK_COND: ::core::ffi::c_uint = 10;
+pub const INET_DIAG_BC_S_EQ: ::core::ffi::c_uint = 11;
+pub const INET_DIAG_BC_D_EQ: ::core::ffi::c_uint = 12;
+pub const INET_DIAG_BC_CGROUP_COND: ::core::ffi::c_uint = 13;
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct inet_diag_hostcond {
+    pub family: __u8,
+    pub prefix_len: __u8,
+    pub port: ::core::ffi::c_int,
+    pub addr: __IncompleteArrayField<__be32>,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of inet_diag_hostcond",
+    ][::core::mem::size_of::<inet_diag_hostcond>() - 8usize];
+    [
+        "Alignment of inet_diag_hostcond",
+    ][::core::mem::align_of::<inet_diag_hostcond>() - 4usize];
+    [
+        "Offset of field: inet_diag_hostcond::family",
+    ][::core::mem::offset_of!(inet_diag_hostcond, family) - 0usize];
+    [
+        "Offset of field: inet_diag_hostcond::prefix_len",
+    ][::core::mem::offset_of!(inet_diag_hostcond, prefix_len) - 1usize];
+    [
+        "Offset of field: inet_diag_hostcond::port",
+    ][::core::mem::offset_of!(inet_diag_hostcond, port) - 4usize];
+    [
+        "Offset of field: inet_diag_hostcond::addr",
+    ][::core::mem::offset_of!(inet_diag_hostcond, addr) - 8usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct inet_diag_msg {
+    pub idiag_family: __u8,
+    pub idiag_state: __u8,
+    pub idiag_timer: __u8,
+    pub idiag_retrans: __u8,
+    pub id: inet_diag_sockid,
+    pub idiag_expires: __u32,
+    pub idiag_rqueue: __u32,
+    pub idiag_wqueue: __u32,
+    pub idiag_uid: __u32,
+    pub idiag_inode: __u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of inet_diag_msg"][::core::mem::size_of::<inet_diag_msg>() - 72usize];
+    ["Alignment of inet_diag_msg"][::core::mem::align_of::<inet_diag_msg>() - 4usize];
+    [
+        "Offset of field: inet_diag_msg::idiag_family",
+    ][::core::mem::offset_of!(inet_diag_msg, idiag_family) - 0usize];
+    [
+        "Offset of field: inet_diag_msg::idiag_state",
+    ][::core::mem::offset_of!(inet_diag_msg, idiag_state) - 1usize];
+    [
+        "Offset of field: inet_diag_msg::idiag_timer",
+    ][::core::mem::offset_of!(inet_diag_msg, idiag_timer) - 2usize];
+    [
+        "Offset of field: inet_diag_msg::idiag_retrans",
+    ][::core::mem::offset_of!(inet_diag_msg, idiag_retrans) - 3usize];
+    [
+        "Offset of field: inet_diag_msg::id",
+    ][::core::mem::offset_of!(inet_diag_msg, id) - 4usize];
+    [
+        "Offset of field: inet_diag_msg::idiag_expires",
+    ][::core::mem::offset_of!(inet_diag_msg, idiag_expires) - 52usize];
+    [
+        "Offset of field: inet_diag_msg::idiag_rqueue",
+    ][::core::mem::offset_of!(inet_diag_msg, idiag_rqueue) - 56usize];
+    [
+        "Offset of field: inet_diag_msg::idiag_wqueue",
+    ][::core::mem::offset_of!(inet_diag_msg, idiag_wqueue) - 60usize];
+    [
+        "Offset of field: inet_diag_msg::idiag_uid",
+    ][::core::mem::offset_of!(inet_diag_msg, idiag_uid) - 64usize];
+    [
+        "Offset of field: inet_diag_msg::idiag_inode",
+    ][::core::mem::offset_of!(inet_diag_msg, idiag_inode) - 68usize];
+};
+pub const INET_DIAG_NONE: ::core::ffi::c_uint = 0;
+pub const INET_DIAG_MEMINFO: ::core::ffi::c_uint = 1;
+pub const INET_DIAG_INFO: ::core::ffi::c_uint = 2;
+pub const INET_DIAG_VEGASINFO: ::core::ffi::c_uint = 3;
+pub const INET_DIAG_CONG: ::core::ffi::c_uint = 4;
+pub const INET_DIAG_TOS: ::core::ffi::c_uint = 5;
+pub const INET_DIAG_TCLASS: ::core::ffi::c_uint = 6;
+pub const INET_DIAG_SKMEMINFO: ::core::ffi::c_uint = 7;
+pub const INET_DIAG_SHUTDOWN: ::core::ffi::c_uint = 8;
+pub const INET_DIAG_DCTCPINFO: ::core::ffi::c_uint = 9;
+pub const INET_DIAG_PROTOCOL: ::core::ffi::c_uint = 10;
+pub const INET_DIAG_SKV6ONLY: ::core::ffi::c_uint = 11;
+pub const INET_DIAG_LOCALS: ::core::ffi::c_uint = 12;
+pub const INET_DIAG_PEERS: ::core::ffi::c_uint = 13;
+pub const INET_DIAG_PAD: ::core::ffi::c_uint = 14;
+pub const INET_DIAG_MARK: ::core::ffi::c_uint = 15;
+pub const INET_DIAG_BBRINFO: ::core::ffi::c_uint = 16;
+pub const INET_DIAG_CLASS_ID: ::core::ffi::c_uint = 17;
+pub const INET_DIAG_MD5SIG: ::core::ffi::c_uint = 18;
+pub const INET_DIAG_ULP_INFO: ::core::ffi::c_uint = 19;
+pub const INET_DIAG_SK_BPF_STORAGES: ::core::ffi::c_uint = 20;
+pub const INET_DIAG_CGROUP_ID: ::core::ffi::c_uint = 21;
+pub const INET_DIAG_SOCKOPT: ::core::ffi::c_uint = 22;
+pub const __INET_DIAG_MAX: ::core::ffi::c_uint = 23;
+pub const INET_ULP_INFO_UNSPEC: ::core::ffi::c_uint = 0;
+pub const INET_ULP_INFO_NAME: ::core::ffi::c_uint = 1;
+pub const INET_ULP_INFO_TLS: ::core::ffi::c_uint = 2;
+pub const INET_ULP_INFO_MPTCP: ::core::ffi::c_uint = 3;
+pub const __INET_ULP_INFO_MAX: ::core::ffi::c_uint = 4;

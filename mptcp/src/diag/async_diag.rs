@@ -1,0 +1,145 @@
+//! The socket-diagnostics client for async code (feature `tokio`).
+
+use super::{step, DiagConnection, DiagRequest, Filter, Listing, Step};
+use crate::error::{Error, Result};
+use crate::netlink::{messages, recv, RECV_BUF};
+use crate::Token;
+use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NlAddr};
+use tokio::io::unix::AsyncFd;
+
+/// [`Diag`](super::Diag) for async code (feature `tokio`): the same listings as futures
+/// on tokio's reactor; nothing blocks a runtime thread. One listing runs at a time per
+/// client (the kernel runs one dump per socket); open more clients for parallel ones.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mptcp::Result<()> {
+/// let diag = mptcp::diag::AsyncDiag::new()?;
+/// # match diag.connections(&mptcp::diag::Filter::new()).await {
+/// #   Err(mptcp::Error::MissingModule { .. }) => return Ok(()), // no mptcp_diag here
+/// #   r => { r?; }
+/// # }
+/// for c in diag.connections(&mptcp::diag::Filter::new()).await? {
+///     println!("{:?} {} -> {}", c.token, c.local, c.remote);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct AsyncDiag {
+    inner: tokio::sync::Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    fd: AsyncFd<Socket>,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl AsyncDiag {
+    /// Opens a non-blocking `NETLINK_SOCK_DIAG` socket on the current tokio runtime
+    /// (outside one: [`Error::InvalidArgument`]).
+    pub fn new() -> Result<AsyncDiag> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::invalid(
+                "open an async sock_diag client",
+                "not called from inside a tokio runtime",
+            ));
+        }
+        let mut sock = Socket::new(NETLINK_SOCK_DIAG)
+            .map_err(|e| Error::os("socket(NETLINK_SOCK_DIAG)", e))?;
+        sock.bind_auto()
+            .map_err(|e| Error::os("bind netlink socket", e))?;
+        sock.connect(&NlAddr::new(0, 0))
+            .map_err(|e| Error::os("connect netlink socket", e))?;
+        sock.set_non_blocking(true)
+            .map_err(|e| Error::os("fcntl(O_NONBLOCK)", e))?;
+        let fd =
+            crate::sys::register_netlink(sock).map_err(|e| Error::os("register with tokio", e))?;
+        Ok(AsyncDiag {
+            inner: tokio::sync::Mutex::new(Inner {
+                fd,
+                seq: 0,
+                buf: Vec::with_capacity(RECV_BUF),
+            }),
+        })
+    }
+
+    /// [`Diag::connections`](super::Diag::connections).
+    #[doc(alias = "mptcp_diag")]
+    pub async fn connections(&self, filter: &Filter) -> Result<Vec<DiagConnection>> {
+        let mut inner = self.inner.lock().await;
+        let mut l = Listing::new(filter);
+        for req in l.connection_requests() {
+            let r = inner.transact(&req, |p| l.add_connection(p)).await;
+            l.connections_done(&req, r)?;
+        }
+        if l.wants_subflows() {
+            for req in Listing::subflow_requests() {
+                inner.transact(&req, |p| l.add_subflow(p)).await?;
+            }
+        }
+        Ok(l.finish().0)
+    }
+
+    /// [`Diag::connection_by_token`](super::Diag::connection_by_token).
+    pub async fn connection_by_token(&self, token: Token) -> Result<DiagConnection> {
+        self.connections(&Filter::new().token(token))
+            .await?
+            .pop()
+            .ok_or(Error::NoSuchConnection(token))
+    }
+}
+
+impl Inner {
+    async fn transact(
+        &mut self,
+        req: &DiagRequest,
+        mut each: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let bytes = req.serialize(seq);
+        loop {
+            let mut guard = self
+                .fd
+                .writable()
+                .await
+                .map_err(|e| Error::os("send sock_diag request", e))?;
+            match guard.try_io(|s| s.get_ref().send(&bytes, 0)) {
+                Ok(r) => {
+                    r.map_err(|e| Error::os("send sock_diag request", e))?;
+                    break;
+                }
+                Err(_would_block) => continue,
+            }
+        }
+        loop {
+            let mut guard = self
+                .fd
+                .readable()
+                .await
+                .map_err(|e| Error::os("receive sock_diag reply", e))?;
+            let buf = &mut self.buf;
+            match guard.try_io(|s| recv(s.get_ref(), buf)) {
+                Ok(r) => {
+                    r.map_err(|e| Error::os("receive sock_diag reply", e))?;
+                }
+                Err(_would_block) => continue,
+            }
+            for m in messages(&self.buf) {
+                let m = m.map_err(|e| Error::decode("sock_diag reply", e.to_string()))?;
+                if m.sequence_number() != seq {
+                    continue;
+                }
+                match step(&m)? {
+                    Step::Reply(p) => each(p)?,
+                    Step::Done => return Ok(()),
+                }
+            }
+            if !req.is_dump() {
+                return Ok(());
+            }
+        }
+    }
+}
