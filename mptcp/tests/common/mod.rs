@@ -432,3 +432,12 @@ pub fn rerun_as_child(name: &str, prefix: &[&str], env: &[(&str, &str)]) -> Stri
     assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
     text
 }
+
+/// (major, minor) of a kernel release string such as "6.12.117+deb13-cloud-amd64".
+pub fn kernel_version(release: &str) -> (u32, u32) {
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok());
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
