@@ -157,10 +157,7 @@ fn listing_matches_ss_and_counters_grow() {
         .iter()
         .map(|c| mptcp::token(c).expect("token"))
         .collect();
-    let conns = t
-        .client
-        .run(|| mptcp::diag::connections())
-        .expect("connections");
+    let conns = t.client.run(mptcp::diag::connections).expect("connections");
     // Tokens, addresses and states as ss prints them.
     let ss = ss_connections(&t.client);
     let mine: BTreeSet<_> = conns

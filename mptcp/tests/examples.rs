@@ -154,6 +154,42 @@ fn subflow_watch_prints_counters() {
     );
 }
 
+/// The connections example lists a loopback connection of its namespace, both ends and
+/// the listener, with their subflows.
+#[test]
+fn connections_lists_the_namespace() {
+    require_netns!();
+    let Some(list) = example("connections") else {
+        return;
+    };
+    if !common::caps().mptcp {
+        eprintln!("skipped: no MPTCP in this kernel, nothing to list");
+        return;
+    }
+    let ns = common::Netns::new("exconn");
+    let (token, _keep) = ns.run(|| {
+        let l = mptcp::listen_with("127.0.0.1:4960", mptcp::Mode::Require).expect("listen");
+        let c = mptcp::connect_with("127.0.0.1:4960", mptcp::Mode::Require).expect("connect");
+        let s = l.accept().expect("accept");
+        (mptcp::token(&c).expect("token"), (l, c, s))
+    });
+    let bin = list.to_string_lossy().to_string();
+    let out = ns.exec(&[&bin, "4960"]);
+    if out.contains("mptcp_diag") {
+        eprintln!("skipped: {out}");
+        return;
+    }
+    assert!(out.contains(&format!("{token} ESTAB 127.0.0.1:")), "{out}");
+    assert!(out.contains(" ids 0/0"), "the initial subflow: {out}");
+    assert!(
+        out.lines().any(|l| l.contains("LISTEN 127.0.0.1:4960")) || !out.contains("LISTEN"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("MPTCP sockets"), "{out}");
+    let everything = ns.exec(&[&bin]);
+    assert!(everything.contains(&token.to_string()), "{everything}");
+}
+
 /// The userspace path manager example opens a second subflow on a new connection.
 #[test]
 fn userspace_pm_adds_a_subflow() {
