@@ -1,7 +1,7 @@
 //! What the running kernel offers, seen through the library, printed as
 //! `VMTEST FEATURE name=value` lines (the VM runner turns them into the README's kernel
 //! support table), with the consistency checks that must hold on every kernel.
-#![cfg(feature = "pm")]
+#![cfg(all(feature = "pm", feature = "diag"))]
 
 mod common;
 
@@ -36,6 +36,9 @@ fn kernel_features() {
                 "listener events",
                 "addresses by token",
                 "laminar endpoints",
+                "diag: connections",
+                "diag: listeners",
+                "diag: subflows (root)",
             ] {
                 feature(f, "-");
             }
@@ -113,5 +116,30 @@ fn kernel_features() {
             .flags
             .contains(EndpointFlags::LAMINAR);
         feature("laminar endpoints", if laminar { "yes" } else { "no" });
+        // Socket diagnostics: connections (mptcp_diag), listeners, and subflows with
+        // their MPTCP attributes (the test runs as root).
+        match mptcp::diag::connections() {
+            Err(mptcp::Error::MissingModule { .. }) => {
+                for f in ["diag: connections", "diag: listeners", "diag: subflows (root)"] {
+                    feature(f, "no");
+                }
+            }
+            r => {
+                let conns = r.expect("diag");
+                let ours = conns
+                    .iter()
+                    .find(|x| x.token == Some(token))
+                    .expect("the connection is listed");
+                feature("diag: connections", "yes");
+                let listeners = conns
+                    .iter()
+                    .any(|x| x.state == mptcp::diag::SocketState::Listen);
+                feature("diag: listeners", if listeners { "yes" } else { "no" });
+                feature(
+                    "diag: subflows (root)",
+                    if ours.subflows.is_empty() { "no" } else { "yes" },
+                );
+            }
+        }
     });
 }
