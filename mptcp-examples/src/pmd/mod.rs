@@ -1,0 +1,188 @@
+//! A path-manager daemon engine: it keeps the kernel's MPTCP path manager in step with
+//! the host's interfaces and addresses as they come and go.
+//!
+//! * **Kernel mode** (the in-kernel path manager): one endpoint per usable local
+//!   address, with the flags the [`Policy`] gives, removed when the address or its link
+//!   goes away and added again when it returns. Endpoints it did not create are never
+//!   touched.
+//! * **Userspace mode** (the userspace path manager): per connection, driven by the
+//!   kernel's events: subflows from the other usable addresses on `ESTABLISHED`, backup
+//!   marks, address announcements as a server, subflows closed on link down and
+//!   recreated on link up.
+//!
+//! The engine is level-triggered: every change notification (and an overflow of the
+//! notification socket, and a periodic timer) leads to a comparison of what the kernel
+//! has with what the policy wants, so it converges after lost events.
+//!
+//! [`Policy`] is the small trait a program implements to decide; [`Rules`] is the one
+//! the `mptcp-pmd` binary builds from its TOML configuration.
+
+mod config;
+mod kernel;
+mod links;
+mod rules;
+mod state;
+mod userspace;
+
+pub use config::{Config, ConfigError, Mode};
+pub use links::LocalAddress;
+pub use rules::{InterfaceRule, Rules, SubflowPlan};
+pub use state::State;
+
+use mptcp::pm::{EndpointFlags, Limits};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// What to do with local addresses. Implement it to write a policy in Rust; the daemon
+/// asks it again on every change, so it may depend on anything.
+pub trait Policy: Send + Sync + 'static {
+    /// The endpoint flags for a usable local address (`SUBFLOW`, `SIGNAL`, `BACKUP`,
+    /// `FULLMESH`, `LAMINAR`), or `None` to leave the address out.
+    fn flags(&self, addr: &LocalAddress) -> Option<EndpointFlags>;
+
+    /// Limits to set when the daemon starts in kernel mode (`None`: leave them).
+    fn limits(&self) -> Option<Limits> {
+        None
+    }
+
+    /// Userspace mode: the subflows to open on a connection this host started, from
+    /// its usable addresses (`usable`, with their flags) to the peer's known addresses
+    /// (`remotes`: the initial one first, then those it announced). The initial
+    /// subflow's local address is `initial`. The default opens one subflow per other
+    /// usable interface to the initial remote address.
+    fn plan(
+        &self,
+        initial: SocketAddr,
+        remotes: &[SocketAddr],
+        usable: &[(LocalAddress, EndpointFlags)],
+    ) -> Vec<SubflowPlan> {
+        rules::per_interface(initial, remotes, usable, 8)
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT: the engine for `config.mode`, with `policy`.
+/// On the way out it removes what it added (kernel mode, when `config.cleanup` is
+/// set) or restores the previous path manager (userspace mode).
+pub async fn run(config: Config, policy: impl Policy) -> Result<(), Error> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::Io("SIGTERM handler", e))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::Io("SIGINT handler", e))?;
+    let mut usr1 =
+        signal(SignalKind::user_defined1()).map_err(|e| Error::Io("SIGUSR1 handler", e))?;
+    let mut changes = links::Changes::subscribe(config.event_buffer)?;
+    let links = links::Links::new()?;
+    let names = links.names().await?;
+    for r in &config.rules.interfaces {
+        if !names.iter().any(|n| r.glob.matches(n)) {
+            warn!(glob = %r.pattern, "no interface matches this rule (yet)");
+        }
+    }
+    let mut engine = match config.mode {
+        Mode::Kernel => Engine::Kernel(kernel::KernelMode::start(&policy).await?),
+        Mode::Userspace => Engine::Userspace(userspace::UserspaceMode::start(&config).await?),
+    };
+    let mut resync = tokio::time::interval(config.resync_interval.max(Duration::from_millis(100)));
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = state::Writer::new(config.state_file.clone());
+    let mut usable = links.usable(&policy, &config).await?;
+    engine.reconcile(&policy, &usable).await;
+    state.write(&engine.state(&config, &usable));
+    info!(mode = ?config.mode, addresses = usable.len(), "started");
+    loop {
+        let mut dirty = false;
+        tokio::select! {
+            c = changes.next() => match c {
+                links::Change::Changed => dirty = true,
+                links::Change::Overflow => {
+                    warn!("interface notifications were lost (socket buffer overflow): resynchronising");
+                    dirty = true;
+                }
+                links::Change::Failed(e) => return Err(e),
+            },
+            ev = engine.next_event() => {
+                if let Some(ev) = ev {
+                    engine.handle(ev, &policy, &usable).await;
+                    state.write(&engine.state(&config, &usable));
+                }
+            }
+            _ = resync.tick() => dirty = true,
+            _ = usr1.recv() => info!(state = %serde_json::to_string(&engine.state(&config, &usable)).unwrap_or_default(), "state"),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+        if dirty {
+            // Changes come in bursts (an address and its routes): let them settle.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            changes.drain();
+            usable = links.usable(&policy, &config).await?;
+            engine.reconcile(&policy, &usable).await;
+            state.write(&engine.state(&config, &usable));
+        }
+    }
+    info!("stopping");
+    engine.stop(&config).await;
+    state.remove();
+    Ok(())
+}
+
+/// One of the two engines.
+enum Engine {
+    Kernel(kernel::KernelMode),
+    Userspace(userspace::UserspaceMode),
+}
+
+impl Engine {
+    async fn reconcile(&mut self, policy: &impl Policy, usable: &[(LocalAddress, EndpointFlags)]) {
+        match self {
+            Engine::Kernel(k) => k.reconcile(usable).await,
+            Engine::Userspace(u) => u.reconcile(policy, usable).await,
+        }
+    }
+
+    async fn next_event(&mut self) -> Option<userspace::Item> {
+        match self {
+            Engine::Kernel(_) => std::future::pending().await,
+            Engine::Userspace(u) => u.next_event().await,
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        ev: userspace::Item,
+        policy: &impl Policy,
+        usable: &[(LocalAddress, EndpointFlags)],
+    ) {
+        if let Engine::Userspace(u) = self {
+            u.handle(ev, policy, usable).await
+        }
+    }
+
+    fn state(&self, config: &Config, usable: &[(LocalAddress, EndpointFlags)]) -> State {
+        match self {
+            Engine::Kernel(k) => k.state(config, usable),
+            Engine::Userspace(u) => u.state(config, usable),
+        }
+    }
+
+    async fn stop(&mut self, config: &Config) {
+        match self {
+            Engine::Kernel(k) => k.stop(config.cleanup).await,
+            Engine::Userspace(u) => u.stop().await,
+        }
+    }
+}
+
+/// What can stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request to the MPTCP path manager failed.
+    #[error(transparent)]
+    Mptcp(#[from] mptcp::Error),
+    /// rtnetlink (interfaces, addresses, routes) failed.
+    #[error("rtnetlink: {0}")]
+    Rtnetlink(String),
+    /// A system call failed.
+    #[error("{0}: {1}")]
+    Io(&'static str, #[source] std::io::Error),
+}

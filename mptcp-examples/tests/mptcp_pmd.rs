@@ -1,0 +1,525 @@
+//! `mptcp-pmd` in network namespaces: kernel mode follows interfaces and addresses,
+//! leaves hand-made endpoints alone and cleans up on SIGTERM; userspace mode opens,
+//! marks, closes and recreates subflows; a lost-notification burst still converges;
+//! bad configurations are refused with file, line and key.
+
+#[path = "../../mptcp/tests/common/mod.rs"]
+mod common;
+
+use common::{wait_for, Netns, Topology, PATHS};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PMD: &str = env!("CARGO_BIN_EXE_mptcp-pmd");
+
+/// The daemon, stopped with SIGTERM (and reaped) when dropped.
+struct Daemon {
+    child: Child,
+    log: std::path::PathBuf,
+    state: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(ns: &Netns, config: &str) -> Daemon {
+        let dir =
+            std::env::temp_dir().join(format!("mptcp-pmd-test-{}-{}", std::process::id(), ns.name));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let cfg = dir.join("pmd.toml");
+        std::fs::write(&cfg, config).expect("config");
+        let log = dir.join("log");
+        let state = dir.join("state.json");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, PMD, "--log", "debug", "--config"])
+            .arg(&cfg)
+            .arg("--state")
+            .arg(&state)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start mptcp-pmd");
+        let d = Daemon { child, log, state };
+        // Started once its state file exists.
+        wait_for(Duration::from_secs(5), || d.state.exists().then_some(()))
+            .unwrap_or_else(|| panic!("the daemon did not start:\n{}", d.log()));
+        d
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait (at most 5 s) for a clean exit.
+    fn stop(mut self) -> String {
+        self.terminate();
+        self.log()
+    }
+
+    fn terminate(&mut self) {
+        // SAFETY: kill(2) with our child's pid and a signal number; no memory involved.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                assert!(st.success(), "exit status {st}:\n{}", self.log());
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        panic!("no exit within 5 s of SIGTERM:\n{}", self.log());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: as in `terminate`.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let _ = wait_for(Duration::from_secs(3), || {
+                self.child.try_wait().ok().flatten()
+            });
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The endpoints `ip mptcp endpoint show` lists: "ADDR FLAGS... [dev DEV]" per line.
+fn endpoints(ns: &Netns) -> Vec<String> {
+    let mut v: Vec<String> = ns
+        .ip(&["mptcp", "endpoint", "show"])
+        .lines()
+        .map(|l| {
+            // Drop the id: it is the kernel's choice.
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < f.len() {
+                if f[i] == "id" {
+                    i += 2;
+                    continue;
+                }
+                out.push(f[i]);
+                i += 1;
+            }
+            out.join(" ")
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    v.sort();
+    v
+}
+
+fn has_endpoint(ns: &Netns, addr: &str) -> bool {
+    endpoints(ns)
+        .iter()
+        .any(|e| e.split_whitespace().next() == Some(addr))
+}
+
+/// Waits at most `within` for the endpoint of `addr` to be present (or absent).
+fn expect_endpoint(ns: &Netns, addr: &str, present: bool, within: Duration, d: &Daemon) {
+    let ok = wait_for(within, || (has_endpoint(ns, addr) == present).then_some(()));
+    assert!(
+        ok.is_some(),
+        "endpoint {addr} {} within {within:?}: {:?}\n{}",
+        if present { "added" } else { "removed" },
+        endpoints(ns),
+        d.log()
+    );
+}
+
+macro_rules! mptcp_or_skip {
+    () => {
+        require_netns!();
+        if !common::caps().mptcp {
+            eprintln!("skipped: no MPTCP in this kernel");
+            return;
+        }
+    };
+}
+
+/// Kernel mode: an address on a new veth becomes an endpoint within 1 s; deleting the
+/// address or setting the link down removes it within 1 s; the link coming back
+/// re-adds it. A hand-made endpoint survives start, changes and stop; SIGTERM leaves
+/// only it.
+#[test]
+fn kernel_mode_follows_interfaces_and_keeps_hand_made_endpoints() {
+    mptcp_or_skip!();
+    let t = Topology::new(1);
+    let ns = &t.client;
+    ns.ip(&["mptcp", "endpoint", "add", "203.0.113.7", "signal"]);
+    let d = Daemon::start(ns, "");
+    expect_endpoint(ns, PATHS[0].client4, true, Duration::from_secs(1), &d);
+    assert!(has_endpoint(ns, "203.0.113.7"), "hand-made endpoint kept");
+    // A new interface with an address.
+    ns.ip(&[
+        "link",
+        "add",
+        "new0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "new1",
+        "netns",
+        &t.server.name,
+    ]);
+    t.server.ip(&["link", "set", "new1", "up"]);
+    ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "new0"]);
+    ns.ip(&["link", "set", "new0", "up"]);
+    expect_endpoint(ns, "198.51.100.1", true, Duration::from_secs(1), &d);
+    let e = endpoints(ns);
+    assert!(
+        e.contains(&"198.51.100.1 subflow dev new0".to_string()),
+        "{e:?}"
+    );
+    // The address goes: so does the endpoint.
+    ns.ip(&["addr", "del", "198.51.100.1/24", "dev", "new0"]);
+    expect_endpoint(ns, "198.51.100.1", false, Duration::from_secs(1), &d);
+    ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "new0"]);
+    expect_endpoint(ns, "198.51.100.1", true, Duration::from_secs(1), &d);
+    // Link down, link up.
+    ns.ip(&["link", "set", "new0", "down"]);
+    expect_endpoint(ns, "198.51.100.1", false, Duration::from_secs(1), &d);
+    ns.ip(&["link", "set", "new0", "up"]);
+    expect_endpoint(ns, "198.51.100.1", true, Duration::from_secs(1), &d);
+    let log = d.stop();
+    assert_eq!(
+        endpoints(ns),
+        vec!["203.0.113.7 signal".to_string()],
+        "SIGTERM leaves only the hand-made endpoint:\n{log}"
+    );
+}
+
+/// A connection made before a new interface appears gains a subflow over it: the
+/// in-kernel path manager applies a new `subflow` endpoint to existing connections.
+#[test]
+fn existing_connection_gains_a_subflow_over_a_new_interface() {
+    mptcp_or_skip!();
+    let t = Topology::new(1);
+    for ns in [&t.client, &t.server] {
+        ns.ip(&[
+            "mptcp",
+            "limits",
+            "set",
+            "subflows",
+            "4",
+            "add_addr_accepted",
+            "4",
+        ]);
+    }
+    let d = Daemon::start(&t.client, "");
+    let l = t
+        .server
+        .run(|| mptcp::listen_with("0.0.0.0:4980", mptcp::Mode::Require))
+        .expect("listen");
+    let sa: SocketAddr = format!("{}:4980", PATHS[0].server4)
+        .parse()
+        .expect("address");
+    let mut c = t
+        .client
+        .run(move || mptcp::connect_with(sa, mptcp::Mode::Require))
+        .expect("connect");
+    let (mut s, _) = l.accept().expect("accept");
+    c.write_all(b"x").expect("write");
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).expect("read");
+    s.write_all(b"y").expect("write");
+    c.read_exact(&mut b).expect("read");
+    assert_eq!(mptcp::subflows(&c).expect("subflows").len(), 1);
+    // A second path appears on both sides.
+    t.client.ip(&[
+        "link",
+        "add",
+        "p1",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "p1",
+        "netns",
+        &t.server.name,
+    ]);
+    t.client
+        .ip(&["addr", "add", "198.51.100.1/24", "dev", "p1"]);
+    t.server
+        .ip(&["addr", "add", "198.51.100.2/24", "dev", "p1"]);
+    t.server.ip(&["link", "set", "p1", "up"]);
+    t.client.ip(&["link", "set", "p1", "up"]);
+    expect_endpoint(&t.client, "198.51.100.1", true, Duration::from_secs(2), &d);
+    let two = wait_for(Duration::from_secs(5), || {
+        (mptcp::subflows(&c).ok()?.len() == 2).then_some(())
+    });
+    assert!(
+        two.is_some(),
+        "the existing connection gained a subflow: {:?}\n{}",
+        mptcp::subflows(&c),
+        d.log()
+    );
+    let sf = mptcp::subflows(&c).expect("subflows");
+    assert!(
+        sf.iter()
+            .any(|s| s.local.ip().to_string() == "198.51.100.1"),
+        "{sf:?}"
+    );
+}
+
+/// Userspace mode: the daemon gives a 2-path client connection its second subflow (data
+/// intact), closes it when path 2's link goes down (the transfer finishes on path 1),
+/// and recreates it when the link comes back. Path 2 is a backup interface: the server
+/// sees its subflow as backup.
+#[test]
+fn userspace_mode_opens_closes_and_recreates_subflows() {
+    mptcp_or_skip!();
+    if !std::path::Path::new("/proc/sys/net/mptcp/path_manager").exists()
+        && !std::path::Path::new("/proc/sys/net/mptcp/pm_type").exists()
+    {
+        eprintln!("skipped: this kernel has no userspace path manager (Linux 5.19+)");
+        return;
+    }
+    let t = Topology::new(2);
+    t.rate_limit("50mbit");
+    let d = Daemon::start(
+        &t.client,
+        "mode = \"userspace\"\n\
+         [[interface]]\nmatch = \"eth1\"\nflags = [\"subflow\", \"backup\"]\n",
+    );
+    let l = t
+        .server
+        .run(|| mptcp::listen_with("0.0.0.0:4981", mptcp::Mode::Require))
+        .expect("listen");
+    let sa: SocketAddr = format!("{}:4981", PATHS[0].server4)
+        .parse()
+        .expect("address");
+    let mut c = t
+        .client
+        .run(move || mptcp::connect_with(sa, mptcp::Mode::Require))
+        .expect("connect");
+    let (mut s, _) = l.accept().expect("accept");
+    c.write_all(b"hi").expect("write");
+    let mut b = [0u8; 2];
+    s.read_exact(&mut b).expect("read");
+    let on_path2 = |c: &std::net::TcpStream| {
+        mptcp::subflows(c)
+            .map(|v| {
+                v.iter()
+                    .any(|s| s.local.ip().to_string() == PATHS[1].client4)
+            })
+            .unwrap_or(false)
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || on_path2(&c).then_some(())).is_some(),
+        "the daemon opened a subflow over path 2: {:?}\n{}",
+        mptcp::subflows(&c),
+        d.log()
+    );
+    // The server sees it as backup (the daemon marked it; MP_PRIO reached the peer).
+    let backup_at_peer = wait_for(Duration::from_secs(5), || {
+        let token = mptcp::token(&s).ok()?;
+        let conn = t
+            .server
+            .run(move || mptcp::diag::connection_by_token(token))
+            .ok()?;
+        conn.subflows
+            .iter()
+            .any(|sf| {
+                sf.remote.ip().to_string() == PATHS[1].client4 && sf.is_backup() == Some(true)
+            })
+            .then_some(())
+    });
+    assert!(
+        backup_at_peer.is_some(),
+        "backup seen at the server\n{}",
+        d.log()
+    );
+    // A transfer, with path 2 going down in the middle and coming back.
+    let data = common::data(6 << 20);
+    let want = common::sha256(&data);
+    let mut reader = s.try_clone().expect("clone");
+    let recv = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let end = Instant::now() + Duration::from_secs(30);
+        while got.len() < 6 << 20 && Instant::now() < end {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got
+    });
+    let mut writer = c.try_clone().expect("clone");
+    let send = std::thread::spawn(move || writer.write_all(&data));
+    std::thread::sleep(Duration::from_millis(300));
+    t.client.ip(&["link", "set", "eth1", "down"]);
+    assert!(
+        wait_for(Duration::from_secs(3), || (!on_path2(&c)).then_some(())).is_some(),
+        "link down closed the path-2 subflow: {:?}\n{}",
+        mptcp::subflows(&c),
+        d.log()
+    );
+    send.join().expect("sender").expect("all data written");
+    let got = recv.join().expect("receiver");
+    assert_eq!(common::sha256(&got), want, "data intact over path 1");
+    t.client.ip(&["link", "set", "eth1", "up"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || on_path2(&c).then_some(())).is_some(),
+        "link up recreated the subflow: {:?}\n{}",
+        mptcp::subflows(&c),
+        d.log()
+    );
+    let log = d.stop();
+    assert_eq!(
+        t.client.run(mptcp::pm::kind).ok(),
+        Some(mptcp::pm::PmKind::Kernel),
+        "the previous path manager is restored:\n{log}"
+    );
+}
+
+/// Notifications lost to a tiny socket buffer during a burst of address changes: the
+/// endpoints still converge to one per address left.
+#[test]
+fn lost_notifications_still_converge() {
+    mptcp_or_skip!();
+    let ns = Netns::new("pmdburst");
+    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
+    ns.ip(&["link", "set", "d1", "up"]);
+    ns.ip(&["link", "set", "d0", "up"]);
+    // The smallest buffer the kernel allows, and a quick resynchronisation period.
+    let d = Daemon::start(&ns, "event_buffer = 1\nresync_interval = 1.0\n");
+    for round in 0..20 {
+        for i in 1..=6 {
+            let a = format!("192.0.2.{}/24", i + 10 * (round % 2));
+            let _ = Command::new("ip")
+                .args(["-n", &ns.name, "addr", "add", &a, "dev", "d0"])
+                .output();
+        }
+        for i in 1..=6 {
+            let a = format!("192.0.2.{}/24", i + 10 * (round % 2));
+            let _ = Command::new("ip")
+                .args(["-n", &ns.name, "addr", "del", &a, "dev", "d0"])
+                .output();
+        }
+    }
+    for a in ["192.0.2.41/24", "192.0.2.42/24", "192.0.2.43/24"] {
+        ns.ip(&["addr", "add", a, "dev", "d0"]);
+    }
+    let want: Vec<String> = ["192.0.2.41", "192.0.2.42", "192.0.2.43"]
+        .iter()
+        .map(|a| format!("{a} subflow dev d0"))
+        .collect();
+    let ok = wait_for(Duration::from_secs(5), || {
+        (endpoints(&ns) == want).then_some(())
+    });
+    let log = d.log();
+    assert!(ok.is_some(), "converged: {:?}\n{log}", endpoints(&ns));
+    assert!(
+        log.contains("notifications were lost"),
+        "the overflow happened and was reported:\n{log}"
+    );
+    drop(d);
+}
+
+/// Bad configurations are refused before anything is done, naming the file, the line
+/// and the key; `--check` validates; an unmatched interface glob is a warning.
+#[test]
+fn configuration_errors_name_file_line_and_key() {
+    let dir = std::env::temp_dir().join(format!("mptcp-pmd-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let check = |text: &str| {
+        let f = dir.join("c.toml");
+        std::fs::write(&f, text).expect("write");
+        let o = Command::new(PMD)
+            .args(["--check", "--config"])
+            .arg(&f)
+            .output()
+            .expect("run");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+            f,
+        )
+    };
+    let (code, err, f) = check("mode = \"kernel\"\n\n[limits]\nsubflows = \"many\"\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains(&format!("{}:4", f.display())), "{err}");
+    assert!(err.contains("subflows"), "{err}");
+    let (code, err, _) = check("mode = \"kernel\"\nfrobnicate = true\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains(":2") && err.contains("frobnicate"), "{err}");
+    let (code, err, _) =
+        check("[[interface]]\nmatch = \"eth*\"\nflags = [\"subflow\", \"turbo\"]\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains(":3") && err.contains("turbo"), "{err}");
+    let (code, err, _) = check("[limits]\nsubflows = 9\n");
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains(":2") && err.contains("limits.subflows"),
+        "{err}"
+    );
+    let (code, out, _) = {
+        let f = dir.join("ok.toml");
+        std::fs::write(
+            &f,
+            "mode = \"userspace\"\n[userspace]\nsubflows = \"fullmesh\"\n",
+        )
+        .expect("write");
+        let o = Command::new(PMD)
+            .args(["--check", "--config"])
+            .arg(&f)
+            .output()
+            .expect("run");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            f,
+        )
+    };
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("valid"), "{out}");
+    let o = Command::new(PMD)
+        .args(["--check", "--config", "/nonexistent/pmd.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/pmd.toml"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Without CAP_NET_ADMIN the daemon stops at once with an error naming it.
+#[test]
+fn without_cap_net_admin_it_says_so() {
+    mptcp_or_skip!();
+    let setpriv = "/usr/bin/setpriv";
+    if !Command::new(setpriv)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("util-linux"))
+    {
+        eprintln!("skipped: util-linux's setpriv is not installed");
+        return;
+    }
+    let ns = Netns::new("pmdpriv");
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            setpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            PMD,
+            "--state",
+            "/tmp/mptcp-pmd-unprivileged-test.json",
+        ])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("CAP_NET_ADMIN"), "{err}");
+}
