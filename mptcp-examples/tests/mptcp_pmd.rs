@@ -479,6 +479,13 @@ fn configuration_errors_name_file_line_and_key() {
     };
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("valid"), "{out}");
+    // The documented example file is valid.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/mptcp-pmd.toml");
+    let o = Command::new(PMD)
+        .args(["--check", "--config", example])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = Command::new(PMD)
         .args(["--check", "--config", "/nonexistent/pmd.toml"])
         .output()
@@ -522,4 +529,119 @@ fn without_cap_net_admin_it_says_so() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("CAP_NET_ADMIN"), "{err}");
+}
+
+/// The kernel-mode scenario with mptcpd (Debian's package with its `addr_adv` plugin,
+/// `--addr-flags=subflow`) and with mptcp-pmd: both make an endpoint for the address
+/// present at start and for a new one, with the same flags and device. What differs is
+/// printed (and documented in the README): mptcpd keeps the endpoint when the link goes
+/// down, when the address is deleted and when it exits; mptcp-pmd removes it each time.
+#[test]
+fn compared_with_mptcpd() {
+    mptcp_or_skip!();
+    let Some(root) = std::env::var_os("MPTCP_TEST_MPTCPD_ROOT").map(std::path::PathBuf::from)
+    else {
+        eprintln!("skipped: no mptcpd to compare with (cargo xtask test unpacks Debian's under target/mptcpd and sets MPTCP_TEST_MPTCPD_ROOT)");
+        return;
+    };
+    let lib = std::fs::read_dir(root.join("usr/lib"))
+        .expect("mptcpd's lib dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("mptcpd").is_dir())
+        .expect("mptcpd's plugin dir");
+    // One scenario; the list of endpoints after each step.
+    let scenario = |start: &dyn Fn(&Netns) -> Child| -> Vec<Vec<String>> {
+        let ns = Netns::new("cmp");
+        // Two interfaces, each a veth with its peer in the namespace (up).
+        for (dev, peer) in [("a0", "a1"), ("b0", "b1")] {
+            ns.ip(&["link", "add", dev, "type", "veth", "peer", "name", peer]);
+            ns.ip(&["link", "set", peer, "up"]);
+            ns.ip(&["link", "set", dev, "up"]);
+        }
+        ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "a0"]);
+        let mut child = start(&ns);
+        let settle = || std::thread::sleep(Duration::from_millis(800));
+        settle();
+        let mut steps = vec![endpoints(&ns)];
+        ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "b0"]);
+        settle();
+        steps.push(endpoints(&ns));
+        ns.ip(&["link", "set", "b0", "down"]);
+        settle();
+        steps.push(endpoints(&ns));
+        ns.ip(&["link", "set", "b0", "up"]);
+        settle();
+        ns.ip(&["addr", "del", "198.51.100.1/24", "dev", "b0"]);
+        settle();
+        steps.push(endpoints(&ns));
+        // SAFETY: kill(2) with our child's pid; no memory involved.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = wait_for(Duration::from_secs(5), || child.try_wait().ok().flatten());
+        let _ = child.kill();
+        let _ = child.wait();
+        steps.push(endpoints(&ns));
+        steps
+    };
+    let mptcpd = scenario(&|ns: &Netns| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(root.join("usr/libexec/mptcpd"))
+            .arg("--log=stderr")
+            .arg(format!("--plugin-dir={}", lib.join("mptcpd").display()))
+            .args([
+                "--path-manager=addr_adv",
+                "--addr-flags=subflow",
+                "--notify-flags=existing,skip_link_local,skip_loopback",
+            ])
+            .env("LD_LIBRARY_PATH", &lib)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mptcpd")
+    });
+    let dir = std::env::temp_dir().join(format!("mptcp-pmd-cmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ours = scenario(&|ns: &Netns| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name, PMD, "--state"])
+            .arg(dir.join("state.json"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mptcp-pmd")
+    });
+    let steps = [
+        "start",
+        "address added",
+        "link down",
+        "address deleted",
+        "stopped",
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        println!(
+            "{step:16} mptcpd: {:?}\n{:16} mptcp-pmd: {:?}",
+            mptcpd[i], "", ours[i]
+        );
+    }
+    let a0 = "192.0.2.1 subflow dev a0".to_string();
+    let b0 = "198.51.100.1 subflow dev b0".to_string();
+    // The same endpoints for the same addresses.
+    assert_eq!(mptcpd[0], vec![a0.clone()], "mptcpd at start");
+    assert_eq!(ours[0], vec![a0.clone()], "mptcp-pmd at start");
+    assert_eq!(
+        mptcpd[1],
+        vec![a0.clone(), b0.clone()],
+        "mptcpd: a new address"
+    );
+    assert_eq!(
+        ours[1],
+        vec![a0.clone(), b0.clone()],
+        "mptcp-pmd: a new address"
+    );
+    // Where this daemon goes further.
+    assert_eq!(ours[2], vec![a0.clone()], "mptcp-pmd: link down removes it");
+    assert_eq!(ours[3], vec![a0], "mptcp-pmd: address deleted");
+    assert!(ours[4].is_empty(), "mptcp-pmd removes what it added");
+    let _ = std::fs::remove_dir_all(&dir);
 }

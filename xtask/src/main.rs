@@ -8,6 +8,7 @@ mod codegen_task;
 mod cross;
 mod demo;
 mod miri;
+mod mptcpd;
 mod public_api;
 mod sys;
 mod targets;

@@ -42,9 +42,12 @@ pub fn run(no_vm: bool) -> Result<()> {
     }
     // The build-time bindings, generated from the pinned headers, and the snapshot: both
     // are checked against the C compiler's view of those same headers.
+    // mptcpd, unpacked under target/ (not installed), for mptcp-pmd's comparison test.
+    let mptcpd = crate::mptcpd::root()?;
     sh(cargo()
         .args(["test", "--workspace", "--all-features"])
-        .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
+        .env("MPTCP_SYS_KERNEL_HEADERS", &headers)
+        .env("MPTCP_TEST_MPTCPD_ROOT", &mptcpd))?;
     sh(cargo()
         .args(["test", "-p", "mptcp-sys", "--no-default-features"])
         .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
