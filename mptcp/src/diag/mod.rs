@@ -45,7 +45,7 @@ mod tests;
 
 #[cfg(feature = "tokio")]
 pub use async_diag::AsyncDiag;
-pub use state::{SocketState, States};
+pub use state::{ParseStateError, SocketState, States};
 
 use crate::error::{Error, Result};
 use crate::info::MptcpInfo;
@@ -132,7 +132,8 @@ pub struct DiagSubflow {
     pub remote: SocketAddr,
     /// The connection's local token (`MPTCP_SUBFLOW_ATTR_TOKEN_LOC`).
     pub token: Option<Token>,
-    /// The peer's token (`MPTCP_SUBFLOW_ATTR_TOKEN_REM`).
+    /// The peer's token (`MPTCP_SUBFLOW_ATTR_TOKEN_REM`); `None` where the kernel sends
+    /// 0 (the initial subflow, and joins accepted by this side).
     pub remote_token: Option<Token>,
     /// The local address id.
     pub local_id: Option<u8>,
@@ -152,6 +153,51 @@ pub struct DiagSubflow {
     pub ssn_offset: Option<u32>,
     /// The subflow's own TCP counters (bytes sent and received, RTT ...).
     pub tcp_info: Option<TcpInfo>,
+}
+
+fn unspecified() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 0))
+}
+
+/// An empty record (unspecified addresses, state `Close`, nothing else), for building
+/// test data field by field.
+impl Default for DiagConnection {
+    fn default() -> Self {
+        DiagConnection {
+            token: None,
+            state: SocketState::Close,
+            local: unspecified(),
+            remote: unspecified(),
+            uid: 0,
+            inode: 0,
+            cookie: 0,
+            info: None,
+            subflows: Vec::new(),
+        }
+    }
+}
+
+/// An empty record (unspecified addresses, state `Close`, nothing else), for building
+/// test data field by field.
+impl Default for DiagSubflow {
+    fn default() -> Self {
+        DiagSubflow {
+            state: SocketState::Close,
+            local: unspecified(),
+            remote: unspecified(),
+            token: None,
+            remote_token: None,
+            local_id: None,
+            remote_id: None,
+            flags: None,
+            map_seq: None,
+            map_subflow_seq: None,
+            map_data_len: None,
+            relative_write_seq: None,
+            ssn_offset: None,
+            tcp_info: None,
+        }
+    }
 }
 
 impl DiagSubflow {
@@ -303,8 +349,10 @@ impl Diag {
     }
 
     /// Whether the kernel showed this caller the subflows' MPTCP attributes in the last
-    /// listing that had subflows to show (`None` before one): `false` means the caller
-    /// lacks `CAP_NET_ADMIN` and connections are listed without subflows.
+    /// listing that had established connections to show them for (`None` before one):
+    /// `false` means no TCP socket came with MPTCP information although connections
+    /// exist, i.e. the caller lacks `CAP_NET_ADMIN` (before Linux 6.15) and connections
+    /// are listed without subflows.
     pub fn subflows_visible(&self) -> Option<bool> {
         self.ulp_seen
     }
@@ -326,7 +374,9 @@ impl Diag {
             }
         }
         let (conns, ulp) = l.finish();
-        self.ulp_seen = ulp.or(self.ulp_seen);
+        if ulp.is_some() {
+            self.ulp_seen = ulp;
+        }
         Ok(conns)
     }
 
@@ -459,9 +509,13 @@ impl<'f> Listing<'f> {
     }
 
     /// The connections, and whether subflow information was visible (when there were
-    /// TCP sockets to tell).
+    /// established connections whose subflows it would show).
     pub(crate) fn finish(self) -> (Vec<DiagConnection>, Option<bool>) {
-        let ulp = self.tcp_seen.then_some(self.ulp_seen);
+        let established = self
+            .conns
+            .iter()
+            .any(|c| c.token.is_some() && c.state == SocketState::Established);
+        let ulp = (self.ulp_seen || (self.tcp_seen && established)).then_some(self.ulp_seen);
         (self.conns, ulp)
     }
 }

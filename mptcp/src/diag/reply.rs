@@ -191,9 +191,11 @@ pub(crate) fn subflow(payload: &[u8]) -> Result<Option<DiagSubflow>> {
     for a in nlas(m) {
         let a = a.map_err(bad)?;
         match a.id() {
-            sys::MPTCP_SUBFLOW_ATTR_TOKEN_LOC => sf.token = Some(Token::new(a.u32().map_err(bad)?)),
+            sys::MPTCP_SUBFLOW_ATTR_TOKEN_LOC => {
+                sf.token = Some(Token::new(a.u32().map_err(bad)?)).filter(|t| t.get() != 0)
+            }
             sys::MPTCP_SUBFLOW_ATTR_TOKEN_REM => {
-                sf.remote_token = Some(Token::new(a.u32().map_err(bad)?))
+                sf.remote_token = Some(Token::new(a.u32().map_err(bad)?)).filter(|t| t.get() != 0)
             }
             sys::MPTCP_SUBFLOW_ATTR_ID_LOC => sf.local_id = Some(a.u8().map_err(bad)?),
             sys::MPTCP_SUBFLOW_ATTR_ID_REM => sf.remote_id = Some(a.u8().map_err(bad)?),

@@ -96,7 +96,7 @@ impl serde::Serialize for SocketState {
 /// A state name that is not one of `ss`'s (`established`, `estab`, `listen`,
 /// `syn-sent` ...).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown socket state {0:?} (expected one of: established, syn-sent, syn-recv, fin-wait-1, fin-wait-2, time-wait, close, close-wait, last-ack, listen, closing)")]
+#[error("unknown socket state {0:?} (expected one of: established, syn-sent, syn-recv, fin-wait-1, fin-wait-2, time-wait, close (unconn), close-wait, last-ack, listen, closing, new-syn-recv)")]
 pub struct ParseStateError(pub String);
 
 impl FromStr for SocketState {
