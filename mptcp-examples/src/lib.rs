@@ -11,7 +11,17 @@ use clap::Parser;
 /// a command that needs a subcommand but got no arguments at all prints its help on
 /// stderr with exit code 2.
 pub fn parse_args<T: Parser>(tool: &str) -> T {
-    match T::try_parse() {
+    parse_args_from(tool, std::env::args_os())
+}
+
+/// [`parse_args`] of a command line the tool has prepared (the program name first).
+pub fn parse_args_from<T, I>(tool: &str, args: I) -> T
+where
+    T: Parser,
+    I: IntoIterator,
+    I::Item: Into<std::ffi::OsString> + Clone,
+{
+    match T::try_parse_from(args) {
         Ok(a) => a,
         Err(e) => match usage_line(&e) {
             Some(line) => {
