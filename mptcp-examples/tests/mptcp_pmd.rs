@@ -12,7 +12,11 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PMD: &str = env!("CARGO_BIN_EXE_mptcp-pmd");
+/// The daemon: the one cargo built next to this test, or `MPTCP_PMD` (the VM test runner
+/// installs it elsewhere in its guests).
+fn pmd() -> String {
+    std::env::var("MPTCP_PMD").unwrap_or_else(|_| env!("CARGO_BIN_EXE_mptcp-pmd").to_string())
+}
 
 /// The daemon, stopped with SIGTERM (and reaped) when dropped.
 struct Daemon {
@@ -31,7 +35,15 @@ impl Daemon {
         let log = dir.join("log");
         let state = dir.join("state.json");
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, PMD, "--log", "debug", "--config"])
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                &pmd(),
+                "--log",
+                "debug",
+                "--config",
+            ])
             .arg(&cfg)
             .arg("--state")
             .arg(&state)
@@ -431,7 +443,7 @@ fn configuration_errors_name_file_line_and_key() {
     let check = |text: &str| {
         let f = dir.join("c.toml");
         std::fs::write(&f, text).expect("write");
-        let o = Command::new(PMD)
+        let o = Command::new(pmd())
             .args(["--check", "--config"])
             .arg(&f)
             .output()
@@ -466,7 +478,7 @@ fn configuration_errors_name_file_line_and_key() {
             "mode = \"userspace\"\n[userspace]\nsubflows = \"fullmesh\"\n",
         )
         .expect("write");
-        let o = Command::new(PMD)
+        let o = Command::new(pmd())
             .args(["--check", "--config"])
             .arg(&f)
             .output()
@@ -481,12 +493,12 @@ fn configuration_errors_name_file_line_and_key() {
     assert!(out.contains("valid"), "{out}");
     // The documented example file is valid.
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/mptcp-pmd.toml");
-    let o = Command::new(PMD)
+    let o = Command::new(pmd())
         .args(["--check", "--config", example])
         .output()
         .expect("run");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = Command::new(PMD)
+    let o = Command::new(pmd())
         .args(["--check", "--config", "/nonexistent/pmd.toml"])
         .output()
         .expect("run");
@@ -520,7 +532,7 @@ fn without_cap_net_admin_it_says_so() {
             "--clear-groups",
             "--inh-caps=-all",
             "--bounding-set=-all",
-            PMD,
+            &pmd(),
             "--state",
             "/tmp/mptcp-pmd-unprivileged-test.json",
         ])
@@ -604,7 +616,7 @@ fn compared_with_mptcpd() {
     std::fs::create_dir_all(&dir).expect("dir");
     let ours = scenario(&|ns: &Netns| {
         Command::new("ip")
-            .args(["netns", "exec", &ns.name, PMD, "--state"])
+            .args(["netns", "exec", &ns.name, &pmd(), "--state"])
             .arg(dir.join("state.json"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

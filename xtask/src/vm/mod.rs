@@ -53,6 +53,10 @@ const MODULES: &[&str] = &["veth", "sch_tbf", "inet_diag", "tcp_diag", "mptcp_di
 
 const SENTINEL: &str = "VMTEST DONE";
 
+/// The prefix of a build product that is a program the tests run (installed in the
+/// guest's /usr/bin), not a test binary.
+const TOOL: &str = "bin:";
+
 /// A kernel to boot: its image, its modules directory, a label.
 struct Kernel {
     arch: Arch,
@@ -261,41 +265,48 @@ fn build_tests(arch: Arch) -> Result<Vec<(String, PathBuf)>> {
             target.gcc()
         )
     })?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root())
-        .args([
-            "test",
-            "--no-run",
-            "--message-format=json",
-            "-p",
-            "mptcp",
-            "--all-features",
-            "--target",
-            arch.rust,
-        ])
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .stderr(Stdio::inherit());
-    target.configure_cargo(&mut cmd, false);
-    let out = cmd.output().context("cargo test --no-run")?;
-    if !out.status.success() {
-        bail!("building the static {} test binaries failed", arch.name);
-    }
+    // The library's tests, and mptcp-pmd's (kernel and userspace mode) with the
+    // daemon itself, which the guest gets as /usr/bin/mptcp-pmd.
+    let builds: [&[&str]; 2] = [
+        &["-p", "mptcp", "--all-features"],
+        &["-p", "mptcp-examples", "--test", "mptcp_pmd"],
+    ];
     let mut bins = Vec::new();
-    for msg in Message::parse_stream(out.stdout.as_slice()) {
-        let Message::CompilerArtifact(a) = msg.context("read cargo's JSON messages")? else {
-            continue;
-        };
-        if !a.profile.test {
-            continue;
+    for args in builds {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(root())
+            .args([
+                "test",
+                "--no-run",
+                "--message-format=json",
+                "--target",
+                arch.rust,
+            ])
+            .args(args)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .stderr(Stdio::inherit());
+        target.configure_cargo(&mut cmd, false);
+        let out = cmd.output().context("cargo test --no-run")?;
+        if !out.status.success() {
+            bail!("building the static {} test binaries failed", arch.name);
         }
-        if let Some(exe) = a.executable {
-            let kind = a
-                .target
-                .kind
-                .first()
-                .map_or("test".into(), |k| k.to_string());
-            bins.push((format!("{}-{kind}", a.target.name), exe.into_std_path_buf()));
+        for msg in Message::parse_stream(out.stdout.as_slice()) {
+            let Message::CompilerArtifact(a) = msg.context("read cargo's JSON messages")? else {
+                continue;
+            };
+            let Some(exe) = a.executable else { continue };
+            let is_bin = a.target.kind.iter().any(|k| k.to_string() == "bin");
+            if a.profile.test {
+                let kind = a
+                    .target
+                    .kind
+                    .first()
+                    .map_or("test".into(), |k| k.to_string());
+                bins.push((format!("{}-{kind}", a.target.name), exe.into_std_path_buf()));
+            } else if is_bin && a.target.name == "mptcp-pmd" {
+                bins.push((format!("{TOOL}{}", a.target.name), exe.into_std_path_buf()));
+            }
         }
     }
     if bins.is_empty() {
@@ -457,6 +468,7 @@ fn init_script(modules: &[String], tests: &[String], timeout_each: u64) -> Strin
         "/bin/busybox --install -s /bin\n\
          export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
          export PROPTEST_CASES=16\n\
+         export MPTCP_PMD=/usr/bin/mptcp-pmd\n\
          mount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\n\
          mkdir -p /run/netns /tmp /dev/pts /var/run\nmount -t tmpfs tmpfs /run\nmkdir -p /run/netns\n\
          mount -t tmpfs tmpfs /tmp\n\
@@ -491,8 +503,13 @@ fn build_initramfs(k: &Kernel, tests: &[(String, PathBuf)]) -> Result<PathBuf> {
     }
     let mut test_names = Vec::new();
     for (name, path) in tests {
-        fs_.add_host_file(&format!("tests/{name}"), path)?;
-        test_names.push(name.clone());
+        match name.strip_prefix(TOOL) {
+            Some(tool) => fs_.add_host_file(&format!("usr/bin/{tool}"), path)?,
+            None => {
+                fs_.add_host_file(&format!("tests/{name}"), path)?;
+                test_names.push(name.clone());
+            }
+        }
     }
     fs_.add(
         "init",
