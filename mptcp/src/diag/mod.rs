@@ -27,6 +27,12 @@
 //! `mptcp_info`); subflows are TCP sockets whose upper-layer protocol is MPTCP, from a
 //! TCP dump, joined to their connection by token.
 //!
+//! # Errors
+//!
+//! A kernel before 5.9 cannot list MPTCP sockets: [`Error::Unsupported`]. A later
+//! kernel without the `mptcp_diag` handler (built without it, or the module missing and
+//! not loadable): [`Error::MissingModule`] naming `mptcp_diag`.
+//!
 //! # What the kernel shows to whom
 //!
 //! Every caller sees every MPTCP socket of its network namespace with its state,
@@ -560,8 +566,13 @@ pub(crate) fn step<'a>(m: &NetlinkBuffer<&'a [u8]>) -> Result<Step<'a>> {
 /// The typed error for a sock_diag refusal.
 fn diag_error(errno: i32) -> Error {
     match errno {
-        // No handler for IPPROTO_MPTCP: the module is not built, not loaded and could
-        // not be loaded, or the kernel predates it.
+        // No handler for IPPROTO_MPTCP: a kernel before 5.9 (no mptcp_diag, and no
+        // INET_DIAG_REQ_PROTOCOL to ask for it), or the module is not built, not loaded
+        // and could not be loaded.
+        libc::ENOENT if kernel_before(5, 9) => Error::Unsupported {
+            feature: "listing MPTCP sockets (mptcp_diag, INET_DIAG_REQ_PROTOCOL)",
+            since: Some("5.9"),
+        },
         libc::ENOENT => Error::MissingModule {
             module: MODULE,
             feature: FEATURE,
@@ -576,6 +587,19 @@ fn diag_error(errno: i32) -> Error {
             "list sockets (sock_diag)",
             std::io::Error::from_raw_os_error(errno),
         ),
+    }
+}
+
+/// Whether the running kernel is older than `major.minor` (false when it cannot tell).
+fn kernel_before(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    match (parts.next(), parts.next()) {
+        (Some(ma), Some(mi)) => (ma, mi) < (major, minor),
+        _ => false,
     }
 }
 
