@@ -491,10 +491,13 @@ fn configuration_errors_name_file_line_and_key() {
     };
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("valid"), "{out}");
-    // The documented example file is valid.
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/mptcp-pmd.toml");
+    // The documented example file is valid (embedded: the VM guests have no source tree).
+    let example = dir.join("example.toml");
+    std::fs::write(&example, include_str!("../dist/mptcp-pmd.toml")).expect("write");
     let o = Command::new(pmd())
-        .args(["--check", "--config", example])
+        .arg("--check")
+        .arg("--config")
+        .arg(&example)
         .output()
         .expect("run");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
