@@ -130,8 +130,14 @@ fn has_endpoint(ns: &Netns, addr: &str) -> bool {
         .any(|e| e.split_whitespace().next() == Some(addr))
 }
 
-/// Waits at most `within` for the endpoint of `addr` to be present (or absent).
+/// Waits at most `within` for the endpoint of `addr` to be present (or absent). Under an
+/// emulator (`MPTCP_TEST_SLOW`, set by the VM test runner) four times as long.
 fn expect_endpoint(ns: &Netns, addr: &str, present: bool, within: Duration, d: &Daemon) {
+    let within = if std::env::var_os("MPTCP_TEST_SLOW").is_some() {
+        within * 4
+    } else {
+        within
+    };
     let ok = wait_for(within, || (has_endpoint(ns, addr) == present).then_some(()));
     assert!(
         ok.is_some(),

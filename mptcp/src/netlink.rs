@@ -73,6 +73,7 @@ impl<'a> Nla<'a> {
     pub fn u32(&self) -> std::result::Result<u32, DecodeError> {
         netlink_packet_core::parse_u32(self.value)
     }
+    #[cfg(feature = "diag")]
     pub fn u64(&self) -> std::result::Result<u64, DecodeError> {
         netlink_packet_core::parse_u64(self.value)
     }

@@ -469,6 +469,7 @@ fn init_script(modules: &[String], tests: &[String], timeout_each: u64) -> Strin
          export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
          export PROPTEST_CASES=16\n\
          export MPTCP_PMD=/usr/bin/mptcp-pmd\n\
+         export MPTCP_TEST_SLOW=1\n\
          mount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\n\
          mkdir -p /run/netns /tmp /dev/pts /var/run\nmount -t tmpfs tmpfs /run\nmkdir -p /run/netns\n\
          mount -t tmpfs tmpfs /tmp\n\

@@ -1,0 +1,747 @@
+//! `mptcp-run` on unmodified programs: Python's `http.server` and `urllib` between two
+//! network namespaces (the connection is MPTCP at both ends, the file arrives intact),
+//! sockets that must stay as they are, the fallback with `net.mptcp.enabled=0`, the
+//! shell's exit codes, and what cannot work (a static program, a direct system call, a
+//! setuid program).
+//!
+//! The first test to run builds the preload library with `cargo build` (next to the
+//! `mptcp-run` under test, the same profile), so the library tested is always the one of
+//! the current sources, even under `cargo test -p mptcp-examples`, which does not build
+//! it by itself.
+
+#[path = "../../mptcp/tests/common/mod.rs"]
+mod common;
+
+use common::{Netns, Topology, PATHS};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const RUN: &str = env!("CARGO_BIN_EXE_mptcp-run");
+const PORT: u16 = 8080;
+const FILE_LEN: usize = 1 << 20;
+
+/// Builds `libmptcp_preload.so` next to `mptcp-run` (once per test binary) and returns
+/// its path; panics with the reason when it cannot.
+fn preload() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = Path::new(RUN).parent().expect("mptcp-run's directory");
+            let so = dir.join("libmptcp_preload.so");
+            let Some(cargo) = std::env::var_os("CARGO") else {
+                // Not run by cargo: use what was built, if anything was.
+                assert!(
+                so.is_file(),
+                "{} is missing and CARGO is unset: build it with `cargo build -p mptcp-preload`",
+                so.display()
+            );
+                return so;
+            };
+            // target/[TRIPLE/]PROFILE/mptcp-run
+            let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+            let mut cmd = Command::new(cargo);
+            cmd.arg("build")
+                .arg("--manifest-path")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/preload/Cargo.toml"));
+            match profile {
+                "debug" => {}
+                "release" => {
+                    cmd.arg("--release");
+                }
+                p => {
+                    cmd.args(["--profile", p]);
+                }
+            }
+            let up = dir.parent().expect("target directory");
+            if up.join("CACHEDIR.TAG").exists() {
+                cmd.arg("--target-dir").arg(up);
+            } else if let (Some(top), Some(triple)) = (up.parent(), up.file_name()) {
+                cmd.arg("--target-dir").arg(top).arg("--target").arg(triple);
+            }
+            let out = bounded(&mut cmd, Duration::from_secs(600));
+            assert!(
+                out.status.success(),
+                "cargo build of the preload library failed ({:?}):\n{}",
+                cmd,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                so.is_file(),
+                "cargo built the preload library, but not as {}",
+                so.display()
+            );
+            so
+        })
+        .as_path()
+}
+
+/// Runs a command to its end, killed after `timeout`.
+fn bounded(cmd: &mut Command, timeout: Duration) -> Output {
+    let mut p = Proc::spawn(cmd);
+    drop(p.stdin.take());
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(status) = p.child.try_wait().expect("wait") {
+            let stdout = p.rest_of_stdout(end);
+            // All of stderr, unless a process left behind still holds it.
+            while !p.stderr_reader.is_finished() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            return Output {
+                status,
+                stdout: stdout.into_bytes(),
+                stderr: p.stderr().into_bytes(),
+            };
+        }
+        assert!(
+            Instant::now() < end,
+            "{cmd:?} still running after {timeout:?}; stderr: {}",
+            p.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process in a process group of its own (killed with its descendants on
+/// drop), its stdout as lines read with a timeout, its stderr collected.
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    stderr_reader: std::thread::JoinHandle<()>,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err = child.stderr.take().expect("stderr");
+        let collected = stderr.clone();
+        let stderr_reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = err.read(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                collected.lock().expect("stderr lock").push_str(&text);
+            }
+        });
+        let stdin = child.stdin.take();
+        Proc {
+            child,
+            stdin,
+            lines,
+            stderr,
+            stderr_reader,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr lock").clone()
+    }
+
+    /// The next line of stdout; panics (with stderr) after `timeout`.
+    fn line(&mut self, timeout: Duration) -> String {
+        match self.lines.recv_timeout(timeout) {
+            Ok(l) => l,
+            Err(e) => panic!(
+                "no line on stdout within {timeout:?} ({e}); stderr: {}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Whatever stdout still gives until it closes or `end`.
+    fn rest_of_stdout(&mut self, end: Instant) -> String {
+        let mut s = String::new();
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            s.push_str(&l);
+            s.push('\n');
+        }
+        s
+    }
+
+    fn send(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        stdin.write_all(text.as_bytes()).expect("write to stdin");
+        stdin.flush().expect("flush stdin");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let pgid = self.child.id() as libc::pid_t;
+        // SAFETY: kill has no memory effects; the group is the child's own
+        // (process_group(0)), so nothing else is signalled.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory of this test run, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("mptcp-run-{}-{n}-{what}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the temporary directory");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The Python interpreter itself (not a wrapper script such as pyenv's shim), or why
+/// there is none.
+fn python() -> Result<&'static str, &'static str> {
+    static PY: OnceLock<Option<String>> = OnceLock::new();
+    PY.get_or_init(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .ok()?;
+        let exe = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        (out.status.success() && !exe.is_empty()).then_some(exe)
+    })
+    .as_deref()
+    .ok_or("needs python3")
+}
+
+macro_rules! require_python {
+    () => {
+        match python() {
+            Ok(p) => p,
+            Err(why) => {
+                eprintln!("skipped: {why}");
+                return;
+            }
+        }
+    };
+}
+
+/// `ip netns exec NS mptcp-run [OPTS] PROGRAM ARGS...` as a `Command`.
+fn run_in(ns: &Netns, opts: &[&str], program: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &ns.name, RUN])
+        .env_remove("MPTCP_MODE")
+        .args(opts)
+        .arg(program)
+        .args(args);
+    c
+}
+
+/// A program's output, which must have succeeded.
+fn ok(mut cmd: Command) -> String {
+    let out = bounded(&mut cmd, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {:?}; stderr: {stderr}",
+        out.status
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The HTTP server, in the server namespace, serving `dir`; returns once it listens.
+fn http_server(t: &Topology, opts: &[&str], dir: &Path) -> Proc {
+    let py = python().expect("python3");
+    let dir = dir.to_str().expect("UTF-8 path");
+    let port = PORT.to_string();
+    let args = [
+        "-u",
+        "-m",
+        "http.server",
+        &port,
+        "--bind",
+        PATHS[0].server4,
+        "--directory",
+        dir,
+    ];
+    let server = Proc::spawn(&mut run_in(&t.server, opts, py, &args));
+    let listening = common::wait_for(Duration::from_secs(10), || {
+        let ss = t
+            .server
+            .exec(&["ss", "-HltMn", &format!("sport = :{PORT}")]);
+        (!ss.trim().is_empty()).then_some(())
+    });
+    assert!(
+        listening.is_some(),
+        "http.server does not listen within 10 s; stderr: {}",
+        server.stderr()
+    );
+    server
+}
+
+/// The client: opens the URL, prints `proto N` (the socket's `SO_PROTOCOL`), waits for
+/// a line on stdin, then reads the body and prints `LEN SHA256`.
+const CLIENT: &str = r#"
+import hashlib, socket, sys, urllib.request
+r = urllib.request.urlopen(sys.argv[1], timeout=30)
+print("proto", r.fp.raw._sock.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL), flush=True)
+sys.stdin.readline()
+data = r.read()
+print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
+"#;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Serves a 1 MiB file from the server namespace to the client namespace, both under
+/// `mptcp-run OPTS`; `during` runs while the connection is open (the client holds it
+/// until then). Checks the bytes; returns the client socket's `SO_PROTOCOL`.
+fn download(t: &Topology, opts: &[&str], during: impl FnOnce()) -> i32 {
+    let py = python().expect("python3");
+    let dir = TempDir::new("www");
+    let data = common::data(FILE_LEN);
+    std::fs::write(dir.0.join("file.bin"), &data).expect("write the file");
+    let _server = http_server(t, opts, &dir.0);
+    let url = format!("http://{}:{PORT}/file.bin", PATHS[0].server4);
+    let mut client = Proc::spawn(&mut run_in(&t.client, opts, py, &["-c", CLIENT, &url]));
+    let line = client.line(Duration::from_secs(20));
+    let proto: i32 = line
+        .strip_prefix("proto ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("client said {line:?}; stderr: {}", client.stderr()));
+    during();
+    client.send("\n");
+    let result = client.line(Duration::from_secs(30));
+    assert_eq!(
+        result,
+        format!("{FILE_LEN} {}", hex(&common::sha256(&data))),
+        "the bytes arrive intact"
+    );
+    proto
+}
+
+/// `ss -HMn` (MPTCP sockets) in a namespace: the lines with `port` on either side.
+fn ss_mptcp(ns: &Netns, state: &str) -> Vec<String> {
+    ns.exec(&["ss", "-HMn", "state", state])
+        .lines()
+        .filter(|l| l.contains(&format!(":{PORT}")))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn http_server_and_client_use_mptcp() {
+    require_netns!();
+    let py = require_python!();
+    if !common::caps().mptcp {
+        eprintln!("skipped: the kernel has no MPTCP (the fallback is tested without it)");
+        return;
+    }
+    let _ = (py, preload());
+    let t = Topology::new(1);
+    let proto = download(&t, &[], || {
+        // ss -M at both ends: the connection and the server's listener are MPTCP.
+        let client = ss_mptcp(&t.client, "established");
+        assert_eq!(client.len(), 1, "ss -M in the client namespace: {client:?}");
+        assert!(client[0].contains(&format!("{}:{PORT}", PATHS[0].server4)));
+        let server = ss_mptcp(&t.server, "established");
+        assert_eq!(server.len(), 1, "ss -M in the server namespace: {server:?}");
+        assert_eq!(
+            ss_mptcp(&t.server, "listening").len(),
+            1,
+            "an MPTCP listener"
+        );
+        // The library's own listing agrees, with the subflow.
+        let conns = t
+            .client
+            .run(mptcp::diag::connections)
+            .expect("mptcp::diag::connections");
+        let c = conns
+            .iter()
+            .find(|c| c.remote.port() == PORT)
+            .unwrap_or_else(|| panic!("no MPTCP connection to port {PORT}: {conns:?}"));
+        assert_eq!(c.state, mptcp::diag::SocketState::Established);
+        assert_eq!(c.subflows.len(), 1, "{c:?}");
+    });
+    assert_eq!(proto, mptcp::IPPROTO_MPTCP, "the client's socket");
+}
+
+/// `SO_PROTOCOL` of sockets created in several ways, one line: stream sockets of both
+/// families (with flags, with `IPPROTO_TCP`), UDP (which also carries a datagram), a
+/// Unix socket and an explicit `IPPROTO_MPTCP` one.
+const SOCKETS: &str = r#"
+import socket
+S = socket
+kinds = [
+    (S.AF_INET, S.SOCK_DGRAM, 0),
+    (S.AF_INET6, S.SOCK_DGRAM, S.IPPROTO_UDP),
+    (S.AF_INET, S.SOCK_STREAM, 0),
+    (S.AF_INET6, S.SOCK_STREAM | S.SOCK_NONBLOCK | S.SOCK_CLOEXEC, 0),
+    (S.AF_INET, S.SOCK_STREAM, S.IPPROTO_TCP),
+    (S.AF_UNIX, S.SOCK_STREAM, 0),
+    (S.AF_INET, S.SOCK_STREAM, 262),
+]
+out = []
+for fam, ty, proto in kinds:
+    try:
+        s = S.socket(fam, ty, proto)
+        out.append(str(s.getsockopt(S.SOL_SOCKET, S.SO_PROTOCOL)))
+    except OSError as e:
+        out.append("errno%d" % e.errno)
+u = S.socket(S.AF_INET, S.SOCK_DGRAM)
+u.bind(("127.0.0.1", 0))
+u.sendto(b"udp", u.getsockname())
+out.append(u.recv(16).decode())
+print(" ".join(out))
+"#;
+
+#[test]
+fn only_tcp_sockets_change() {
+    require_netns!();
+    let py = require_python!();
+    let _ = preload();
+    let ns = Netns::new("sockets");
+    let sockets = |opts: &[&str]| {
+        ok(run_in(&ns, opts, py, &["-c", SOCKETS]))
+            .trim()
+            .to_string()
+    };
+    // Without mptcp-run: what the program does by itself.
+    let plain = ok({
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns.name, py, "-c", SOCKETS]);
+        c
+    });
+    if !common::caps().mptcp {
+        assert_eq!(
+            sockets(&[]),
+            plain.trim(),
+            "prefer without MPTCP: nothing changes"
+        );
+        eprintln!("no MPTCP in this kernel: checked that prefer changes nothing");
+        return;
+    }
+    assert_eq!(plain.trim(), "17 17 6 6 6 0 262 udp");
+    assert_eq!(sockets(&[]), "17 17 262 262 262 0 262 udp");
+    assert_eq!(
+        sockets(&["--mptcp", "require"]),
+        "17 17 262 262 262 0 262 udp"
+    );
+    assert_eq!(sockets(&["--mptcp", "off"]), "17 17 6 6 6 0 262 udp");
+}
+
+/// The errno that `socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP)` gives in a namespace,
+/// asked of the kernel directly.
+fn kernel_errno(ns: &Netns) -> Option<i32> {
+    ns.run(|| {
+        socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::from(mptcp::IPPROTO_MPTCP)),
+        )
+        .err()
+        .and_then(|e| e.raw_os_error())
+    })
+}
+
+#[test]
+fn disabled_mptcp_prefer_falls_back_require_fails() {
+    require_netns!();
+    let py = require_python!();
+    let _ = preload();
+    let t = Topology::new(1);
+    for ns in [&t.client, &t.server] {
+        if common::caps().mptcp {
+            ns.sysctl("net.mptcp.enabled", "0");
+        }
+    }
+    let errno = kernel_errno(&t.client).expect("MPTCP sockets are refused");
+    if common::caps().mptcp {
+        assert_eq!(errno, libc::ENOPROTOOPT, "net.mptcp.enabled=0");
+    }
+    // prefer: plain TCP at both ends, and the download works.
+    let proto = download(&t, &[], || {
+        if common::caps().mptcp {
+            assert!(
+                ss_mptcp(&t.client, "established").is_empty(),
+                "no MPTCP socket"
+            );
+        }
+        let tcp = t.client.exec(&["ss", "-Htn", "state", "established"]);
+        assert!(tcp.contains(&format!(":{PORT}")), "a TCP connection: {tcp}");
+    });
+    assert_eq!(proto, libc::IPPROTO_TCP, "prefer falls back to TCP");
+    // require: socket() fails with the kernel's errno; UDP is unaffected.
+    let script = r#"
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+print("udp", u.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL))
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    print("created")
+except OSError as e:
+    print("errno", e.errno)
+"#;
+    let out = ok(run_in(
+        &t.client,
+        &["--mptcp", "require"],
+        py,
+        &["-c", script],
+    ));
+    assert_eq!(out, format!("udp 17\nerrno {errno}\n"));
+    // MPTCP_MODE=require does the same under the default prefer, as in the library.
+    let mut cmd = run_in(&t.client, &[], py, &["-c", script]);
+    cmd.env("MPTCP_MODE", "require");
+    assert_eq!(ok(cmd), format!("udp 17\nerrno {errno}\n"));
+    // prefer explicitly, MPTCP_MODE unset: TCP.
+    let out = ok(run_in(
+        &t.client,
+        &["--mptcp", "prefer"],
+        py,
+        &["-c", script],
+    ));
+    assert_eq!(out, "udp 17\ncreated\n");
+}
+
+/// Runs mptcp-run here (no namespace: nothing is started) and returns (code, stdout,
+/// stderr).
+fn run_here(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(RUN);
+    cmd.args(args).env_remove("MPTCP_MODE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = bounded(&mut cmd, Duration::from_secs(30));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn missing_program_and_bad_arguments() {
+    let _ = preload();
+    let fail = |args: &[&str], env: &[(&str, &str)], code: i32, line: &str| {
+        let (c, out, err) = run_here(args, env);
+        assert_eq!(c, Some(code), "{args:?}: exit code; stderr {err:?}");
+        assert_eq!(out, "", "{args:?}: nothing on stdout");
+        assert_eq!(err, format!("{line}\n"), "{args:?}: one line on stderr");
+    };
+    // As a shell: 127 not found, 126 found but not executable.
+    fail(
+        &["mptcp-run-no-such-program", "-x"],
+        &[],
+        127,
+        "mptcp-run: mptcp-run-no-such-program: command not found",
+    );
+    fail(
+        &["/nonexistent/program"],
+        &[],
+        127,
+        "mptcp-run: /nonexistent/program: No such file or directory",
+    );
+    let dir = TempDir::new("exec");
+    let file = dir.0.join("not-executable");
+    std::fs::write(&file, "#!/bin/sh\n").expect("write");
+    let file = file.to_str().expect("UTF-8 path");
+    fail(
+        &[file],
+        &[],
+        126,
+        &format!("mptcp-run: {file}: Permission denied"),
+    );
+    let d = dir.0.to_str().expect("UTF-8 path");
+    fail(&[d], &[], 126, &format!("mptcp-run: {d}: Is a directory"));
+    // A program found in PATH keeps the name it was given as argv[0].
+    let (c, out, _) = run_here(
+        &["sh", "-c", "echo \"$0 $1 $MPTCP_RUN_MODE\"", "--mptcp", "x"],
+        &[],
+    );
+    assert_eq!((c, out.as_str()), (Some(0), "--mptcp x prefer\n"));
+    // Usage errors: exit 2, one line naming what is wrong.
+    fail(
+        &["--mptcp", "sometimes", "true"],
+        &[],
+        2,
+        "mptcp-run: invalid value 'sometimes' for '--mptcp <MODE>': \"sometimes\" is not a \
+         mode: expected prefer, require or off (see --help)",
+    );
+    fail(
+        &[],
+        &[],
+        2,
+        "mptcp-run: the following required arguments were not provided: <PROGRAM>... (see --help)",
+    );
+    fail(
+        &["--bogus", "true"],
+        &[],
+        2,
+        "mptcp-run: unexpected argument '--bogus' found (see --help)",
+    );
+    fail(
+        &["true"],
+        &[("MPTCP_MODE", "sometimes")],
+        2,
+        "mptcp-run: invalid MPTCP_MODE: \"sometimes\" is not a mode: expected prefer, \
+         require or off (see --help)",
+    );
+    // No library: 125, before anything runs.
+    fail(
+        &["--preload", "/nonexistent/lib.so", "true"],
+        &[],
+        125,
+        "mptcp-run: --preload /nonexistent/lib.so: No such file or directory",
+    );
+    // The program's own status comes back.
+    assert_eq!(run_here(&["sh", "-c", "exit 7"], &[]).0, Some(7));
+}
+
+#[test]
+fn ld_preload_is_kept_and_found_by_path() {
+    let so = preload();
+    let echo = ["sh", "-c", "echo \"$LD_PRELOAD\""];
+    let (_, out, _) = run_here(&echo, &[]);
+    assert_eq!(out.trim(), so.to_str().expect("UTF-8 path"));
+    let dir = TempDir::new("lib");
+    let copy = dir.0.join("copy.so");
+    std::fs::copy(so, &copy).expect("copy the library");
+    // An existing LD_PRELOAD stays, after ours.
+    let other = copy.to_str().expect("UTF-8 path");
+    let (_, out, _) = run_here(&echo, &[("LD_PRELOAD", other)]);
+    assert_eq!(out.trim(), format!("{}:{other}", so.display()));
+    // MPTCP_RUN_PRELOAD, then --preload, name it instead.
+    let (_, out, _) = run_here(
+        &echo,
+        &[("MPTCP_RUN_PRELOAD", copy.to_str().expect("UTF-8"))],
+    );
+    assert_eq!(out.trim(), copy.to_str().expect("UTF-8"));
+    let (c, out, err) = run_here(
+        &["--preload", "/nonexistent.so", echo[0], echo[1], echo[2]],
+        &[("MPTCP_RUN_PRELOAD", copy.to_str().expect("UTF-8"))],
+    );
+    assert_eq!(c, Some(125), "--preload wins: {out} {err}");
+}
+
+/// A C program: the `SO_PROTOCOL` of a TCP socket from `socket()`, of one from the raw
+/// system call, and the effective user id.
+const C_PROGRAM: &str = r#"
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <netinet/in.h>
+#include <unistd.h>
+static int proto(int fd) {
+    int p = -1; socklen_t l = sizeof p;
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &p, &l) < 0) return -1;
+    return p;
+}
+int main(void) {
+    int a = socket(AF_INET, SOCK_STREAM, 0);
+    int b = syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+    printf("%d %d %u\n", proto(a), proto(b), (unsigned)geteuid());
+    return 0;
+}
+"#;
+
+#[test]
+fn what_cannot_work() {
+    require_netns!();
+    let _ = preload();
+    if !common::caps().mptcp {
+        eprintln!("skipped: the kernel has no MPTCP");
+        return;
+    }
+    let dir = TempDir::new("c");
+    let src = dir.0.join("p.c");
+    std::fs::write(&src, C_PROGRAM).expect("write the C program");
+    let cc = |out: &str, extra: &[&str]| -> Option<String> {
+        let exe = dir.0.join(out);
+        let status = Command::new("gcc")
+            .args(extra)
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src)
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        status
+            .success()
+            .then(|| exe.to_str().expect("UTF-8 path").to_string())
+    };
+    let Some(dynamic) = cc("dynamic", &[]) else {
+        eprintln!("skipped: needs gcc");
+        return;
+    };
+    let ns = Netns::new("limits");
+    let run = |exe: &str| -> (String, String) {
+        let mut cmd = run_in(&ns, &[], exe, &[]);
+        let out = bounded(&mut cmd, Duration::from_secs(30));
+        assert!(out.status.success(), "{exe}: {:?}", out.status);
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Dynamic: socket() is wrapped; the direct system call is not.
+    assert_eq!(run(&dynamic), ("262 6 0".to_string(), String::new()));
+    // Static: nothing is wrapped, and mptcp-run says so.
+    match cc("static", &["-static"]) {
+        Some(stat) => {
+            let (out, err) = run(&stat);
+            assert_eq!(out, "6 6 0");
+            assert_eq!(
+                err,
+                format!(
+                    "mptcp-run: warning: {stat} is statically linked: LD_PRELOAD has no \
+                     effect on it, so its sockets stay TCP\n"
+                )
+            );
+        }
+        None => eprintln!("not checked: a static program (gcc -static failed: no libc.a?)"),
+    }
+    // Setuid to another user: the loader ignores LD_PRELOAD, and mptcp-run says so.
+    let setuid = dir.0.join("setuid");
+    std::fs::copy(&dynamic, &setuid).expect("copy");
+    let setuid = setuid.to_str().expect("UTF-8 path");
+    common::sh(&["chown", "65534", setuid]);
+    common::sh(&["chmod", "4755", setuid]);
+    let (out, err) = run(setuid);
+    if out.ends_with(" 0") {
+        eprintln!("not checked: setuid has no effect here (a nosuid file system?)");
+    } else {
+        assert_eq!(out, "6 6 65534");
+        assert_eq!(
+            err,
+            format!(
+                "mptcp-run: warning: {setuid} is setuid or setgid: the loader ignores \
+                 LD_PRELOAD for it, so its sockets stay TCP\n"
+            )
+        );
+    }
+}
