@@ -3,6 +3,9 @@
 //! [`DefaultNla`] and read in place ([`nlas`]), the one framing path every received
 //! datagram goes through ([`messages`]), and one `recv` per datagram ([`recv`]).
 
+// Each feature uses part of this module; only the two together use all of it.
+#![cfg_attr(not(all(feature = "pm", feature = "diag")), allow(dead_code))]
+
 use netlink_packet_core::{
     DecodeError, DefaultNla, Emitable, NetlinkBuffer, NlasIterator, NLA_F_NESTED,
 };

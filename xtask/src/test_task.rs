@@ -33,7 +33,14 @@ pub fn run(no_vm: bool) -> Result<()> {
         "warnings",
     ]))?;
     // The library without its optional features, and with its defaults only.
-    for features in [&["--no-default-features"][..], &[]] {
+    let one_feature =
+        |f: &'static str| -> [&'static str; 3] { ["--no-default-features", "--features", f] };
+    for features in [
+        &["--no-default-features"][..],
+        &[],
+        &one_feature("pm")[..],
+        &one_feature("diag")[..],
+    ] {
         sh(cargo()
             .env("MPTCP_SYS_KERNEL_HEADERS", &headers)
             .args(["clippy", "-p", "mptcp", "--all-targets"])
