@@ -666,3 +666,90 @@ fn compared_with_mptcpd() {
     assert!(ours[4].is_empty(), "mptcp-pmd removes what it added");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Userspace mode on the accepting side: the daemon announces the server's other
+/// address on a new connection, and the client (in-kernel path manager, accepting
+/// announcements) opens a subflow to it. A rule whose glob matches no interface is
+/// reported as a warning.
+#[test]
+fn userspace_mode_announces_as_a_server() {
+    mptcp_or_skip!();
+    if !std::path::Path::new("/proc/sys/net/mptcp/path_manager").exists()
+        && !std::path::Path::new("/proc/sys/net/mptcp/pm_type").exists()
+    {
+        eprintln!("skipped: this kernel has no userspace path manager (Linux 5.19+)");
+        return;
+    }
+    let t = Topology::new(2);
+    let d = Daemon::start(
+        &t.server,
+        "mode = \"userspace\"\n[[interface]]\nmatch = \"wwan*\"\nflags = [\"subflow\", \"backup\"]\n",
+    );
+    assert!(
+        d.log().contains("no interface matches this rule"),
+        "the unmatched glob is a warning:\n{}",
+        d.log()
+    );
+    let l = t
+        .server
+        .run(|| mptcp::listen_with("0.0.0.0:4982", mptcp::Mode::Require))
+        .expect("listen");
+    let sa: SocketAddr = format!("{}:4982", PATHS[0].server4)
+        .parse()
+        .expect("address");
+    let mut c = t
+        .client
+        .run(move || mptcp::connect_with(sa, mptcp::Mode::Require))
+        .expect("connect");
+    let (mut s, _) = l.accept().expect("accept");
+    c.write_all(b"hi").expect("write");
+    let mut b = [0u8; 2];
+    s.read_exact(&mut b).expect("read");
+    s.write_all(b"ok").expect("write");
+    c.read_exact(&mut b).expect("read");
+    // The client joins the announced address: a subflow to the server's path-2 address.
+    let joined = wait_for(Duration::from_secs(5), || {
+        mptcp::subflows(&c)
+            .ok()?
+            .iter()
+            .any(|sf| sf.remote.ip().to_string() == PATHS[1].server4)
+            .then_some(())
+    });
+    assert!(
+        joined.is_some(),
+        "the client joined the announced address: {:?}\n{}",
+        mptcp::subflows(&c),
+        d.log()
+    );
+    assert!(d.log().contains("address announced"), "{}", d.log());
+}
+
+/// `require_route`: an address on an interface without a route is left out until a
+/// route through that interface appears (what mptcpd's `check_route` does).
+#[test]
+fn require_route_waits_for_a_route() {
+    mptcp_or_skip!();
+    let ns = Netns::new("pmdroute");
+    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
+    ns.ip(&["link", "set", "r1", "up"]);
+    ns.ip(&["link", "set", "r0", "up"]);
+    ns.ip(&[
+        "addr",
+        "add",
+        "198.51.100.9/32",
+        "dev",
+        "r0",
+        "noprefixroute",
+    ]);
+    let d = Daemon::start(&ns, "require_route = true\n");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !has_endpoint(&ns, "198.51.100.9"),
+        "no route, no endpoint: {:?}",
+        endpoints(&ns)
+    );
+    ns.ip(&["route", "add", "203.0.113.0/24", "dev", "r0"]);
+    expect_endpoint(&ns, "198.51.100.9", true, Duration::from_secs(1), &d);
+    ns.ip(&["route", "del", "203.0.113.0/24", "dev", "r0"]);
+    expect_endpoint(&ns, "198.51.100.9", false, Duration::from_secs(1), &d);
+}

@@ -6,7 +6,7 @@ use futures_util::TryStreamExt;
 use mptcp::pm::EndpointFlags;
 use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags};
-use netlink_packet_route::route::RouteAttribute;
+use netlink_packet_route::route::{RouteAddress, RouteAttribute};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr as NlAddr};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -66,21 +66,35 @@ impl Links {
         Ok(out)
     }
 
-    /// Interfaces with a route of the main table through them.
-    async fn routed(&self) -> Result<BTreeSet<u32>, Error> {
+    /// (IPv6?, interface) pairs with a route of the main table through the interface,
+    /// not counting IPv6's link-local routes (every interface has fe80::/64).
+    async fn routed(&self) -> Result<BTreeSet<(bool, u32)>, Error> {
         let mut out = BTreeSet::new();
-        for msg in [
-            rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new().build(),
-            rtnetlink::RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        for (v6, msg) in [
+            (
+                false,
+                rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            ),
+            (
+                true,
+                rtnetlink::RouteMessageBuilder::<Ipv6Addr>::new().build(),
+            ),
         ] {
             let mut routes = self.handle.route().get(msg).execute();
             while let Some(r) = routes.try_next().await.map_err(rt)? {
                 if r.header.table != 254 {
                     continue;
                 }
+                let link_local = r.attributes.iter().any(|a| {
+                    matches!(a, RouteAttribute::Destination(RouteAddress::Inet6(d))
+                        if d.segments()[0] & 0xffc0 == 0xfe80)
+                });
+                if link_local {
+                    continue;
+                }
                 for a in &r.attributes {
                     if let RouteAttribute::Oif(i) = a {
-                        out.insert(*i);
+                        out.insert((v6, *i));
                     }
                 }
             }
@@ -134,7 +148,7 @@ impl Links {
             }
             if routed
                 .as_ref()
-                .is_some_and(|r| !r.contains(&a.header.index))
+                .is_some_and(|r| !r.contains(&(addr.is_ipv6(), a.header.index)))
             {
                 continue;
             }
