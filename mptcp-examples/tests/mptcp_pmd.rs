@@ -8,7 +8,7 @@ mod common;
 
 use common::{wait_for, Netns, Topology, PATHS};
 use std::io::{Read, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -148,6 +148,29 @@ fn expect_endpoint(ns: &Netns, addr: &str, present: bool, within: Duration, d: &
     );
 }
 
+/// A connection from the client to the server's first path, through a listener on
+/// `port` (wildcard), after one message each way: (client, accepted, listener).
+fn connected(t: &Topology, port: u16) -> (TcpStream, TcpStream, std::net::TcpListener) {
+    let l = t
+        .server
+        .run(move || mptcp::listen_with(format!("0.0.0.0:{port}"), mptcp::Mode::Require))
+        .expect("listen");
+    let sa: SocketAddr = format!("{}:{port}", PATHS[0].server4)
+        .parse()
+        .expect("address");
+    let mut c = t
+        .client
+        .run(move || mptcp::connect_with(sa, mptcp::Mode::Require))
+        .expect("connect");
+    let (mut s, _) = l.accept().expect("accept");
+    let mut b = [0u8; 2];
+    c.write_all(b"hi").expect("write");
+    s.read_exact(&mut b).expect("read");
+    s.write_all(b"ok").expect("write");
+    c.read_exact(&mut b).expect("read");
+    (c, s, l)
+}
+
 macro_rules! mptcp_or_skip {
     () => {
         require_netns!();
@@ -229,23 +252,7 @@ fn existing_connection_gains_a_subflow_over_a_new_interface() {
         ]);
     }
     let d = Daemon::start(&t.client, "");
-    let l = t
-        .server
-        .run(|| mptcp::listen_with("0.0.0.0:4980", mptcp::Mode::Require))
-        .expect("listen");
-    let sa: SocketAddr = format!("{}:4980", PATHS[0].server4)
-        .parse()
-        .expect("address");
-    let mut c = t
-        .client
-        .run(move || mptcp::connect_with(sa, mptcp::Mode::Require))
-        .expect("connect");
-    let (mut s, _) = l.accept().expect("accept");
-    c.write_all(b"x").expect("write");
-    let mut b = [0u8; 1];
-    s.read_exact(&mut b).expect("read");
-    s.write_all(b"y").expect("write");
-    c.read_exact(&mut b).expect("read");
+    let (c, _s, _l) = connected(&t, 4980);
     assert_eq!(mptcp::subflows(&c).expect("subflows").len(), 1);
     // A second path appears on both sides.
     t.client.ip(&[
@@ -304,21 +311,7 @@ fn userspace_mode_opens_closes_and_recreates_subflows() {
         "mode = \"userspace\"\n\
          [[interface]]\nmatch = \"eth1\"\nflags = [\"subflow\", \"backup\"]\n",
     );
-    let l = t
-        .server
-        .run(|| mptcp::listen_with("0.0.0.0:4981", mptcp::Mode::Require))
-        .expect("listen");
-    let sa: SocketAddr = format!("{}:4981", PATHS[0].server4)
-        .parse()
-        .expect("address");
-    let mut c = t
-        .client
-        .run(move || mptcp::connect_with(sa, mptcp::Mode::Require))
-        .expect("connect");
-    let (mut s, _) = l.accept().expect("accept");
-    c.write_all(b"hi").expect("write");
-    let mut b = [0u8; 2];
-    s.read_exact(&mut b).expect("read");
+    let (c, s, _l) = connected(&t, 4981);
     let on_path2 = |c: &std::net::TcpStream| {
         mptcp::subflows(c)
             .map(|v| {
@@ -520,31 +513,15 @@ fn configuration_errors_name_file_line_and_key() {
 #[test]
 fn without_cap_net_admin_it_says_so() {
     mptcp_or_skip!();
-    let setpriv = "/usr/bin/setpriv";
-    if !Command::new(setpriv)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("util-linux"))
-    {
-        eprintln!("skipped: util-linux's setpriv is not installed");
+    let Some(unprivileged) = common::unprivileged() else {
         return;
-    }
+    };
     let ns = Netns::new("pmdpriv");
     let o = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            setpriv,
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            &pmd(),
-            "--state",
-            "/tmp/mptcp-pmd-unprivileged-test.json",
-        ])
+        .args(["netns", "exec", &ns.name])
+        .args(unprivileged)
+        .arg(pmd())
+        .args(["--state", "/tmp/mptcp-pmd-unprivileged-test.json"])
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&o.stderr);
@@ -690,23 +667,7 @@ fn userspace_mode_announces_as_a_server() {
         "the unmatched glob is a warning:\n{}",
         d.log()
     );
-    let l = t
-        .server
-        .run(|| mptcp::listen_with("0.0.0.0:4982", mptcp::Mode::Require))
-        .expect("listen");
-    let sa: SocketAddr = format!("{}:4982", PATHS[0].server4)
-        .parse()
-        .expect("address");
-    let mut c = t
-        .client
-        .run(move || mptcp::connect_with(sa, mptcp::Mode::Require))
-        .expect("connect");
-    let (mut s, _) = l.accept().expect("accept");
-    c.write_all(b"hi").expect("write");
-    let mut b = [0u8; 2];
-    s.read_exact(&mut b).expect("read");
-    s.write_all(b"ok").expect("write");
-    c.read_exact(&mut b).expect("read");
+    let (c, _s, _l) = connected(&t, 4982);
     // The client joins the announced address: a subflow to the server's path-2 address.
     let joined = wait_for(Duration::from_secs(5), || {
         mptcp::subflows(&c)

@@ -381,15 +381,9 @@ fn unprivileged_caller_sees_what_the_kernel_allows() {
         eprintln!("skipped: no MPTCP in this kernel");
         return;
     }
-    let setpriv = "/usr/bin/setpriv";
-    let is_util_linux = std::process::Command::new(setpriv)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("util-linux"));
-    if !is_util_linux {
-        eprintln!("skipped: util-linux's setpriv is not installed, so no unprivileged run");
+    let Some(unprivileged) = common::unprivileged() else {
         return;
-    }
+    };
     // A loopback connection in this (the child's) namespace.
     let l = match mptcp::listen_with("127.0.0.1:0", Mode::Require) {
         Ok(l) => l,
@@ -407,14 +401,7 @@ fn unprivileged_caller_sees_what_the_kernel_allows() {
     let token = mptcp::token(&c).expect("token");
     common::rerun_as_child(
         "unprivileged_caller_sees_what_the_kernel_allows",
-        &[
-            setpriv,
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ],
+        &unprivileged,
         &[("MPTCP_TEST_DIAG_TOKEN", &token.to_string())],
     );
 }

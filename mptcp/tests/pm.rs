@@ -1149,26 +1149,12 @@ fn set_kind_without_privilege_names_cap_net_admin() {
         eprintln!("skipped: no net.mptcp sysctls in this kernel");
         return;
     }
-    // util-linux's setpriv (busybox's has no --reuid).
-    let setpriv = "/usr/bin/setpriv";
-    let is_util_linux = std::process::Command::new(setpriv)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("util-linux"));
-    if !is_util_linux {
-        eprintln!("skipped: util-linux's setpriv is not installed, so no unprivileged run");
+    let Some(unprivileged) = common::unprivileged() else {
         return;
-    }
+    };
     common::rerun_as_child(
         "set_kind_without_privilege_names_cap_net_admin",
-        &[
-            setpriv,
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ],
+        &unprivileged,
         &[("MPTCP_TEST_UNPRIVILEGED_CHILD", "1")],
     );
 }

@@ -1,8 +1,8 @@
 //! The socket-diagnostics client for async code (feature `tokio`).
 
-use super::{step, DiagConnection, DiagRequest, Filter, Listing, Step};
+use super::{on_datagram, DiagConnection, DiagRequest, Filter, Listing};
 use crate::error::{Error, Result};
-use crate::netlink::{messages, recv, RECV_BUF};
+use crate::netlink::{recv, RECV_BUF};
 use crate::Token;
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NlAddr};
 use tokio::io::unix::AsyncFd;
@@ -127,17 +127,7 @@ impl Inner {
                 }
                 Err(_would_block) => continue,
             }
-            for m in messages(&self.buf) {
-                let m = m.map_err(|e| Error::decode("sock_diag reply", e.to_string()))?;
-                if m.sequence_number() != seq {
-                    continue;
-                }
-                match step(&m)? {
-                    Step::Reply(p) => each(p)?,
-                    Step::Done => return Ok(()),
-                }
-            }
-            if !req.is_dump() {
+            if on_datagram(&self.buf, seq, req, &mut each)? {
                 return Ok(());
             }
         }

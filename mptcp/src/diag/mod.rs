@@ -408,18 +408,7 @@ impl Diag {
             .map_err(|e| Error::os("send sock_diag request", e))?;
         loop {
             recv(&self.sock, &mut self.buf).map_err(|e| Error::os("receive sock_diag reply", e))?;
-            for m in messages(&self.buf) {
-                let m = m.map_err(|e| Error::decode("sock_diag reply", e.to_string()))?;
-                if m.sequence_number() != seq {
-                    continue;
-                }
-                match step(&m)? {
-                    Step::Reply(p) => each(p)?,
-                    Step::Done => return Ok(()),
-                }
-            }
-            if !req.is_dump() && !self.buf.is_empty() {
-                // A lookup's answer is one message (or an error).
+            if on_datagram(&self.buf, seq, req, &mut each)? {
                 return Ok(());
             }
         }
@@ -526,6 +515,27 @@ impl<'f> Listing<'f> {
     }
 }
 
+/// Hands the replies in one datagram that answer request `seq` to `each`; whether the
+/// request is complete (its DONE, its error, or a lookup's one answer).
+pub(crate) fn on_datagram(
+    buf: &[u8],
+    seq: u32,
+    req: &DiagRequest,
+    each: &mut impl FnMut(&[u8]) -> Result<()>,
+) -> Result<bool> {
+    for m in messages(buf) {
+        let m = m.map_err(|e| Error::decode("sock_diag reply", e.to_string()))?;
+        if m.sequence_number() != seq {
+            continue;
+        }
+        match step(&m)? {
+            Step::Reply(p) => each(p)?,
+            Step::Done => return Ok(true),
+        }
+    }
+    Ok(!req.is_dump() && !buf.is_empty())
+}
+
 /// What one message means for a sock_diag request.
 pub(crate) enum Step<'a> {
     Reply(&'a [u8]),
@@ -535,19 +545,9 @@ pub(crate) enum Step<'a> {
 pub(crate) fn step<'a>(m: &NetlinkBuffer<&'a [u8]>) -> Result<Step<'a>> {
     let payload: &'a [u8] = m.payload();
     match m.message_type() {
-        NLMSG_DONE => {
-            let code = payload
-                .get(..4)
-                .and_then(|b| b.try_into().ok())
-                .map(i32::from_ne_bytes)
-                .unwrap_or(0);
-            if code < 0 {
-                Err(diag_error(-code))
-            } else {
-                Ok(Step::Done)
-            }
-        }
-        NLMSG_ERROR => {
+        // A dump ends with DONE, a lookup's failure is an ERROR: both carry the code
+        // first (negative errno, or 0).
+        NLMSG_DONE | NLMSG_ERROR => {
             let code = payload
                 .get(..4)
                 .and_then(|b| b.try_into().ok())

@@ -441,3 +441,26 @@ pub fn kernel_version(release: &str) -> (u32, u32) {
         .filter_map(|p| p.parse().ok());
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
+
+/// util-linux's setpriv with the arguments that run a command as nobody without any
+/// capability, or `None` (with the reason printed as a skip) when it is missing
+/// (busybox's setpriv has no --reuid).
+pub fn unprivileged() -> Option<[&'static str; 6]> {
+    let setpriv = "/usr/bin/setpriv";
+    let is_util_linux = Command::new(setpriv)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("util-linux"));
+    if !is_util_linux {
+        eprintln!("skipped: util-linux's setpriv is not installed, so no unprivileged run");
+        return None;
+    }
+    Some([
+        setpriv,
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+    ])
+}
