@@ -7,8 +7,16 @@ use std::process::Command;
 
 /// System packages the tests need: libclang for bindgen, a C compiler for the layout
 /// tests, iproute2 for network namespaces, strace for the system call budget
-/// (`mptcp/tests/syscalls.rs`).
-const PACKAGES: &[&str] = &["libclang-dev", "gcc", "libc6-dev", "iproute2", "strace"];
+/// (`mptcp/tests/syscalls.rs`), python3 for the unmodified programs `mptcp-run` runs
+/// (`mptcp-examples/tests/mptcp_run.rs`).
+const PACKAGES: &[&str] = &[
+    "libclang-dev",
+    "gcc",
+    "libc6-dev",
+    "iproute2",
+    "strace",
+    "python3",
+];
 
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
