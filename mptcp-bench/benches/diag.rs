@@ -39,7 +39,10 @@ fn all(c: &mut Criterion) {
     }
     let listed = mptcp::diag::connections().expect("connections");
     let with_subflows = listed.iter().filter(|c| !c.subflows.is_empty()).count();
-    assert_eq!(with_subflows, 1000, "1000 connections, each with its subflow");
+    assert_eq!(
+        with_subflows, 1000,
+        "1000 connections, each with its subflow"
+    );
     let mut g = c.benchmark_group("list 1000 connections");
     g.sample_size(10).measurement_time(Duration::from_secs(5));
     let mut diag = mptcp::diag::Diag::new().expect("diag");

@@ -120,7 +120,11 @@ fn kernel_features() {
         // their MPTCP attributes (the test runs as root).
         match mptcp::diag::connections() {
             Err(mptcp::Error::MissingModule { .. }) => {
-                for f in ["diag: connections", "diag: listeners", "diag: subflows (root)"] {
+                for f in [
+                    "diag: connections",
+                    "diag: listeners",
+                    "diag: subflows (root)",
+                ] {
                     feature(f, "no");
                 }
             }
@@ -137,7 +141,11 @@ fn kernel_features() {
                 feature("diag: listeners", if listeners { "yes" } else { "no" });
                 feature(
                     "diag: subflows (root)",
-                    if ours.subflows.is_empty() { "no" } else { "yes" },
+                    if ours.subflows.is_empty() {
+                        "no"
+                    } else {
+                        "yes"
+                    },
                 );
             }
         }
