@@ -56,8 +56,17 @@ enum Cmd {
         #[arg(long)]
         bless: bool,
     },
-    /// Run the demo: a real MPTCP session between two network namespaces.
-    Demo,
+    /// Run the demo (root): aggregation, failover and a backup path, live between two
+    /// network namespaces, then a summary and target/demo/throughput.svg.
+    Demo {
+        /// Print the figures as one JSON object, the last line of the output.
+        #[arg(long)]
+        json: bool,
+        /// Turn MPTCP off in the demo's namespaces (net.mptcp.enabled = 0), to see what
+        /// the demo does on a kernel without it: the TCP act alone.
+        #[arg(long)]
+        without_mptcp: bool,
+    },
     /// Run the benchmarks (root: they build network namespaces) and print each library
     /// call beside its system-call floor, as the median ratio of several runs.
     Bench {
@@ -94,7 +103,10 @@ fn main() {
         Cmd::Cross { targets } => cross::run(targets),
         Cmd::PublicApi { bless } => public_api::run(bless),
         Cmd::Miri => miri::run(),
-        Cmd::Demo => demo::run(),
+        Cmd::Demo {
+            json,
+            without_mptcp,
+        } => demo::run(json, without_mptcp),
         Cmd::Bench { runs, filter } => bench::run(runs, filter),
         Cmd::VmTest {
             kernels,
