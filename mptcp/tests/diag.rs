@@ -140,12 +140,18 @@ fn listing_matches_ss_and_counters_grow() {
         })
         .expect("two subflows");
     }
-    // Data flows from the first client for the rest of the test (bounded).
+    // Data flows from the first client until the end of the test (at most 60 s: under
+    // an emulator the listings below take seconds).
     let mut writer = clients[0].try_clone().expect("clone");
+    let sending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let keep = sending.clone();
     let sender = std::thread::spawn(move || {
         let chunk = vec![7u8; 64 * 1024];
-        let end = Instant::now() + Duration::from_secs(4);
-        while Instant::now() < end && writer.write_all(&chunk).is_ok() {}
+        let end = Instant::now() + Duration::from_secs(60);
+        while keep.load(std::sync::atomic::Ordering::Relaxed)
+            && Instant::now() < end
+            && writer.write_all(&chunk).is_ok()
+        {}
     });
     let mut sink = servers[0].try_clone().expect("clone");
     let reader = std::thread::spawn(move || {
@@ -157,22 +163,29 @@ fn listing_matches_ss_and_counters_grow() {
         .iter()
         .map(|c| mptcp::token(c).expect("token"))
         .collect();
-    let conns = t.client.run(mptcp::diag::connections).expect("connections");
-    // Tokens, addresses and states as ss prints them.
-    let ss = ss_connections(&t.client);
-    let mine: BTreeSet<_> = conns
-        .iter()
-        .map(|c| {
-            (
-                c.state.to_string(),
-                c.local,
-                c.remote.to_string(),
-                c.token.map(|t| t.to_string()),
-            )
-        })
-        .collect();
-    let ss_estab: BTreeSet<_> = ss.iter().filter(|r| r.0 == "ESTAB").cloned().collect();
-    let mine_estab: BTreeSet<_> = mine.iter().filter(|r| r.0 == "ESTAB").cloned().collect();
+    // Two listings taken at different moments: compared up to three times.
+    let mut attempt = 0;
+    let (conns, mine_estab, ss_estab) = loop {
+        attempt += 1;
+        let conns = t.client.run(mptcp::diag::connections).expect("connections");
+        let ss = ss_connections(&t.client);
+        let mine: BTreeSet<_> = conns
+            .iter()
+            .map(|c| {
+                (
+                    c.state.to_string(),
+                    c.local,
+                    c.remote.to_string(),
+                    c.token.map(|t| t.to_string()),
+                )
+            })
+            .collect();
+        let ss_estab: BTreeSet<_> = ss.iter().filter(|r| r.0 == "ESTAB").cloned().collect();
+        let mine_estab: BTreeSet<_> = mine.iter().filter(|r| r.0 == "ESTAB").cloned().collect();
+        if mine_estab == ss_estab || attempt == 3 {
+            break (conns, mine_estab, ss_estab);
+        }
+    };
     assert_eq!(mine_estab, ss_estab, "ESTAB sockets: ours vs ss -M");
     assert_eq!(ss_estab.len(), 2);
     for (c, token) in clients.iter().zip(&tokens) {
@@ -218,6 +231,7 @@ fn listing_matches_ss_and_counters_grow() {
         sent(&before),
         sent(&after)
     );
+    sending.store(false, std::sync::atomic::Ordering::Relaxed);
     drop(clients);
     let _ = sender.join();
     drop(servers);
