@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use std::path::Path;
 
 /// The window over which a plotted rate is measured, seconds.
-const WINDOW: f64 = 0.3;
+const WINDOW: f64 = 0.5;
 const PATH_COLORS: [RGBColor; 2] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14)];
 const TCP_COLOR: RGBColor = RGBColor(110, 110, 110);
 const DOWN_COLOR: RGBColor = RGBColor(214, 39, 40);
