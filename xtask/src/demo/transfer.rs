@@ -175,12 +175,15 @@ impl Transfer {
 
     /// Reads the sender's counters now.
     pub fn sample(&mut self) -> Snapshot {
-        let t = self.elapsed();
+        // The counters' time: the middle of the call that reads them (on a busy
+        // machine the thread may be descheduled on either side of it).
+        let before = self.elapsed();
         let (mut subflows, conn) = if self.mptcp {
             read_mptcp(&self.stream)
         } else {
             read_tcp(&self.stream)
         };
+        let t = (before + self.elapsed()) / 2.0;
         if let (Some(diag), Some(token)) = (&mut self.diag, self.token) {
             if let Ok(c) = diag.connection_by_token(token) {
                 for v in &mut subflows {
