@@ -33,6 +33,9 @@ const FAIL_UP: f64 = 7.0;
 /// Act 3: send for this long; path 1 down at `BACKUP_DOWN` for the rest of it.
 const BACKUP_SECS: f64 = 8.0;
 const BACKUP_DOWN: f64 = 3.0;
+/// Below this, in a 50 ms bin, the receiving application counts as stalled: a tenth of
+/// one path's rate.
+const STALL_FLOOR_MBPS: f64 = RATE_MBIT as f64 / 10.0;
 /// How often the sender's counters are sampled.
 const SAMPLE_EVERY: f64 = 0.1;
 
@@ -92,7 +95,8 @@ pub struct Backup {
     /// Per path: bytes acknowledged before path 1 went down, and after.
     pub before: [u64; 2],
     pub after: [u64; 2],
-    /// Seconds from path 1's loss to the first data delivered after it.
+    /// Milliseconds the receiving application got (almost) nothing after path 1 went
+    /// down ([`Received::stall`](super::transfer::Received::stall)).
     pub stall_ms: f64,
 }
 
@@ -363,7 +367,7 @@ impl Stage<'_> {
         };
         let t_down = o.run.marks.first().map_or(FAIL_DOWN, |m| m.t);
         let t_up = o.run.marks.get(1).map_or(FAIL_UP, |m| m.t);
-        let stall_ms = o.received.longest_gap(t_down, t_up) * 1000.0;
+        let stall_ms = o.received.stall(t_down, t_up, STALL_FLOOR_MBPS) * 1000.0;
         let sha256_ok = o.sent.sha256 == o.received.sha256 && o.sent.bytes == o.received.bytes;
         let bytes_per_path = [0, 1].map(|p| {
             [
@@ -433,7 +437,7 @@ impl Stage<'_> {
             bytes: o.received.bytes,
             before: down,
             after,
-            stall_ms: o.received.longest_gap(t_down, f64::MAX) * 1000.0,
+            stall_ms: o.received.stall(t_down, BACKUP_SECS, STALL_FLOOR_MBPS) * 1000.0,
         };
         let share = |v: [u64; 2], p: usize| 100.0 * v[p] as f64 / (v[0] + v[1]).max(1) as f64;
         self.display.say(&format!(

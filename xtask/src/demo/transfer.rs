@@ -40,14 +40,34 @@ pub struct Received {
 }
 
 impl Received {
-    /// The longest time without data at the receiver, in seconds, among the gaps that
-    /// end after `from` and begin before `to`.
-    pub fn longest_gap(&self, from: f64, to: f64) -> f64 {
-        self.reads
-            .windows(2)
-            .filter(|w| w[1].0 > from && w[0].0 < to)
-            .map(|w| w[1].0 - w[0].0)
-            .fold(0.0, f64::max)
+    /// How long the receiving application got (almost) nothing, in seconds: the longest
+    /// run of consecutive 50 ms bins, from `from` to `to`, in each of which it read less
+    /// than `floor_mbps`. (The longest gap between two reads would miss a stall in which
+    /// a few retransmitted segments trickle in.)
+    pub fn stall(&self, from: f64, to: f64, floor_mbps: f64) -> f64 {
+        const BIN: f64 = 0.05;
+        let floor = floor_mbps * 1e6 / 8.0 * BIN;
+        let at = |t: f64| {
+            let i = self.reads.partition_point(|r| r.0 <= t);
+            if i == 0 {
+                0
+            } else {
+                self.reads[i - 1].1
+            }
+        };
+        let (mut longest, mut run) = (0.0f64, 0.0);
+        let mut t = from;
+        while t < to {
+            let end = (t + BIN).min(to);
+            if ((at(end) - at(t)) as f64) < floor * (end - t) / BIN {
+                run += end - t;
+                longest = longest.max(run);
+            } else {
+                run = 0.0;
+            }
+            t = end;
+        }
+        longest
     }
 }
 
