@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (sent, received) = sf
                 .tcp_info
                 .as_ref()
-                .map_or((0, 0), |t| (t.bytes_acked, t.bytes_received));
+                .map_or((0, 0), |t| (t.bytes_acked(), t.bytes_received()));
             println!(
                 "    {} -> {} ids {}/{}{} sent {sent} received {received}",
                 sf.local,

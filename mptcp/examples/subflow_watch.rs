@@ -45,13 +45,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let c = mptcp::connection(&stream)?;
         println!(
             "[{tick}] token {}, {} subflows",
-            c.info.token,
+            c.info.token(),
             c.subflows.len()
         );
         for sf in &c.subflows {
             println!(
                 "  {:?} {} -> {}: acked {} bytes, received {} bytes",
-                sf.id, sf.local, sf.remote, sf.tcp_info.bytes_acked, sf.tcp_info.bytes_received
+                sf.id,
+                sf.local,
+                sf.remote,
+                sf.tcp_info.bytes_acked(),
+                sf.tcp_info.bytes_received()
             );
         }
     }

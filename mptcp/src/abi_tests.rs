@@ -88,18 +88,18 @@ fn info_bytes() -> Vec<u8> {
 #[test]
 fn mptcp_info_from_kernel_bytes() {
     let info = MptcpInfo::decode(&info_bytes()).expect("decode");
-    assert_eq!(info.subflows, 3);
-    assert_eq!(info.flags.bits(), 0x102);
-    assert!(info.flags.contains(crate::InfoFlags::REMOTE_KEY_RECEIVED));
-    assert_eq!(info.token, crate::Token::new(0x1234_5678));
-    assert_eq!(info.write_seq, 0x0102_0304_0506_0708);
-    assert_eq!(info.retransmits, Some(0x0a0b_0c0d));
-    assert_eq!(info.bytes_sent, Some(5u64 << 40 | 7));
-    assert_eq!(info.last_ack_recv, Some(70_000));
+    assert_eq!(info.subflows(), 3);
+    assert_eq!(info.flags().bits(), 0x102);
+    assert!(info.flags().contains(crate::InfoFlags::REMOTE_KEY_RECEIVED));
+    assert_eq!(info.token(), crate::Token::new(0x1234_5678));
+    assert_eq!(info.write_seq(), 0x0102_0304_0506_0708);
+    assert_eq!(info.retransmits(), Some(0x0a0b_0c0d));
+    assert_eq!(info.bytes_sent(), Some(5u64 << 40 | 7));
+    assert_eq!(info.last_ack_recv(), Some(70_000));
     // A 6.1 kernel's 48-byte reply: the 6.5 fields are absent, not zero.
     let old = MptcpInfo::decode(&info_bytes()[..48]).expect("decode");
-    assert_eq!(old.token.get(), 0x1234_5678);
-    assert_eq!(old.retransmits, None);
+    assert_eq!(old.token().get(), 0x1234_5678);
+    assert_eq!(old.retransmits(), None);
     // Shorter than any kernel's reply: a decode error, not zeros.
     assert!(matches!(
         MptcpInfo::decode(&info_bytes()[..47]),
@@ -122,13 +122,13 @@ fn tcp_info_from_kernel_bytes() {
         &1448u32.to_ne_bytes(),
     );
     let t = TcpInfo::decode(&b).expect("decode");
-    assert_eq!(t.state, 1);
-    assert_eq!(t.rto, 204_000);
-    assert_eq!(t.snd_mss, 1448);
-    assert_eq!(t.rcv_wnd, Some(0));
+    assert_eq!(t.state(), 1);
+    assert_eq!(t.rto(), 204_000);
+    assert_eq!(t.snd_mss(), 1448);
+    assert_eq!(t.rcv_wnd(), Some(0));
     // A 5.16 kernel's 232 bytes: the 6.2 fields are absent.
     let old = TcpInfo::decode(&b[..TcpInfo::BASE_LEN]).expect("decode");
-    assert_eq!((old.snd_mss, old.rcv_wnd), (1448, None));
+    assert_eq!((old.snd_mss(), old.rcv_wnd()), (1448, None));
 }
 
 #[test]
@@ -144,8 +144,10 @@ fn subflow_addrs_from_kernel_bytes() {
     );
 }
 
-#[test]
-fn full_info_from_kernel_bytes() {
+/// An `MPTCP_FULL_INFO` reply as the kernel writes it (header, subflow array,
+/// `tcp_info` array) for subflows with these addresses; subflow `i` gets id `0x0102 +
+/// ids[i]` and `snd_mss` `1400 + ids[i]`.
+fn full_info_reply(pairs: &[(SocketAddr, SocketAddr)], ids: &[u32]) -> [Vec<u8>; 3] {
     let sf_size = size_of::<mptcp_subflow_info>();
     let tcp_size = size_of::<tcp_info>();
     let mut full = vec![0u8; size_of::<mptcp_full_info>()];
@@ -160,30 +162,23 @@ fn full_info_from_kernel_bytes() {
         sf_size as u32,
         &mut full,
     );
-    f(offset_of!(mptcp_full_info, num_subflows), 2, &mut full);
+    f(
+        offset_of!(mptcp_full_info, num_subflows),
+        pairs.len() as u32,
+        &mut full,
+    );
     f(offset_of!(mptcp_full_info, size_arrays_user), 4, &mut full);
     put(
         &mut full,
         offset_of!(mptcp_full_info, mptcp_info),
         &info_bytes(),
     );
-
-    let pairs: [(SocketAddr, SocketAddr); 2] = [
-        (
-            "192.0.2.1:40001".parse().expect("address"),
-            "192.0.2.2:80".parse().expect("address"),
-        ),
-        (
-            "198.51.100.1:40002".parse().expect("address"),
-            "203.0.113.2:80".parse().expect("address"),
-        ),
-    ];
     let mut sf = vec![0u8; 4 * sf_size];
     let mut tcp = vec![0u8; 4 * tcp_size];
-    for (i, (l, r)) in pairs.iter().enumerate() {
+    for (i, ((l, r), id)) in pairs.iter().zip(ids).enumerate() {
         let e = i * sf_size;
         // Ids are host-order u32s; 0x0102 catches a byte swap even in the low bytes.
-        put(&mut sf, e, &(0x0102u32 + i as u32).to_ne_bytes());
+        put(&mut sf, e, &(0x0102u32 + id).to_ne_bytes());
         put(
             &mut sf,
             e + offset_of!(mptcp_subflow_info, addrs),
@@ -192,19 +187,78 @@ fn full_info_from_kernel_bytes() {
         put(
             &mut tcp,
             i * tcp_size + offset_of!(tcp_info, tcpi_snd_mss),
-            &(1400u32 + i as u32).to_ne_bytes(),
+            &(1400u32 + id).to_ne_bytes(),
         );
     }
+    [full, sf, tcp]
+}
+
+/// Four subflows' addresses, IPv4 and IPv6.
+fn four_pairs() -> [(SocketAddr, SocketAddr); 4] {
+    let p = |l: &str, r: &str| (l.parse().expect("address"), r.parse().expect("address"));
+    [
+        p("192.0.2.1:40001", "192.0.2.2:80"),
+        p("198.51.100.1:40002", "203.0.113.2:80"),
+        p("[2001:db8::1]:40003", "[2001:db8:1::2]:80"),
+        p("198.51.100.1:40004", "203.0.113.2:80"),
+    ]
+}
+
+#[test]
+fn full_info_from_kernel_bytes() {
+    let pairs = &four_pairs()[..2];
+    let [full, sf, tcp] = full_info_reply(pairs, &[0, 1]);
     let c = decode_full_info(&full, &sf, &tcp).expect("decode");
-    assert_eq!(c.info.token.get(), 0x1234_5678);
+    assert_eq!(c.info.token().get(), 0x1234_5678);
     assert_eq!(c.subflows.len(), 2);
     for (i, s) in c.subflows.iter().enumerate() {
         assert_eq!(s.id, Some(0x0102 + i as u32));
         assert_eq!((s.local, s.remote), pairs[i]);
-        assert_eq!(s.tcp_info.snd_mss, 1400 + i as u32);
+        assert_eq!(s.tcp_info.snd_mss(), 1400 + i as u32);
     }
     // Arrays shorter than the header claims are an error, not a panic.
+    let sf_size = size_of::<mptcp_subflow_info>();
     assert!(decode_full_info(&full, &sf[..sf_size], &tcp).is_err());
+}
+
+/// What a reused [`SubflowQuery`](crate::SubflowQuery) does: each reply is decoded over
+/// the previous result, and a subflow whose address bytes equal the previous reply's in
+/// the same place keeps its decoded addresses. Across replies where subflows come, go
+/// and change places, the result must equal a fresh decode every time.
+#[test]
+fn decoding_in_place_equals_decoding_afresh() {
+    use crate::subflow::{decode_full_info_into, Connection, Previous};
+    let pairs = four_pairs();
+    let steps: [&[usize]; 8] = [
+        &[0, 1],
+        &[0, 1],
+        &[1, 0],
+        &[1, 2],
+        &[2],
+        &[0, 1, 2, 3],
+        &[3, 1],
+        &[],
+    ];
+    let mut conn = Connection::empty();
+    let mut prev_sf = Vec::new();
+    let mut cached = 0;
+    for which in steps {
+        let chosen: Vec<_> = which.iter().map(|&i| pairs[i]).collect();
+        let ids: Vec<u32> = which.iter().map(|&i| i as u32).collect();
+        let [full, sf, tcp] = full_info_reply(&chosen, &ids);
+        let head = crate::sys::FullInfoHead::from_bytes(&full);
+        let prev = Previous {
+            sf: &prev_sf,
+            count: cached,
+        };
+        decode_full_info_into(&head, &sf, &tcp, &mut conn, prev).expect("decode");
+        let fresh = decode_full_info(&full, &sf, &tcp).expect("decode");
+        assert_eq!(conn, fresh, "after {which:?}");
+        let got: Vec<_> = conn.subflows.iter().map(|s| (s.local, s.remote)).collect();
+        assert_eq!(got, chosen, "after {which:?}");
+        cached = conn.subflows.len();
+        prev_sf = sf;
+    }
 }
 
 /// Regression: IPv6 addresses decoded from kernel buffers must equal std's for the same

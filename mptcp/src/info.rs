@@ -4,15 +4,18 @@ use crate::error::{Error, Result};
 use crate::kernel::{classify, no_connection};
 use crate::sys;
 use crate::token::Token;
-use std::mem::{offset_of, size_of};
+use std::mem::offset_of;
 use std::os::fd::AsFd;
 
-/// Defines an owned copy of a kernel struct whose replies grow with the kernel version.
-/// The fields every kernel with the call returns (the first `base` bytes) are plain
-/// values; later fields are `Option`s, `None` when the reply was too short to contain
-/// them. A later field may name the reply length that first carries it (`@ 80`), for
-/// fields that an older, padded struct covered with padding. A reply shorter than
-/// `base` is [`Error::Decode`].
+/// Defines an owned copy of a kernel struct whose replies grow with the kernel version,
+/// read lazily: the value holds the kernel's struct as returned (zero past the reply)
+/// and its length, and each field is an accessor that reads it when asked, so that a
+/// reply costs a copy, not a decode of every field. The fields every kernel with the
+/// call returns (the first `base` bytes) are plain values; later fields are `Option`s,
+/// `None` when the reply was too short to contain them. A later field may name the
+/// reply length that first carries it (`@ 80`), for fields that an older, padded struct
+/// covered with padding. A reply shorter than `base` is [`Error::Decode`].
+/// `Debug`, `PartialEq` and `serde::Serialize` see the fields, as a plain struct's would.
 macro_rules! versioned {
     (
         $(#[$meta:meta])*
@@ -24,12 +27,10 @@ macro_rules! versioned {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        #[cfg_attr(feature = "serde", derive(serde::Serialize))]
-        #[non_exhaustive]
+        #[derive(Clone, Copy)]
         pub struct $name {
-            $( $(#[$bmeta])* pub $bfield: $bty, )*
-            $( $(#[$fmeta])* pub $field: Option<$ty>, )*
+            raw: $raw,
+            len: usize,
         }
 
         impl $name {
@@ -37,24 +38,121 @@ macro_rules! versioned {
             /// returns, and the fields that are plain values.
             pub const BASE_LEN: usize = $base;
 
-            /// Decodes the bytes the kernel returned (their length tells the version).
-            pub(crate) fn decode(bytes: &[u8]) -> $crate::error::Result<Self> {
-                let len = bytes.len();
+            /// A zeroed value for the kernel to fill (through [`raw_mut`](Self::raw_mut),
+            /// then [`set_reply_len`](Self::set_reply_len)); never handed out as is.
+            pub(crate) fn empty() -> Self {
+                Self { raw: <$raw>::default(), len: 0 }
+            }
+
+            /// The struct, for the kernel to write into.
+            #[allow(dead_code)] // not every struct is read straight from a getsockopt
+            pub(crate) fn raw_mut(&mut self) -> &mut $raw {
+                &mut self.raw
+            }
+
+            /// Records how many bytes the kernel wrote: a reply shorter than every
+            /// kernel's is an error.
+            pub(crate) fn set_reply_len(&mut self, len: usize) -> $crate::error::Result<()> {
                 if len < $base {
                     return Err($crate::error::Error::decode(
                         stringify!($raw),
                         format!("{len} bytes, fewer than the {} every kernel returns", $base),
                     ));
                 }
-                let raw: $raw = $crate::sys::read_prefix(bytes);
-                Ok(Self {
-                    $( $bfield: <$bty>::from(raw.$braw), )*
-                    $( $field: {
+                self.len = len.min(std::mem::size_of::<$raw>());
+                Ok(())
+            }
+
+            /// Keeps a struct the kernel wrote `len` bytes of (the rest zero).
+            #[allow(dead_code)] // not every struct comes inside another
+            pub(crate) fn set_raw(&mut self, raw: &$raw, len: usize) -> $crate::error::Result<()> {
+                self.set_reply_len(len)?;
+                self.raw = *raw;
+                Ok(())
+            }
+
+            /// Keeps the bytes the kernel returned (their length tells the version).
+            pub(crate) fn decode(bytes: &[u8]) -> $crate::error::Result<Self> {
+                let mut v = Self::empty();
+                v.decode_into(bytes)?;
+                Ok(v)
+            }
+
+            /// [`decode`](Self::decode) in place, over an earlier value (one copy).
+            pub(crate) fn decode_into(&mut self, bytes: &[u8]) -> $crate::error::Result<()> {
+                self.set_reply_len(bytes.len())?;
+                self.raw = $crate::sys::read_prefix(bytes);
+                Ok(())
+            }
+
+            /// How many bytes of the struct the running kernel returned (at least
+            /// [`BASE_LEN`](Self::BASE_LEN); newer kernels return more).
+            pub fn reply_len(&self) -> usize {
+                self.len
+            }
+
+            /// The kernel's struct as this crate's headers define it: the fields past
+            /// [`reply_len`](Self::reply_len) are zero, not values the kernel gave.
+            pub fn as_raw(&self) -> &$raw {
+                &self.raw
+            }
+
+            $(
+                $(#[$bmeta])*
+                #[inline]
+                pub fn $bfield(&self) -> $bty {
+                    <$bty>::from(self.raw.$braw)
+                }
+            )*
+
+            $(
+                $(#[$fmeta])*
+                ///
+                /// `None` when the running kernel's reply does not reach this field.
+                #[inline]
+                pub fn $field(&self) -> Option<$ty> {
+                    const NEEDED: usize = {
                         let end = std::mem::offset_of!($raw, $rawf) + std::mem::size_of::<$ty>();
-                        let needed = [end $(, $since)?].into_iter().max().unwrap_or(end);
-                        (needed <= len).then(|| <$ty>::from(raw.$rawf))
-                    }, )*
-                })
+                        let since = [end $(, $since)?];
+                        let last = since[since.len() - 1];
+                        if last > end { last } else { end }
+                    };
+                    (NEEDED <= self.len).then(|| <$ty>::from(self.raw.$rawf))
+                }
+            )*
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $( .field(stringify!($bfield), &self.$bfield()) )*
+                    $( .field(stringify!($field), &self.$field()) )*
+                    .finish()
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.len == other.len
+                    $( && self.$bfield() == other.$bfield() )*
+                    $( && self.$field() == other.$field() )*
+            }
+        }
+
+        impl Eq for $name {}
+
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                use serde::ser::SerializeStruct;
+                const FIELDS: usize = [$(stringify!($bfield),)* $(stringify!($field),)*].len();
+                let mut st = s.serialize_struct(stringify!($name), FIELDS)?;
+                $( st.serialize_field(stringify!($bfield), &self.$bfield())?; )*
+                $( st.serialize_field(stringify!($field), &self.$field())?; )*
+                st.end()
             }
         }
 
@@ -95,11 +193,13 @@ impl serde::Serialize for InfoFlags {
 }
 
 versioned! {
-    /// `struct mptcp_info`: the state of an MPTCP connection.
+    /// `struct mptcp_info`: the state of an MPTCP connection, as the kernel returned it;
+    /// each field is a method that reads it (nothing is decoded until asked).
     ///
     /// The kernel returns 48 bytes up to Linux 6.4, 80 on 6.5-6.7, 88 on 6.8-6.9 and 96
     /// from 6.10. The 48-byte fields are plain values; the later ones are `None` when
-    /// the running kernel did not return them, never zero. The `*_max` limit fields are
+    /// the running kernel did not return them, never zero. [`as_raw`](Self::as_raw)
+    /// gives the C struct itself ([`sys_bindings`](crate::sys_bindings)`::mptcp_info`). The `*_max` limit fields are
     /// only filled under the in-kernel path manager.
     pub struct MptcpInfo from mptcp_sys::mptcp_info, base 48 {
         /// Extra subflows: those beyond the initial one that the path manager accounts
@@ -164,27 +264,19 @@ versioned! {
     }
 }
 
-/// `MPTCP_INFO` as the kernel returned it, in a stack buffer.
-pub(crate) struct RawInfo {
-    buf: [u8; size_of::<mptcp_sys::mptcp_info>()],
-    len: usize,
-}
-
-impl RawInfo {
-    /// The bytes the kernel returned.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-/// Reads `MPTCP_INFO`.
-pub(crate) fn raw_info(fd: std::os::fd::BorrowedFd<'_>) -> Result<RawInfo> {
-    let mut raw = RawInfo {
-        buf: [0; size_of::<mptcp_sys::mptcp_info>()],
-        len: 0,
-    };
-    raw.len = read_info(fd, &mut raw.buf)?;
-    Ok(raw)
+/// Reads `MPTCP_INFO` (a token of 0 included: the callers decide what it means). The
+/// kernel writes into the value returned: no buffer, no copy.
+pub(crate) fn raw_info(fd: std::os::fd::BorrowedFd<'_>) -> Result<MptcpInfo> {
+    let mut info = MptcpInfo::empty();
+    let len = sys::getsockopt_into(
+        fd,
+        mptcp_sys::SOL_MPTCP as i32,
+        mptcp_sys::MPTCP_INFO as i32,
+        info.raw_mut(),
+    )
+    .map_err(|e| classify(fd, e, "getsockopt(MPTCP_INFO)", "MPTCP_INFO", Some("5.16")))?;
+    info.set_reply_len(len)?;
+    Ok(info)
 }
 
 /// Reads the first `buf.len()` bytes of `MPTCP_INFO` (fewer if the kernel has fewer);
@@ -213,16 +305,16 @@ fn read_info(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
 /// let stream = mptcp::connect(listener.local_addr()?)?;
 /// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
 /// let info = mptcp::info(&stream)?;
-/// assert_ne!(info.token.get(), 0);
-/// println!("token {}, {} extra subflows", info.token, info.subflows);
+/// assert_ne!(info.token().get(), 0);
+/// println!("token {}, {} extra subflows", info.token(), info.subflows());
 /// # Ok(()) }
 /// ```
 #[doc(alias = "MPTCP_INFO")]
 #[doc(alias = "mptcp_info")]
 pub fn info(fd: impl AsFd) -> Result<MptcpInfo> {
     let fd = fd.as_fd();
-    let info = MptcpInfo::decode(raw_info(fd)?.bytes())?;
-    if info.token.get() == 0 {
+    let info = raw_info(fd)?;
+    if info.token().get() == 0 {
         return Err(no_connection(fd));
     }
     Ok(info)
@@ -236,7 +328,7 @@ pub fn info(fd: impl AsFd) -> Result<MptcpInfo> {
 /// let stream = mptcp::connect(listener.local_addr()?)?;
 /// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
 /// let token = mptcp::token(&stream)?;
-/// assert_eq!(token, mptcp::info(&stream)?.token);
+/// assert_eq!(token, mptcp::info(&stream)?.token());
 /// println!("token {token}"); // hex, as `ip mptcp monitor` prints it
 /// # Ok(()) }
 /// ```

@@ -43,9 +43,9 @@ proptest! {
             Ok(info) => {
                 prop_assert!(bytes.len() >= MptcpInfo::BASE_LEN);
                 // A field is present exactly when the reply covers its version.
-                prop_assert_eq!(info.bytes_acked.is_some(), bytes.len() >= 80);
-                prop_assert_eq!(info.subflows_total.is_some(), bytes.len() >= 88);
-                prop_assert_eq!(info.last_ack_recv.is_some(), bytes.len() >= 96);
+                prop_assert_eq!(info.bytes_acked().is_some(), bytes.len() >= 80);
+                prop_assert_eq!(info.subflows_total().is_some(), bytes.len() >= 88);
+                prop_assert_eq!(info.last_ack_recv().is_some(), bytes.len() >= 96);
             }
             Err(e) => {
                 prop_assert!(bytes.len() < MptcpInfo::BASE_LEN);

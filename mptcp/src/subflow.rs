@@ -10,10 +10,12 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, BorrowedFd};
 
 versioned! {
-    /// `struct tcp_info` of one subflow. The kernel's struct grows over versions: every
-    /// kernel with MPTCP's subflow calls (5.16+) returns at least 232 bytes, up to
-    /// `snd_wnd`, which are plain values; 6.2 returns 240, 6.7 248, 6.18 280, and the
-    /// fields past what the running kernel returned are `None`, never zero.
+    /// `struct tcp_info` of one subflow, as the kernel returned it; each field is a
+    /// method that reads it (nothing is decoded until asked). The kernel's struct grows
+    /// over versions: every kernel with MPTCP's subflow calls (5.16+) returns at least
+    /// 232 bytes, up to `snd_wnd`, whose fields are plain values; 6.2 returns 240, 6.7
+    /// 248, 6.18 280, and the fields past what the running kernel returned are `None`,
+    /// never zero. [`as_raw`](Self::as_raw) gives the C struct itself.
     pub struct TcpInfo from mptcp_sys::tcp_info, base 232 {
         /// Connection state (`TCP_ESTABLISHED` = 1, ...).
         state: u8 = tcpi_state,
@@ -149,7 +151,7 @@ versioned! {
 }
 
 /// One subflow of an MPTCP connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Subflow {
@@ -195,10 +197,22 @@ pub struct Connection {
     pub subflows: Vec<Subflow>,
 }
 
+impl Connection {
+    /// No info, no subflows: what a query holds before its first read (never handed
+    /// out as is).
+    pub(crate) fn empty() -> Connection {
+        Connection {
+            info: MptcpInfo::empty(),
+            subflows: Vec::new(),
+        }
+    }
+}
+
 /// Attempts when the subflow count grows between the sizing and the reading call.
 const RETRIES: usize = 8;
 
 /// Decodes a `struct sockaddr_in`/`sockaddr_in6` stored at the start of `b`.
+#[inline(always)]
 pub(crate) fn sockaddr(b: &[u8]) -> Option<SocketAddr> {
     let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
     let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
@@ -225,6 +239,7 @@ pub(crate) fn sockaddr(b: &[u8]) -> Option<SocketAddr> {
 }
 
 /// Local and remote address of a `struct mptcp_subflow_addrs` at the start of `b`.
+#[inline(always)]
 pub(crate) fn addrs(b: &[u8]) -> Result<(SocketAddr, SocketAddr)> {
     const REMOTE: usize = size_of::<mptcp_sys::mptcp_subflow_addrs>() / 2;
     match (sockaddr(b), b.get(REMOTE..).and_then(sockaddr)) {
@@ -250,7 +265,7 @@ pub(crate) fn addrs(b: &[u8]) -> Result<(SocketAddr, SocketAddr)> {
 /// assert_eq!(subflows[0].local, stream.local_addr()?);
 /// assert_eq!(subflows[0].remote, stream.peer_addr()?);
 /// for sf in &subflows {
-///     println!("{:?}: {} -> {}, rtt {:?} us", sf.id, sf.local, sf.remote, sf.tcp_info.rtt);
+///     println!("{:?}: {} -> {}, rtt {:?} us", sf.id, sf.local, sf.remote, sf.tcp_info.rtt());
 /// }
 /// # Ok(()) }
 /// ```
@@ -258,7 +273,20 @@ pub(crate) fn addrs(b: &[u8]) -> Result<(SocketAddr, SocketAddr)> {
 #[doc(alias = "MPTCP_SUBFLOW_ADDRS")]
 #[doc(alias = "MPTCP_TCPINFO")]
 pub fn subflows(fd: impl AsFd) -> Result<Vec<Subflow>> {
-    connection(fd).map(|c| c.subflows)
+    with_thread_query(|q| q.subflows(fd.as_fd()).map(<[Subflow]>::to_vec))
+}
+
+/// Runs `f` with this thread's [`SubflowQuery`] (a fresh one in the impossible case of
+/// reentry): the one-line calls reuse its buffers and copy out what it read in one
+/// piece (`Subflow` is `Copy`).
+fn with_thread_query<T>(f: impl FnOnce(&mut SubflowQuery) -> T) -> T {
+    thread_local! {
+        static QUERY: std::cell::RefCell<SubflowQuery> = std::cell::RefCell::default();
+    }
+    QUERY.with(|q| match q.try_borrow_mut() {
+        Ok(mut q) => f(&mut q),
+        Err(_) => f(&mut SubflowQuery::new()),
+    })
 }
 
 /// [`MptcpInfo`] and subflows together (one system call on Linux 6.5+).
@@ -269,7 +297,7 @@ pub fn subflows(fd: impl AsFd) -> Result<Vec<Subflow>> {
 /// let stream = mptcp::connect(listener.local_addr()?)?;
 /// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
 /// let c = mptcp::connection(&stream)?;
-/// assert_eq!(c.info.token, mptcp::token(&stream)?);
+/// assert_eq!(c.info.token(), mptcp::token(&stream)?);
 /// assert_eq!(c.subflows.len(), 1);
 /// # Ok(()) }
 /// ```
@@ -277,18 +305,7 @@ pub fn subflows(fd: impl AsFd) -> Result<Vec<Subflow>> {
 #[doc(alias = "MPTCP_SUBFLOW_ADDRS")]
 #[doc(alias = "MPTCP_TCPINFO")]
 pub fn connection(fd: impl AsFd) -> Result<Connection> {
-    thread_local! {
-        static QUERY: std::cell::RefCell<SubflowQuery> = std::cell::RefCell::default();
-    }
-    let fd = fd.as_fd();
-    // The thread's kernel buffers, reused (a fresh query in the impossible case of
-    // reentry); the subflows are decoded straight into the vector returned.
-    let mut subflows = Vec::new();
-    let info = QUERY.with(|q| match q.try_borrow_mut() {
-        Ok(mut q) => q.read(fd, &mut subflows),
-        Err(_) => SubflowQuery::new().read(fd, &mut subflows),
-    })?;
-    Ok(Connection { info, subflows })
+    with_thread_query(|q| q.connection(fd.as_fd()).cloned())
 }
 
 /// Reusable buffers for reading a connection's info and subflows again and again, as a
@@ -305,20 +322,39 @@ pub fn connection(fd: impl AsFd) -> Result<Connection> {
 /// for _ in 0..3 {
 ///     let c = query.connection(&stream)?;
 ///     for sf in &c.subflows {
-///         println!("{} -> {}: {} bytes acked", sf.local, sf.remote, sf.tcp_info.bytes_acked);
+///         println!("{} -> {}: {} bytes acked", sf.local, sf.remote, sf.tcp_info.bytes_acked());
 ///     }
 /// }
 /// assert_eq!(query.subflows(&stream)?.len(), 1);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[doc(alias = "MPTCP_FULL_INFO")]
 pub struct SubflowQuery {
     sf: Vec<u8>,
+    /// The subflow array of the previous read (the two swap after each read): a
+    /// subflow whose addresses' bytes did not change keeps its decoded addresses.
+    prev_sf: Vec<u8>,
+    /// How many leading subflows of `conn` were decoded from `prev_sf`.
+    cached: usize,
     tcp: Vec<u8>,
     /// The number of subflows the buffers hold.
     slots: usize,
-    conn: Option<Connection>,
+    /// Read in place, again and again; handed out only after a read succeeded.
+    conn: Connection,
+}
+
+impl Default for SubflowQuery {
+    fn default() -> Self {
+        SubflowQuery {
+            sf: Vec::new(),
+            prev_sf: Vec::new(),
+            cached: 0,
+            tcp: Vec::new(),
+            slots: 0,
+            conn: Connection::empty(),
+        }
+    }
 }
 
 impl SubflowQuery {
@@ -330,30 +366,22 @@ impl SubflowQuery {
     /// Reads the connection's [`MptcpInfo`] and subflows (see [`connection`]).
     #[doc(alias = "MPTCP_FULL_INFO")]
     pub fn connection(&mut self, fd: impl AsFd) -> Result<&Connection> {
-        let mut subflows = match self.conn.take() {
-            Some(c) => c.subflows,
-            None => Vec::new(),
-        };
-        let info = self.read(fd.as_fd(), &mut subflows)?;
-        Ok(self.conn.insert(Connection { info, subflows }))
-    }
-
-    /// Reads the info, and the subflows into `subflows` (cleared first).
-    fn read(&mut self, fd: BorrowedFd<'_>, subflows: &mut Vec<Subflow>) -> Result<MptcpInfo> {
-        let info = match features() {
-            Some(f) if f.full_info => self.full_info(fd, subflows)?,
+        let fd = fd.as_fd();
+        match features() {
+            Some(f) if f.full_info => self.full_info(fd)?,
             _ => {
-                let info = MptcpInfo::decode(raw_info(fd)?.bytes())?;
-                if info.token.get() != 0 {
-                    *subflows = legacy_subflows(fd)?;
+                self.cached = 0;
+                self.conn.info = raw_info(fd)?;
+                self.conn.subflows.clear();
+                if self.conn.info.token().get() != 0 {
+                    self.conn.subflows = legacy_subflows(fd)?;
                 }
-                info
             }
-        };
-        if info.token.get() == 0 {
+        }
+        if self.conn.info.token().get() == 0 {
             return Err(no_connection(fd));
         }
-        Ok(info)
+        Ok(&self.conn)
     }
 
     /// Reads the connection's subflows (see [`subflows`]).
@@ -362,7 +390,8 @@ impl SubflowQuery {
         self.connection(fd).map(|c| c.subflows.as_slice())
     }
 
-    fn full_info(&mut self, fd: BorrowedFd<'_>, subflows: &mut Vec<Subflow>) -> Result<MptcpInfo> {
+    /// `MPTCP_FULL_INFO` into the query's buffers, decoded into `self.conn` in place.
+    fn full_info(&mut self, fd: BorrowedFd<'_>) -> Result<()> {
         let sf_size = size_of::<mptcp_sys::mptcp_subflow_info>();
         let tcp_size = size_of::<mptcp_sys::tcp_info>();
         let mut want = self.slots.max(4);
@@ -394,13 +423,19 @@ impl SubflowQuery {
                     )
                 }
             })?;
-            let total =
-                sys::read_prefix::<mptcp_sys::mptcp_full_info>(head.bytes()).num_subflows as usize;
+            let total = head.head.num_subflows as usize;
             if total > want {
                 want = total;
                 continue;
             }
-            return decode_full_info_into(head.bytes(), &self.sf, &self.tcp, subflows);
+            let prev = Previous {
+                sf: &self.prev_sf,
+                count: std::mem::take(&mut self.cached),
+            };
+            decode_full_info_into(&head, &self.sf, &self.tcp, &mut self.conn, prev)?;
+            self.cached = self.conn.subflows.len();
+            std::mem::swap(&mut self.sf, &mut self.prev_sf);
+            return Ok(());
         }
         Err(grew())
     }
@@ -411,22 +446,36 @@ impl SubflowQuery {
 /// sizes it reports in the header).
 #[cfg(test)]
 pub(crate) fn decode_full_info(full: &[u8], sf: &[u8], tcp: &[u8]) -> Result<Connection> {
-    let mut subflows = Vec::new();
-    let info = decode_full_info_into(full, sf, tcp, &mut subflows)?;
-    Ok(Connection { info, subflows })
+    let mut conn = Connection::empty();
+    let head = sys::FullInfoHead::from_bytes(full);
+    decode_full_info_into(&head, sf, tcp, &mut conn, Previous::NONE)?;
+    Ok(conn)
 }
 
-/// [`decode_full_info`] into a reused vector of subflows (cleared first).
-fn decode_full_info_into(
-    full: &[u8],
+/// The subflow array a connection's subflows were decoded from last time.
+pub(crate) struct Previous<'a> {
+    pub(crate) sf: &'a [u8],
+    /// How many leading subflows were decoded from `sf` (0: none can be reused).
+    pub(crate) count: usize,
+}
+
+impl Previous<'_> {
+    #[cfg(test)]
+    const NONE: Previous<'static> = Previous { sf: &[], count: 0 };
+}
+
+/// [`decode_full_info`] in place, over a connection read before: its subflows are
+/// overwritten (one copy of each `tcp_info`; addresses are decoded again only when
+/// their bytes differ from `prev`'s), added or cut to the kernel's count.
+pub(crate) fn decode_full_info_into(
+    full: &sys::FullInfoHead,
     sf: &[u8],
     tcp: &[u8],
-    subflows: &mut Vec<Subflow>,
-) -> Result<MptcpInfo> {
-    subflows.clear();
-    let head: mptcp_sys::mptcp_full_info = sys::read_prefix(full);
-    let info_off = offset_of!(mptcp_sys::mptcp_full_info, mptcp_info);
-    let info = MptcpInfo::decode(full.get(info_off..).unwrap_or(&[]))?;
+    conn: &mut Connection,
+    prev: Previous<'_>,
+) -> Result<()> {
+    let head = &full.head;
+    conn.info.set_raw(&head.mptcp_info, full.info_len())?;
     let total = head.num_subflows.min(head.size_arrays_user) as usize;
     let sf_stride = head.size_sfinfo_user as usize;
     let tcp_stride = head.size_tcpinfo_user as usize;
@@ -439,9 +488,11 @@ fn decode_full_info_into(
     if total > 0
         && (sf_stride < addrs_off || !fits(sf_stride, sf.len()) || !fits(tcp_stride, tcp.len()))
     {
+        conn.subflows.clear();
         return Err(short());
     }
-    subflows.reserve(total);
+    let subflows = &mut conn.subflows;
+    subflows.truncate(total);
     for i in 0..total {
         let e = sf
             .get(i * sf_stride..(i + 1) * sf_stride)
@@ -450,16 +501,30 @@ fn decode_full_info_into(
         let t = tcp
             .get(i * tcp_stride..(i + 1) * tcp_stride)
             .ok_or_else(short)?;
-        let id = u32::from_ne_bytes([e[0], e[1], e[2], e[3]]);
-        let (local, remote) = addrs(&e[addrs_off..])?;
-        subflows.push(Subflow {
-            id: Some(id),
-            local,
-            remote,
-            tcp_info: TcpInfo::decode(t)?,
-        });
+        let id = Some(u32::from_ne_bytes([e[0], e[1], e[2], e[3]]));
+        match subflows.get_mut(i) {
+            Some(s) => {
+                s.id = id;
+                let same = i < prev.count
+                    && prev.sf.get(i * sf_stride + addrs_off..(i + 1) * sf_stride)
+                        == Some(&e[addrs_off..]);
+                if !same {
+                    (s.local, s.remote) = addrs(&e[addrs_off..])?;
+                }
+                s.tcp_info.decode_into(t)?;
+            }
+            None => {
+                let (local, remote) = addrs(&e[addrs_off..])?;
+                subflows.push(Subflow {
+                    id,
+                    local,
+                    remote,
+                    tcp_info: TcpInfo::decode(t)?,
+                })
+            }
+        }
     }
-    Ok(info)
+    Ok(())
 }
 
 fn grew() -> Error {
@@ -566,7 +631,7 @@ mod tests {
         assert_eq!(legacy[0].id, None);
         assert_eq!(legacy[0].local, c.local_addr().expect("local"));
         assert_eq!(legacy[0].remote, c.peer_addr().expect("peer"));
-        assert_eq!(legacy[0].tcp_info.state, 1, "TCP_ESTABLISHED");
+        assert_eq!(legacy[0].tcp_info.state(), 1, "TCP_ESTABLISHED");
         if features().is_some_and(|f| f.full_info) {
             let mut q = SubflowQuery::new();
             let full = q.connection(c.as_fd()).expect("full info");
@@ -582,28 +647,29 @@ mod tests {
     fn short_replies_give_none() {
         let raw = [7u8; 48];
         let info = MptcpInfo::decode(&raw).expect("48 bytes");
-        assert_eq!(info.subflows, 7);
-        assert_eq!(info.csum_enabled, 7);
+        assert_eq!(info.subflows(), 7);
+        assert_eq!(info.csum_enabled(), 7);
         assert_eq!(
-            info.retransmits, None,
+            info.retransmits(),
+            None,
             "80-byte field absent from a 48-byte reply"
         );
-        assert_eq!(info.last_ack_recv, None);
+        assert_eq!(info.last_ack_recv(), None);
         let info = MptcpInfo::decode(&[0u8; 80]).expect("80 bytes");
-        assert_eq!(info.bytes_acked, Some(0));
-        assert_eq!(info.subflows_total, None);
+        assert_eq!(info.bytes_acked(), Some(0));
+        assert_eq!(info.subflows_total(), None);
         let info = MptcpInfo::decode(&[0u8; 88]).expect("88 bytes");
-        assert_eq!(info.subflows_total, Some(0));
-        assert_eq!(info.last_data_sent, None);
+        assert_eq!(info.subflows_total(), Some(0));
+        assert_eq!(info.last_data_sent(), None);
         let info = MptcpInfo::decode(&[0u8; 96]).expect("96 bytes");
-        assert_eq!(info.last_ack_recv, Some(0));
+        assert_eq!(info.last_ack_recv(), Some(0));
         assert!(
             TcpInfo::decode(&[0u8; 104]).is_err(),
             "below 5.16's 232 bytes"
         );
         let tcp = TcpInfo::decode(&[0u8; 240]).expect("6.2's 240 bytes");
-        assert_eq!(tcp.total_retrans, 0);
-        assert_eq!(tcp.rehash, Some(0));
-        assert_eq!(tcp.total_rto, None);
+        assert_eq!(tcp.total_retrans(), 0);
+        assert_eq!(tcp.rehash(), Some(0));
+        assert_eq!(tcp.total_rto(), None);
     }
 }

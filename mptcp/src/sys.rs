@@ -110,6 +110,34 @@ pub(crate) fn getsockopt_buf(
     Ok(len as usize)
 }
 
+/// `getsockopt` straight into a value of `T`, as a C caller passes `&info`: the kernel
+/// writes at most `size_of::<T>()` bytes of it and the length it wrote is returned.
+/// Bytes past that length keep what `value` held.
+pub(crate) fn getsockopt_into<T: Plain>(
+    fd: BorrowedFd<'_>,
+    level: i32,
+    name: i32,
+    value: &mut T,
+) -> io::Result<usize> {
+    let mut len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` is valid for writes of `size_of::<T>()` bytes, the length passed;
+    // `T: Plain` accepts any bytes the kernel writes, padding included; `len` lives across
+    // the call and the descriptor is borrowed for its duration.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *mut T).cast(),
+            &mut len,
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((len as usize).min(size_of::<T>()))
+}
+
 /// `getsockopt` of an `int` option.
 pub(crate) fn getsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
     let mut buf = [0u8; 4];
@@ -169,7 +197,7 @@ pub(crate) fn setsockopt_int(
 
 /// `getsockopt(SOL_MPTCP, MPTCP_FULL_INFO)` for at most `count` subflows: builds the
 /// request (element sizes, count, and the addresses of `sfinfo` and `tcpinfo`, where the
-/// kernel writes the arrays) and returns the bytes the kernel wrote back in its place.
+/// kernel writes the arrays) and returns the struct the kernel wrote back in its place.
 pub(crate) fn get_full_info(
     fd: BorrowedFd<'_>,
     count: usize,
@@ -177,7 +205,6 @@ pub(crate) fn get_full_info(
     tcpinfo: &mut [u8],
 ) -> io::Result<FullInfoHead> {
     use mptcp_sys::mptcp_full_info as F;
-    use std::mem::offset_of;
     let sf_size = size_of::<mptcp_sys::mptcp_subflow_info>();
     let tcp_size = size_of::<mptcp_sys::tcp_info>();
     // The kernel writes at most `count` elements of at most these sizes: the buffers
@@ -189,16 +216,6 @@ pub(crate) fn get_full_info(
     {
         return Err(too_big());
     }
-    let mut req = Request::<F>::new();
-    req.put(
-        offset_of!(F, size_tcpinfo_user),
-        &(tcp_size as u32).to_ne_bytes(),
-    );
-    req.put(
-        offset_of!(F, size_sfinfo_user),
-        &(sf_size as u32).to_ne_bytes(),
-    );
-    req.put(offset_of!(F, size_arrays_user), &count32.to_ne_bytes());
     let sf_ptr = if count == 0 {
         0
     } else {
@@ -209,37 +226,49 @@ pub(crate) fn get_full_info(
     } else {
         tcpinfo.as_mut_ptr() as u64
     };
-    req.put(offset_of!(F, subflow_info), &sf_ptr.to_ne_bytes());
-    req.put(offset_of!(F, tcp_info), &tcp_ptr.to_ne_bytes());
+    let mut head = F {
+        size_tcpinfo_user: tcp_size as u32,
+        size_sfinfo_user: sf_size as u32,
+        size_arrays_user: count32,
+        subflow_info: sf_ptr,
+        tcp_info: tcp_ptr,
+        ..F::default()
+    };
     // The kernel writes the arrays through the two pointers while this call runs: both
     // buffers are exclusively borrowed for its whole duration.
-    let len = getsockopt_buf(
+    let len = getsockopt_into(
         fd,
         mptcp_sys::SOL_MPTCP as i32,
         mptcp_sys::MPTCP_FULL_INFO as i32,
-        req.bytes_mut(),
+        &mut head,
     )?;
-    let mut out = FullInfoHead {
-        bytes: [0; size_of::<F>()],
-        len: len.min(size_of::<F>()),
-    };
-    out.bytes.copy_from_slice(req.bytes());
     // The pointers are ours, not the kernel's answer: clear them.
-    out.bytes[offset_of!(F, subflow_info)..offset_of!(F, subflow_info) + 8].fill(0);
-    out.bytes[offset_of!(F, tcp_info)..offset_of!(F, tcp_info) + 8].fill(0);
-    Ok(out)
+    head.subflow_info = 0;
+    head.tcp_info = 0;
+    Ok(FullInfoHead { head, len })
 }
 
-/// The `struct mptcp_full_info` the kernel returned (without the request's pointers).
+/// The `struct mptcp_full_info` the kernel returned (without the request's pointers)
+/// and how many of its bytes it wrote.
 pub(crate) struct FullInfoHead {
-    bytes: [u8; size_of::<mptcp_sys::mptcp_full_info>()],
-    len: usize,
+    pub(crate) head: mptcp_sys::mptcp_full_info,
+    pub(crate) len: usize,
 }
 
 impl FullInfoHead {
-    /// The bytes the kernel returned.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
+    /// The header whose first bytes are `bytes` (as the kernel would return them).
+    #[cfg(test)]
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Self {
+        FullInfoHead {
+            head: read_prefix(bytes),
+            len: bytes.len().min(size_of::<mptcp_sys::mptcp_full_info>()),
+        }
+    }
+
+    /// How many bytes of its `mptcp_info` (the struct's last field) the kernel wrote.
+    pub(crate) fn info_len(&self) -> usize {
+        self.len
+            .saturating_sub(std::mem::offset_of!(mptcp_sys::mptcp_full_info, mptcp_info))
     }
 }
 

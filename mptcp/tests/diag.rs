@@ -212,7 +212,7 @@ fn listing_matches_ss_and_counters_grow() {
     let sent = |c: &DiagConnection| -> u64 {
         c.subflows
             .iter()
-            .filter_map(|s| s.tcp_info.as_ref().map(|t| t.bytes_acked))
+            .filter_map(|s| s.tcp_info.as_ref().map(|t| t.bytes_acked()))
             .sum()
     };
     let token = tokens[0];

@@ -52,11 +52,11 @@ fn kernel_features() {
         let c = mptcp::connect_with(l.local_addr().expect("addr"), Mode::Require).expect("connect");
         let (_s, _) = l.accept().expect("accept");
         let info = mptcp::info(&c).expect("info");
-        let bytes = if info.last_ack_recv.is_some() {
+        let bytes = if info.last_ack_recv().is_some() {
             96
-        } else if info.subflows_total.is_some() {
+        } else if info.subflows_total().is_some() {
             88
-        } else if info.bytes_acked.is_some() {
+        } else if info.bytes_acked().is_some() {
             80
         } else {
             48

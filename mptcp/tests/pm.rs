@@ -463,7 +463,7 @@ fn userspace_pm_on_a_live_connection() {
         .iter()
         .find(|s| s.local == new_local)
         .expect("the new subflow is listed");
-    let before = sf.tcp_info.bytes_acked;
+    let before = sf.tcp_info.bytes_acked();
 
     // Data moves on it.
     let payload = data(4 * 1024 * 1024);
@@ -481,7 +481,7 @@ fn userspace_pm_on_a_live_connection() {
         .find(|s| s.local == new_local)
         .expect("still listed");
     assert!(
-        sf.tcp_info.bytes_acked > before,
+        sf.tcp_info.bytes_acked() > before,
         "data went over the new subflow"
     );
 

@@ -38,7 +38,7 @@ fn serve(listener: TcpListener, go: mpsc::Sender<()>) -> Served {
     conn.read_to_end(&mut buf).expect("read");
     let after = mptcp::info(&conn).ok();
     let rcv_nxt_delta = match (before, after) {
-        (Some(b), Some(a)) => Some(a.rcv_nxt - b.rcv_nxt),
+        (Some(b), Some(a)) => Some(a.rcv_nxt() - b.rcv_nxt()),
         _ => None,
     };
     Served {
@@ -80,7 +80,7 @@ fn transfer(
     if let Some(b) = before {
         let a = mptcp::info(&client).expect("info after write");
         assert_eq!(
-            a.write_seq - b.write_seq,
+            a.write_seq() - b.write_seq(),
             LEN as u64,
             "write_seq must advance by exactly the bytes written"
         );
@@ -131,7 +131,7 @@ fn mptcp_one_path_v4() {
             subs[0].id, id,
             "the initial subflow has id 1 (no ids before 6.5)"
         );
-        assert!(subs[0].tcp_info.bytes_acked > 0);
+        assert!(subs[0].tcp_info.bytes_acked() > 0);
     });
     assert!(served.status.using_mptcp && served.status.created_as_mptcp);
     assert_eq!(
@@ -143,7 +143,7 @@ fn mptcp_one_path_v4() {
     assert!(st.created_as_mptcp && st.using_mptcp);
     assert!(mptcp::is_mptcp(&client).expect("is_mptcp"));
     let token = mptcp::token(&client).expect("token");
-    assert_eq!(token, mptcp::info(&client).expect("info").token);
+    assert_eq!(token, mptcp::info(&client).expect("info").token());
     assert_ne!(token.get(), 0);
 }
 
@@ -159,7 +159,7 @@ fn two_paths(v6: bool) {
         let subs = wait_for(Duration::from_secs(10), || {
             let s = mptcp::subflows(c).expect("subflows");
             // Both established, so that `ss ... state established` lists them too.
-            let up = s.iter().filter(|f| f.tcp_info.state == 1).count();
+            let up = s.iter().filter(|f| f.tcp_info.state() == 1).count();
             (s.len() == 2 && up == 2).then_some(s)
         })
         .expect("a second subflow within 10 s");
@@ -182,7 +182,7 @@ fn two_paths(v6: bool) {
             assert!(subs.iter().all(|s| s.id.is_none()), "no ids before 6.5");
         }
         let info = mptcp::info(c).expect("info");
-        assert_eq!(info.subflows, 1, "one subflow beyond the initial one");
+        assert_eq!(info.subflows(), 1, "one subflow beyond the initial one");
     });
     assert!(served.status.using_mptcp);
     assert!(mptcp::is_mptcp(&client).expect("is_mptcp"));
@@ -446,4 +446,82 @@ fn an_invalid_mode_variable_only_affects_prefer() {
             (mptcp::MODE_ENV, "sometimes"),
         ],
     );
+}
+
+/// A reused `SubflowQuery` (its buffers, and the addresses it decoded, kept between
+/// reads) follows a connection's subflows as the path manager adds, removes and adds
+/// again a subflow on the second path: every read equals what `ss` shows and what the
+/// one-line `subflows` returns, and the re-added subflow shows its new port.
+#[test]
+fn a_reused_query_follows_subflows_as_they_come_and_go() {
+    require_netns!();
+    mptcp_or_fallback!();
+    let t = Topology::new(2);
+    let sa = addr(PATHS[0].server4, 4100);
+    let listener = t
+        .server
+        .run(|| mptcp::listen_with("0.0.0.0:4100", Mode::Require))
+        .expect("listen");
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).expect("read");
+        buf.len()
+    });
+    let mut c = t
+        .client
+        .run(move || mptcp::connect_with(sa, Mode::Require))
+        .expect("connect");
+    c.write_all(b"hello").expect("write");
+    let mut q = mptcp::SubflowQuery::new();
+
+    // Reads with the reused query until `n` subflows are established, then checks the
+    // read against `ss` and the one-line call.
+    let mut settle = |n: usize, what: &str| -> Vec<(SocketAddr, SocketAddr)> {
+        let got: Vec<(SocketAddr, SocketAddr)> = wait_for(Duration::from_secs(10), || {
+            let s = q.subflows(&c).expect("subflows");
+            let up = s.iter().filter(|f| f.tcp_info.state() == 1).count();
+            (s.len() == n && up == n).then(|| s.iter().map(|s| (s.local, s.remote)).collect())
+        })
+        .unwrap_or_else(|| panic!("{what}: {n} established subflows within 10 s"));
+        let set: BTreeSet<_> = got.iter().copied().collect();
+        assert_eq!(set, ss_pairs(&t), "{what}: the query must match ss");
+        let one_line: Vec<_> = mptcp::subflows(&c)
+            .expect("subflows")
+            .iter()
+            .map(|s| (s.local, s.remote))
+            .collect();
+        assert_eq!(got, one_line, "{what}: the query must match a fresh read");
+        assert_eq!(
+            q.connection(&c).expect("connection").info.token(),
+            mptcp::token(&c).expect("token")
+        );
+        got
+    };
+
+    let first = settle(1, "initial subflow");
+    assert_eq!(
+        first,
+        [(c.local_addr().expect("local"), c.peer_addr().expect("peer"))]
+    );
+    t.client_subflow_endpoints(false);
+    let two = settle(2, "endpoint added");
+    // The endpoint's removal closes its subflow.
+    t.client.ip(&["mptcp", "endpoint", "flush"]);
+    assert_eq!(settle(1, "endpoint removed"), first);
+    t.client_subflow_endpoints(false);
+    let again = settle(2, "endpoint added again");
+    let second = |v: &[(SocketAddr, SocketAddr)]| {
+        v.iter()
+            .copied()
+            .find(|p| p.0.ip().to_string() == PATHS[1].client4)
+            .expect("a subflow on path 2")
+    };
+    assert_ne!(
+        second(&two).0.port(),
+        second(&again).0.port(),
+        "a new subflow, with its own port"
+    );
+    c.shutdown(Shutdown::Write).expect("shutdown");
+    assert_eq!(server.join().expect("server"), 5);
 }

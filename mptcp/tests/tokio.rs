@@ -75,7 +75,7 @@ fn tokio_mptcp_to_mptcp() {
     assert!(c.using_mptcp && s.using_mptcp);
     let conn = conn.expect("connection info");
     assert_eq!(conn.subflows.len(), 1);
-    assert_ne!(conn.info.token.get(), 0);
+    assert_ne!(conn.info.token().get(), 0);
 }
 
 #[test]

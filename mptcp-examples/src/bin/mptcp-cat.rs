@@ -121,7 +121,7 @@ impl Summary {
             "mptcp": self.mptcp,
             "fallback_reason": self.fallback_reason,
             // Hex, as `ip mptcp monitor` prints it.
-            "token": c.map(|c| c.info.token.to_string()),
+            "token": c.map(|c| c.info.token().to_string()),
             "info": c.map(|c| json!(c.info)),
             "subflows": c.map(|c| json!(c.subflows)).unwrap_or(json!([])),
         })
@@ -137,7 +137,7 @@ impl Summary {
             Some(why) => eprintln!("mptcp-cat: MPTCP: no ({why})"),
         }
         let Some(c) = &self.connection else { return };
-        eprintln!("mptcp-cat: token: {}", c.info.token);
+        eprintln!("mptcp-cat: token: {}", c.info.token());
         if let Value::Object(fields) = json!(c.info) {
             let shown: Vec<String> = fields
                 .iter()
@@ -154,7 +154,10 @@ impl Summary {
             let id = sf.id.map_or("?".to_string(), |i| i.to_string());
             eprintln!(
                 "mptcp-cat: subflow {id}: {} -> {} (sent {} bytes, received {})",
-                sf.local, sf.remote, sf.tcp_info.bytes_sent, sf.tcp_info.bytes_received
+                sf.local,
+                sf.remote,
+                sf.tcp_info.bytes_sent(),
+                sf.tcp_info.bytes_received()
             );
         }
     }
@@ -166,7 +169,7 @@ fn wait_acked(stream: &TcpStream) {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < end {
         match mptcp::info(stream) {
-            Ok(i) if i.write_seq != i.snd_una => {
+            Ok(i) if i.write_seq() != i.snd_una() => {
                 std::thread::sleep(std::time::Duration::from_millis(10))
             }
             _ => return,

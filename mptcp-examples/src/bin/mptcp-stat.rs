@@ -248,15 +248,15 @@ fn info_line(i: &MptcpInfo) -> String {
     format!(
         "subflows {} subflows_total {} add_addr_signal {} add_addr_accepted {} \
          bytes_sent {} bytes_received {} bytes_acked {} retransmits {} flags {}",
-        i.subflows,
-        dash(i.subflows_total),
-        i.add_addr_signal,
-        i.add_addr_accepted,
-        dash(i.bytes_sent),
-        dash(i.bytes_received),
-        dash(i.bytes_acked),
-        dash(i.retransmits),
-        info_flag_names(i.flags),
+        i.subflows(),
+        dash(i.subflows_total()),
+        i.add_addr_signal(),
+        i.add_addr_accepted(),
+        dash(i.bytes_sent()),
+        dash(i.bytes_received()),
+        dash(i.bytes_acked()),
+        dash(i.retransmits()),
+        info_flag_names(i.flags()),
     )
 }
 
@@ -270,8 +270,8 @@ fn subflow_line(sf: &DiagSubflow) -> String {
         dash(sf.local_id),
         dash(sf.remote_id),
         subflow_flag_words(sf).join(" "),
-        dash(tcp.map(|t| t.bytes_sent)),
-        dash(tcp.map(|t| t.bytes_received)),
+        dash(tcp.map(|t| t.bytes_sent())),
+        dash(tcp.map(|t| t.bytes_received())),
     )
 }
 
@@ -392,7 +392,7 @@ struct Sample {
 /// its subflows' TCP counters.
 fn conn_bytes(c: &DiagConnection) -> Option<(u64, u64)> {
     if let Some(i) = &c.info {
-        if let (Some(s), Some(r)) = (i.bytes_sent, i.bytes_received) {
+        if let (Some(s), Some(r)) = (i.bytes_sent(), i.bytes_received()) {
             return Some((s, r));
         }
     }
@@ -404,8 +404,8 @@ fn conn_bytes(c: &DiagConnection) -> Option<(u64, u64)> {
     (!tcp.is_empty()).then(|| {
         tcp.iter().fold((0u64, 0u64), |(s, r), t| {
             (
-                s.saturating_add(t.bytes_sent),
-                r.saturating_add(t.bytes_received),
+                s.saturating_add(t.bytes_sent()),
+                r.saturating_add(t.bytes_received()),
             )
         })
     })
@@ -414,7 +414,7 @@ fn conn_bytes(c: &DiagConnection) -> Option<(u64, u64)> {
 fn subflow_bytes(sf: &DiagSubflow) -> Option<(u64, u64)> {
     sf.tcp_info
         .as_ref()
-        .map(|t| (t.bytes_sent, t.bytes_received))
+        .map(|t| (t.bytes_sent(), t.bytes_received()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -492,7 +492,7 @@ fn conn_cells(c: &DiagConnection, mark: Mark, before: Option<(u64, u64)>, secs: 
         mark == Mark::Gone,
         if mark == Mark::Gone { 0.0 } else { secs },
     );
-    let flags = c.info.as_ref().map(|i| info_flag_names(i.flags));
+    let flags = c.info.as_ref().map(|i| info_flag_names(i.flags()));
     Line {
         kind: Kind::Connection,
         mark,

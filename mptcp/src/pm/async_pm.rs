@@ -44,7 +44,7 @@ struct Inner {
 impl AsyncPathManager {
     /// Opens a client in the calling thread's network namespace and resolves the
     /// `mptcp_pm` family, without blocking. Outside a tokio runtime this is
-    /// [`Error::InvalidArgument`].
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument).
     pub async fn new() -> Result<Self> {
         let conn = AsyncConn::open()?;
         let (req, ctrl) = Family::request("mptcp_pm");

@@ -15,7 +15,7 @@
 //!
 //! Reading (endpoints, limits) needs no privilege; changing anything and subscribing to
 //! events needs `CAP_NET_ADMIN` in the network namespace
-//! ([`Error::PermissionDenied`](crate::Error::PermissionDenied)).
+//! ([`crate::Error::PermissionDenied`]).
 
 #[cfg(test)]
 mod abi_tests;

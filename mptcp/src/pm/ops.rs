@@ -224,7 +224,7 @@ impl<S: AsFd, P> SubflowHandle<S, P> {
                     && s.local.ip() == local.ip()
                     && (local.port() == 0 || s.local.port() == local.port())
                     && s.remote == remote
-                    && s.tcp_info.state == TCP_ESTABLISHED
+                    && s.tcp_info.state() == TCP_ESTABLISHED
             })
             .and_then(|s| s.id))
     }

@@ -357,21 +357,21 @@ fn read_mptcp(stream: &TcpStream) -> (Vec<SubflowView>, ConnView) {
                 path: path_of(s.local.ip())?,
                 local: s.local,
                 remote: s.remote,
-                state: state_name(s.tcp_info.state),
-                rtt_us: s.tcp_info.rtt,
-                cwnd: s.tcp_info.snd_cwnd,
-                retrans: s.tcp_info.total_retrans,
-                bytes_acked: s.tcp_info.bytes_acked.saturating_sub(SYN),
+                state: state_name(s.tcp_info.state()),
+                rtt_us: s.tcp_info.rtt(),
+                cwnd: s.tcp_info.snd_cwnd(),
+                retrans: s.tcp_info.total_retrans(),
+                bytes_acked: s.tcp_info.bytes_acked().saturating_sub(SYN),
                 backup: None,
             })
         })
         .collect();
     let conn = ConnView {
-        token: Some(c.info.token),
-        bytes_sent: c.info.bytes_sent,
-        bytes_acked: c.info.bytes_acked,
-        bytes_retrans: c.info.bytes_retrans,
-        last_ack_ms: c.info.last_ack_recv,
+        token: Some(c.info.token()),
+        bytes_sent: c.info.bytes_sent(),
+        bytes_acked: c.info.bytes_acked(),
+        bytes_retrans: c.info.bytes_retrans(),
+        last_ack_ms: c.info.last_ack_recv(),
     };
     (subflows, conn)
 }
