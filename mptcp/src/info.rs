@@ -72,6 +72,7 @@ macro_rules! versioned {
             }
 
             /// Keeps the bytes the kernel returned (their length tells the version).
+            #[allow(dead_code)] // each struct is read one way or another, per feature
             pub(crate) fn decode(bytes: &[u8]) -> $crate::error::Result<Self> {
                 let mut v = Self::empty();
                 v.decode_into(bytes)?;
@@ -79,6 +80,7 @@ macro_rules! versioned {
             }
 
             /// [`decode`](Self::decode) in place, over an earlier value (one copy).
+            #[allow(dead_code)] // each struct is read one way or another, per feature
             pub(crate) fn decode_into(&mut self, bytes: &[u8]) -> $crate::error::Result<()> {
                 self.set_reply_len(bytes.len())?;
                 self.raw = $crate::sys::read_prefix(bytes);

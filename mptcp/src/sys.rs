@@ -52,13 +52,15 @@ pub(crate) fn read_prefix<T: Plain>(bytes: &[u8]) -> T {
 }
 
 /// A buffer with the size and alignment of `T`, zeroed, to build a request for the
-/// kernel field by field and to decode its reply.
+/// kernel field by field and to decode its reply (the out-of-tree API's requests).
+#[cfg(feature = "legacy")]
 #[repr(C)]
 pub(crate) struct Request<T> {
     _align: [T; 0],
     bytes: [u8; 256],
 }
 
+#[cfg(feature = "legacy")]
 impl<T> Request<T> {
     /// A zeroed request (`T` must fit in 256 bytes; checked at compile time).
     pub(crate) fn new() -> Self {

@@ -55,10 +55,10 @@ pub use state::{ParseStateError, SocketState, States};
 
 use crate::error::{Error, Result};
 use crate::info::MptcpInfo;
-use crate::netlink::{messages, recv, RECV_BUF};
+use crate::netlink::{messages, recv, Msg, RECV_BUF};
 use crate::subflow::TcpInfo;
 use crate::Token;
-use netlink_packet_core::{NetlinkBuffer, NLMSG_DONE, NLMSG_ERROR};
+use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR};
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NlAddr};
 use request::{DiagRequest, Proto};
 use std::collections::HashMap;
@@ -542,7 +542,7 @@ pub(crate) enum Step<'a> {
     Done,
 }
 
-pub(crate) fn step<'a>(m: &NetlinkBuffer<&'a [u8]>) -> Result<Step<'a>> {
+pub(crate) fn step<'a>(m: &Msg<'a>) -> Result<Step<'a>> {
     let payload: &'a [u8] = m.payload();
     match m.message_type() {
         // A dump ends with DONE, a lookup's failure is an ERROR: both carry the code

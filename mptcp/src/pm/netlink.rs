@@ -6,12 +6,13 @@
 
 use crate::error::{Error, Result};
 pub(crate) use crate::netlink::{
-    messages, nla_bytes, nla_i32, nla_nested, nla_u16, nla_u32, nla_u8, nlas, recv, Nla, RECV_BUF,
+    messages, nla_bytes, nla_i32, nla_nested, nla_u16, nla_u32, nla_u8, nlas, recv, Msg, Nla,
+    RECV_BUF,
 };
 use netlink_packet_core::{
-    DecodeError, DefaultNla, DoneBuffer, Emitable, ErrorBuffer, NetlinkBuffer, NetlinkHeader,
-    NetlinkMessage, NetlinkPayload, ParseableParametrized, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP,
-    NLM_F_ACK, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_REQUEST,
+    DecodeError, DefaultNla, DoneBuffer, Emitable, ErrorBuffer, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload, ParseableParametrized, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK,
+    NLM_F_CAPPED, NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_generic::ctrl::nlas::{GenlCtrlAttrs, McastGrpAttrs, OpAttrs};
 use netlink_packet_generic::ctrl::GenlCtrl;
@@ -157,7 +158,7 @@ pub(crate) enum Step<'a> {
 }
 
 /// Interprets one message received for `req`.
-pub(crate) fn step<'a>(req: &Request, m: &NetlinkBuffer<&'a [u8]>) -> Result<Step<'a>> {
+pub(crate) fn step<'a>(req: &Request, m: &Msg<'a>) -> Result<Step<'a>> {
     let payload: &'a [u8] = m.payload();
     match m.message_type() {
         NLMSG_NOOP => Ok(Step::Skip),

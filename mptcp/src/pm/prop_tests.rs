@@ -74,4 +74,96 @@ proptest! {
         let value = nlas(&bytes).next().expect("one attribute").expect("well formed").value;
         prop_assert_eq!(Endpoint::decode(value).expect("decode"), ep);
     }
+
+    /// The attribute walk reads what netlink-packet-core's `NlasIterator` reads from the
+    /// same bytes: the same attributes (type without flags, value) and an error at the
+    /// same place, for well-formed attributes followed by arbitrary bytes.
+    #[test]
+    fn attribute_walk_agrees_with_netlink_packet_core(
+        attrs in proptest::collection::vec(
+            (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..12)),
+            0..6,
+        ),
+        tail in proptest::collection::vec(any::<u8>(), 0..12),
+    ) {
+        let bytes = attribute_bytes(&attrs, &tail);
+        let ours: Vec<_> = nlas(&bytes)
+            .map(|r| r.map(|a| (a.kind, a.value.to_vec())).map_err(|_| ()))
+            .collect();
+        let theirs: Vec<_> = netlink_packet_core::NlasIterator::new(&bytes[..])
+            .map(|r| {
+                r.map(|b| {
+                    let len = usize::from(b.length());
+                    (b.kind(), b.into_inner()[4..len].to_vec())
+                })
+                .map_err(|_| ())
+            })
+            .collect();
+        prop_assert_eq!(ours, theirs);
+    }
+
+    /// The message framing reads what netlink-packet-core's `NetlinkBuffer` reads: the
+    /// same headers and payloads, and an error at the same place.
+    #[test]
+    fn message_framing_agrees_with_netlink_packet_core(
+        msgs in proptest::collection::vec(
+            (any::<u16>(), any::<u16>(), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..24)),
+            0..4,
+        ),
+        tail in proptest::collection::vec(any::<u8>(), 0..24),
+    ) {
+        let mut bytes = Vec::new();
+        for (kind, flags, seq, payload) in &msgs {
+            bytes.extend(((16 + payload.len()) as u32).to_ne_bytes());
+            bytes.extend(kind.to_ne_bytes());
+            bytes.extend(flags.to_ne_bytes());
+            bytes.extend(seq.to_ne_bytes());
+            bytes.extend(0u32.to_ne_bytes());
+            bytes.extend(payload);
+            bytes.resize(bytes.len().next_multiple_of(4), 0);
+        }
+        bytes.extend(&tail);
+        let ours: Vec<_> = messages(&bytes)
+            .map(|r| {
+                r.map(|m| (m.message_type(), m.flags(), m.sequence_number(), m.payload().to_vec()))
+                    .map_err(|_| ())
+            })
+            .collect();
+        let mut theirs = Vec::new();
+        let mut off = 0;
+        while off < bytes.len() {
+            match netlink_packet_core::NetlinkBuffer::new_checked(&bytes[off..]) {
+                Ok(m) => {
+                    let len = m.length() as usize;
+                    let m = netlink_packet_core::NetlinkBuffer::new(&bytes[off..off + len]);
+                    theirs.push(Ok((
+                        m.message_type(),
+                        m.flags(),
+                        m.sequence_number(),
+                        m.payload().to_vec(),
+                    )));
+                    off += len.next_multiple_of(4);
+                }
+                Err(_) => {
+                    theirs.push(Err(()));
+                    break;
+                }
+            }
+        }
+        prop_assert_eq!(ours, theirs);
+    }
+}
+
+/// Attributes as the kernel lays them out (header, value, padding to 4 bytes), then
+/// `tail` as it is.
+fn attribute_bytes(attrs: &[(u16, Vec<u8>)], tail: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (kind, value) in attrs {
+        bytes.extend(((4 + value.len()) as u16).to_ne_bytes());
+        bytes.extend(kind.to_ne_bytes());
+        bytes.extend(value);
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+    }
+    bytes.extend(tail);
+    bytes
 }
