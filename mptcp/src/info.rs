@@ -40,8 +40,8 @@ macro_rules! versioned {
 
             /// A zeroed value for the kernel to fill (through [`raw_mut`](Self::raw_mut),
             /// then [`set_reply_len`](Self::set_reply_len)); never handed out as is.
-            pub(crate) fn empty() -> Self {
-                Self { raw: <$raw>::default(), len: 0 }
+            pub(crate) const fn empty() -> Self {
+                Self { raw: $crate::sys::zeroed(), len: 0 }
             }
 
             /// The struct, for the kernel to write into.

@@ -200,7 +200,7 @@ pub struct Connection {
 impl Connection {
     /// No info, no subflows: what a query holds before its first read (never handed
     /// out as is).
-    pub(crate) fn empty() -> Connection {
+    pub(crate) const fn empty() -> Connection {
         Connection {
             info: MptcpInfo::empty(),
             subflows: Vec::new(),
@@ -251,6 +251,21 @@ pub(crate) fn addrs(b: &[u8]) -> Result<(SocketAddr, SocketAddr)> {
     }
 }
 
+/// Whether two `struct mptcp_subflow_addrs` hold the same addresses: the bytes
+/// [`addrs`] reads (a `sockaddr_in6`'s worth on each side; each side is a
+/// `sockaddr_storage`, 128 bytes, mostly unused).
+#[inline]
+fn same_addrs(a: &[u8], b: &[u8]) -> bool {
+    const SIDE: usize = size_of::<mptcp_sys::mptcp_subflow_addrs>() / 2;
+    const USED: usize = size_of::<libc::sockaddr_in6>();
+    let part =
+        |x: &[u8], at: usize| -> Option<[u8; USED]> { x.get(at..at + USED)?.try_into().ok() };
+    match (part(a, 0), part(b, 0), part(a, SIDE), part(b, SIDE)) {
+        (Some(la), Some(lb), Some(ra), Some(rb)) => la == lb && ra == rb,
+        _ => false,
+    }
+}
+
 /// The subflows of a connected MPTCP socket, borrowed. One `MPTCP_FULL_INFO` call on
 /// Linux 6.5+, else `MPTCP_SUBFLOW_ADDRS` + `MPTCP_TCPINFO` (without ids). Buffers are
 /// sized from the count the kernel reports, with no fixed cap.
@@ -281,7 +296,8 @@ pub fn subflows(fd: impl AsFd) -> Result<Vec<Subflow>> {
 /// piece (`Subflow` is `Copy`).
 fn with_thread_query<T>(f: impl FnOnce(&mut SubflowQuery) -> T) -> T {
     thread_local! {
-        static QUERY: std::cell::RefCell<SubflowQuery> = std::cell::RefCell::default();
+        static QUERY: std::cell::RefCell<SubflowQuery> =
+            const { std::cell::RefCell::new(SubflowQuery::new()) };
     }
     QUERY.with(|q| match q.try_borrow_mut() {
         Ok(mut q) => f(&mut q),
@@ -346,6 +362,14 @@ pub struct SubflowQuery {
 
 impl Default for SubflowQuery {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SubflowQuery {
+    /// An empty query; its buffers are sized on first use (nothing is allocated here,
+    /// and it can be made in a `const` or `static`).
+    pub const fn new() -> Self {
         SubflowQuery {
             sf: Vec::new(),
             prev_sf: Vec::new(),
@@ -354,13 +378,6 @@ impl Default for SubflowQuery {
             slots: 0,
             conn: Connection::empty(),
         }
-    }
-}
-
-impl SubflowQuery {
-    /// An empty query; its buffers are sized on first use.
-    pub fn new() -> Self {
-        Self::default()
     }
 
     /// Reads the connection's [`MptcpInfo`] and subflows (see [`connection`]).
@@ -409,20 +426,7 @@ impl SubflowQuery {
                 &mut self.sf[..want * sf_size],
                 &mut self.tcp[..want * tcp_size],
             )
-            .map_err(|e| {
-                if e.raw_os_error() == Some(libc::EINVAL) {
-                    // The kernel refuses FULL_INFO on a socket without a connection.
-                    no_connection(fd)
-                } else {
-                    classify(
-                        fd,
-                        e,
-                        "getsockopt(MPTCP_FULL_INFO)",
-                        "MPTCP_FULL_INFO",
-                        Some("6.5"),
-                    )
-                }
-            })?;
+            .map_err(|e| full_info_error(fd, e))?;
             let total = head.head.num_subflows as usize;
             if total > want {
                 want = total;
@@ -438,6 +442,24 @@ impl SubflowQuery {
             return Ok(());
         }
         Err(grew())
+    }
+}
+
+/// What a failed `MPTCP_FULL_INFO` means (out of the hot path).
+#[cold]
+#[inline(never)]
+fn full_info_error(fd: BorrowedFd<'_>, e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::EINVAL) {
+        // The kernel refuses FULL_INFO on a socket without a connection.
+        no_connection(fd)
+    } else {
+        classify(
+            fd,
+            e,
+            "getsockopt(MPTCP_FULL_INFO)",
+            "MPTCP_FULL_INFO",
+            Some("6.5"),
+        )
     }
 }
 
@@ -506,8 +528,10 @@ pub(crate) fn decode_full_info_into(
             Some(s) => {
                 s.id = id;
                 let same = i < prev.count
-                    && prev.sf.get(i * sf_stride + addrs_off..(i + 1) * sf_stride)
-                        == Some(&e[addrs_off..]);
+                    && prev
+                        .sf
+                        .get(i * sf_stride..(i + 1) * sf_stride)
+                        .is_some_and(|p| same_addrs(&p[addrs_off..], &e[addrs_off..]));
                 if !same {
                     (s.local, s.remote) = addrs(&e[addrs_off..])?;
                 }

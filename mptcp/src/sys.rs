@@ -33,6 +33,12 @@ unsafe impl Plain for mptcp_sys::mptcp_full_info {}
 // SAFETY: an id byte and a bit-field byte; every pattern is valid.
 unsafe impl Plain for mptcp_sys::legacy::mptcp_sub_status {}
 
+/// A `T` of zero bytes (usable in constants).
+pub(crate) const fn zeroed<T: Plain>() -> T {
+    // SAFETY: all-zero bytes are a valid `T: Plain`.
+    unsafe { MaybeUninit::zeroed().assume_init() }
+}
+
 /// A value of `T` whose first bytes are `bytes` (at most `size_of::<T>()` of them) and
 /// whose remaining bytes are zero.
 pub(crate) fn read_prefix<T: Plain>(bytes: &[u8]) -> T {
@@ -228,26 +234,28 @@ pub(crate) fn get_full_info(
     } else {
         tcpinfo.as_mut_ptr() as u64
     };
-    let mut head = F {
-        size_tcpinfo_user: tcp_size as u32,
-        size_sfinfo_user: sf_size as u32,
-        size_arrays_user: count32,
-        subflow_info: sf_ptr,
-        tcp_info: tcp_ptr,
-        ..F::default()
-    };
+    // Zeroed as a whole, padding included (the kernel reads the request's bytes), then
+    // filled field by field, which leaves the padding zero.
+    let mut zeroed = MaybeUninit::<F>::zeroed();
+    // SAFETY: all-zero bytes are a valid `F` (`Plain`).
+    let head = unsafe { zeroed.assume_init_mut() };
+    head.size_tcpinfo_user = tcp_size as u32;
+    head.size_sfinfo_user = sf_size as u32;
+    head.size_arrays_user = count32;
+    head.subflow_info = sf_ptr;
+    head.tcp_info = tcp_ptr;
     // The kernel writes the arrays through the two pointers while this call runs: both
     // buffers are exclusively borrowed for its whole duration.
     let len = getsockopt_into(
         fd,
         mptcp_sys::SOL_MPTCP as i32,
         mptcp_sys::MPTCP_FULL_INFO as i32,
-        &mut head,
+        head,
     )?;
     // The pointers are ours, not the kernel's answer: clear them.
     head.subflow_info = 0;
     head.tcp_info = 0;
-    Ok(FullInfoHead { head, len })
+    Ok(FullInfoHead { head: *head, len })
 }
 
 /// The `struct mptcp_full_info` the kernel returned (without the request's pointers)
