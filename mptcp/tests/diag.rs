@@ -377,6 +377,16 @@ fn unprivileged_caller_sees_what_the_kernel_allows() {
             .connection_by_token(token)
             .expect("the connection is listed");
         assert!(c.info.is_some(), "mptcp_info is given to everyone");
+        // What the documentation says of each kernel: subflows' MPTCP attributes are
+        // shown to everyone from 6.15, to CAP_NET_ADMIN only before.
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let visible_from_615 = common::kernel_version(release.trim()) >= (6, 15);
+        assert_eq!(
+            d.subflows_visible(),
+            Some(visible_from_615),
+            "subflows visible without CAP_NET_ADMIN on Linux {}",
+            release.trim()
+        );
         match d.subflows_visible() {
             Some(true) => {
                 assert!(!c.subflows.is_empty());

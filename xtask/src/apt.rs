@@ -113,14 +113,19 @@ impl Suite {
         Ok(v)
     }
 
-    /// The names a package version depends on (alternatives and virtual packages left
-    /// out).
+    /// The names a package version depends or pre-depends on (alternatives and virtual
+    /// packages left out).
     pub fn depends(&mut self, pkg: &str) -> Result<Vec<String>> {
         self.update()?;
         let text = output(self.apt("apt-cache").args(["depends", pkg]))?;
         Ok(text
             .lines()
-            .filter_map(|l| l.trim().strip_prefix("Depends: "))
+            .filter_map(|l| {
+                let l = l.trim();
+                // Essential packages (util-linux) name their libraries as pre-dependencies.
+                l.strip_prefix("Depends: ")
+                    .or_else(|| l.strip_prefix("PreDepends: "))
+            })
             .filter(|d| !d.starts_with('<'))
             .map(str::to_string)
             .collect())

@@ -4,9 +4,11 @@
 //! packages, fetched through the machine's own apt configuration (see `apt.rs`) and
 //! cached under `target/vm/kernels/`. Test binaries are built statically for the kernel's
 //! architecture and found through cargo's JSON messages; an initramfs holds busybox,
-//! iproute2 (with the shared libraries it needs; see `userland.rs`), the modules the tests
-//! need from that kernel's package, the test binaries, and an init that runs them and
-//! prints one result line per binary and a final sentinel. x86_64 kernels boot under
+//! iproute2, strace and util-linux's setpriv (with the shared libraries they need; see
+//! `userland.rs`), the modules the tests need from that kernel's package, the test
+//! binaries, the library's example programs (`/examples`, which `tests/examples.rs`
+//! runs) and mptcp-pmd, and an init that runs the tests and prints one result line per
+//! binary and a final sentinel. x86_64 kernels boot under
 //! `qemu-system-x86_64`, arm64 ones under `qemu-system-aarch64` (see `machine.rs`).
 
 mod machine;
@@ -56,6 +58,10 @@ const SENTINEL: &str = "VMTEST DONE";
 /// The prefix of a build product that is a program the tests run (installed in the
 /// guest's /usr/bin), not a test binary.
 const TOOL: &str = "bin:";
+
+/// The prefix of an example program's name in the list `build_tests` returns: the guest
+/// gets it as `/examples/NAME`, where `mptcp/tests/examples.rs` looks for it.
+const EXAMPLE: &str = "example:";
 
 /// A kernel to boot: its image, its modules directory, a label.
 struct Kernel {
@@ -297,6 +303,7 @@ fn build_tests(arch: Arch) -> Result<Vec<(String, PathBuf)>> {
             };
             let Some(exe) = a.executable else { continue };
             let is_bin = a.target.kind.iter().any(|k| k.to_string() == "bin");
+            let is_example = a.target.kind.iter().any(|k| k.to_string() == "example");
             if a.profile.test {
                 let kind = a
                     .target
@@ -306,6 +313,11 @@ fn build_tests(arch: Arch) -> Result<Vec<(String, PathBuf)>> {
                 bins.push((format!("{}-{kind}", a.target.name), exe.into_std_path_buf()));
             } else if is_bin && a.target.name == "mptcp-pmd" {
                 bins.push((format!("{TOOL}{}", a.target.name), exe.into_std_path_buf()));
+            } else if is_example {
+                bins.push((
+                    format!("{EXAMPLE}{}", a.target.name),
+                    exe.into_std_path_buf(),
+                ));
             }
         }
     }
@@ -504,6 +516,10 @@ fn build_initramfs(k: &Kernel, tests: &[(String, PathBuf)]) -> Result<PathBuf> {
     }
     let mut test_names = Vec::new();
     for (name, path) in tests {
+        if let Some(example) = name.strip_prefix(EXAMPLE) {
+            fs_.add_host_file(&format!("examples/{example}"), path)?;
+            continue;
+        }
         match name.strip_prefix(TOOL) {
             Some(tool) => fs_.add_host_file(&format!("usr/bin/{tool}"), path)?,
             None => {

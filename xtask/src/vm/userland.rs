@@ -1,5 +1,6 @@
-//! The guest's userland: busybox, and iproute2's `ip`, `tc` and `ss` with exactly the
-//! shared libraries they load. For the machine's own architecture these are the host's
+//! The guest's userland: busybox, iproute2's `ip`, `tc` and `ss`, `strace` (for the
+//! system-call budget test) and util-linux's `setpriv` (for the unprivileged runs), with
+//! exactly the shared libraries they load. For the machine's own architecture these are the host's
 //! files; for another one they come from that architecture's Debian packages, unpacked
 //! under `target/vm/userland/ARCH/`, and the libraries are found by following the
 //! programs' `DT_NEEDED` entries (read with `readelf`).
@@ -16,15 +17,19 @@ use std::process::Command;
 /// Host programs copied into the guest (with their libraries).
 const HOST_PROGRAMS: &[&str] = &["/usr/sbin/ip", "/usr/sbin/tc", "/usr/bin/ss"];
 
+/// Host programs copied when the host has them (`cargo xtask test` installs strace): the
+/// tests that need them skip, saying why, in a guest without them.
+const OPTIONAL_HOST_PROGRAMS: &[&str] = &["/usr/bin/strace", "/usr/bin/setpriv"];
+
 /// The suite whose packages make another architecture's userland: the host's own
 /// (Debian 12), so both guests run the same busybox and iproute2.
 const SUITE: &str = "bookworm";
 
 /// The packages with the programs; their library dependencies come along.
-const ROOT_PACKAGES: &[&str] = &["busybox-static", "iproute2"];
+const ROOT_PACKAGES: &[&str] = &["busybox-static", "iproute2", "strace", "util-linux"];
 
-/// The iproute2 programs the tests run.
-const TOOLS: &[&str] = &["ip", "tc", "ss"];
+/// The programs of those packages the tests run.
+const TOOLS: &[&str] = &["ip", "tc", "ss", "strace", "setpriv"];
 
 /// Where a package tree keeps programs.
 const BIN_DIRS: &[&str] = &["usr/sbin", "usr/bin", "sbin", "bin"];
@@ -44,7 +49,10 @@ pub fn files(arch: &Arch) -> Result<Vec<GuestFile>> {
 /// The host's busybox and iproute2 programs, with the libraries `ldd` names.
 fn host_files() -> Result<Vec<GuestFile>> {
     let mut out = vec![("bin/busybox".to_string(), PathBuf::from("/bin/busybox"))];
-    for p in HOST_PROGRAMS {
+    let optional = OPTIONAL_HOST_PROGRAMS
+        .iter()
+        .filter(|p| Path::new(p).exists());
+    for p in HOST_PROGRAMS.iter().chain(optional) {
         for f in with_host_libraries(p)? {
             let real = fs::canonicalize(&f).unwrap_or(f.clone());
             out.push((
@@ -211,7 +219,7 @@ fn dynamic_info(elf: &Path) -> Result<(Vec<String>, Option<String>)> {
     Ok((needed, interp))
 }
 
-/// Downloads and unpacks busybox-static, iproute2 and the library packages they depend
+/// Downloads and unpacks the root packages and the library packages they depend
 /// on (recursively) for `arch`; reused while the host's versions of those stay the same.
 fn unpack(arch: &Arch) -> Result<PathBuf> {
     let dir = crate::sys::target_dir()
@@ -223,7 +231,9 @@ fn unpack(arch: &Arch) -> Result<PathBuf> {
         .map(|p| format!("{p}={}", installed_version(p).unwrap_or_default()))
         .collect::<Vec<_>>()
         .join(" ");
-    let key = format!("{SUITE} {key}\n");
+    // The second word changes when the way the closure is taken does (pre-dependencies
+    // were added), so that an older unpacked tree is not reused.
+    let key = format!("{SUITE} predepends {key}\n");
     let marker = dir.join(".complete");
     if fs::read_to_string(&marker).is_ok_and(|k| k == key) {
         return Ok(root);
