@@ -211,6 +211,22 @@ impl Connection {
 /// Attempts when the subflow count grows between the sizing and the reading call.
 const RETRIES: usize = 8;
 
+/// More subflows than any connection can have (each is a TCP socket, and the path
+/// managers limit them to a handful): a count above it is garbage, not a size to
+/// allocate buffers for.
+const MAX_SUBFLOWS: usize = 1 << 16;
+
+/// `count` if a connection can have that many subflows, else a decode error.
+fn plausible(count: usize) -> Result<usize> {
+    if count > MAX_SUBFLOWS {
+        return Err(Error::decode(
+            "subflows",
+            format!("the kernel reported {count} subflows"),
+        ));
+    }
+    Ok(count)
+}
+
 /// Decodes a `struct sockaddr_in`/`sockaddr_in6` stored at the start of `b`.
 #[inline(always)]
 pub(crate) fn sockaddr(b: &[u8]) -> Option<SocketAddr> {
@@ -268,7 +284,7 @@ fn same_addrs(a: &[u8], b: &[u8]) -> bool {
 
 /// The subflows of a connected MPTCP socket, borrowed. One `MPTCP_FULL_INFO` call on
 /// Linux 6.5+, else `MPTCP_SUBFLOW_ADDRS` + `MPTCP_TCPINFO` (without ids). Buffers are
-/// sized from the count the kernel reports, with no fixed cap.
+/// sized from the count the kernel reports (more than 65 536 is taken as garbage).
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -429,7 +445,7 @@ impl SubflowQuery {
             .map_err(|e| full_info_error(fd, e))?;
             let total = head.head.num_subflows as usize;
             if total > want {
-                want = total;
+                want = plausible(total)?;
                 continue;
             }
             let prev = Previous {
@@ -595,12 +611,12 @@ fn legacy_subflows(fd: BorrowedFd<'_>) -> Result<Vec<Subflow>> {
     for _ in 0..RETRIES {
         let (n, a_stride, a) = subflow_array(fd, mptcp_sys::MPTCP_SUBFLOW_ADDRS, a_size, want)?;
         if n > want {
-            want = n;
+            want = plausible(n)?;
             continue;
         }
         let (m, t_stride, t) = subflow_array(fd, mptcp_sys::MPTCP_TCPINFO, t_size, want)?;
         if m != n {
-            want = want.max(m);
+            want = want.max(plausible(m)?);
             continue;
         }
         let mut out = Vec::with_capacity(n);

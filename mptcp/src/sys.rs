@@ -1,11 +1,13 @@
 //! The crate's only `unsafe` code: raw socket-option calls and copying kernel structs out
 //! of byte buffers. Everything here borrows descriptors; nothing duplicates them.
 //!
-//! No Rust struct is ever viewed as bytes (its padding would be uninitialised): requests
-//! the kernel reads are built as byte buffers, field by field, and replies are copied
-//! out of byte buffers into zeroed structs ([`read_prefix`]). The requests that carry
-//! user pointers (`MPTCP_FULL_INFO`, the out-of-tree `MPTCP_SUB_*SOCKOPT`) are built only
-//! here, next to the call that hands them to the kernel.
+//! No Rust struct is ever viewed as bytes by Rust code (its padding would be
+//! uninitialised): the kernel writes replies straight into `Plain` structs
+//! ([`getsockopt_into`]) or into byte buffers they are copied out of ([`read_prefix`]),
+//! and structs are read by field. The requests that carry user pointers
+//! (`MPTCP_FULL_INFO`, the out-of-tree `MPTCP_SUB_GETSOCKOPT`) are built only here, next
+//! to the call that hands them to the kernel ([`getsockopt_raw`]); the safe functions
+//! refuse those options.
 
 use std::io;
 use std::mem::{size_of, MaybeUninit};
@@ -92,58 +94,72 @@ impl<T> Request<T> {
     }
 }
 
-/// `getsockopt` into `buf`; returns the length the kernel reported.
-pub(crate) fn getsockopt_buf(
+/// Whether the kernel follows user pointers stored in this option's value (and writes
+/// through them): such options go only through [`getsockopt_raw`], from the functions
+/// here that build their requests.
+fn carries_pointers(level: i32, name: i32) -> bool {
+    (level == mptcp_sys::SOL_MPTCP as i32 && name == mptcp_sys::MPTCP_FULL_INFO as i32)
+        || (level == libc::SOL_TCP && name == mptcp_sys::legacy::MPTCP_SUB_GETSOCKOPT as i32)
+}
+
+/// `getsockopt` into `len` bytes at `value`; returns the length the kernel reported.
+///
+/// # Safety
+/// `value` must be valid for writes of `len` bytes for the duration of the call, and
+/// when the option's value carries user pointers ([`carries_pointers`]), each must be
+/// valid for the writes the kernel makes through it.
+unsafe fn getsockopt_raw(
     fd: BorrowedFd<'_>,
     level: i32,
     name: i32,
-    buf: &mut [u8],
+    value: *mut u8,
+    len: usize,
 ) -> io::Result<usize> {
-    let mut len = libc::socklen_t::try_from(buf.len())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `buf` is valid for writes of `len` bytes and `len` lives across the call;
-    // the descriptor is borrowed, so it stays open for the duration of the call.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            buf.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
+    let mut len =
+        libc::socklen_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: the caller guarantees `value` (and any pointer inside it) for `len` bytes;
+    // `len` lives across the call; the descriptor is borrowed for its duration.
+    let r = unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, value.cast(), &mut len) };
     if r == -1 {
         return Err(io::Error::last_os_error());
     }
     Ok(len as usize)
 }
 
+/// `getsockopt` into `buf`; returns the length the kernel reported. Options whose value
+/// carries pointers are refused (`EINVAL`): arbitrary bytes there would let the kernel
+/// write anywhere.
+pub(crate) fn getsockopt_buf(
+    fd: BorrowedFd<'_>,
+    level: i32,
+    name: i32,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    if carries_pointers(level, name) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: `buf` is valid for writes of its length; the option carries no pointers.
+    unsafe { getsockopt_raw(fd, level, name, buf.as_mut_ptr(), buf.len()) }
+}
+
 /// `getsockopt` straight into a value of `T`, as a C caller passes `&info`: the kernel
 /// writes at most `size_of::<T>()` bytes of it and the length it wrote is returned.
-/// Bytes past that length keep what `value` held.
+/// Bytes past that length keep what `value` held. Options whose value carries pointers
+/// are refused, as by [`getsockopt_buf`].
 pub(crate) fn getsockopt_into<T: Plain>(
     fd: BorrowedFd<'_>,
     level: i32,
     name: i32,
     value: &mut T,
 ) -> io::Result<usize> {
-    let mut len = size_of::<T>() as libc::socklen_t;
-    // SAFETY: `value` is valid for writes of `size_of::<T>()` bytes, the length passed;
-    // `T: Plain` accepts any bytes the kernel writes, padding included; `len` lives across
-    // the call and the descriptor is borrowed for its duration.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *mut T).cast(),
-            &mut len,
-        )
-    };
-    if r == -1 {
-        return Err(io::Error::last_os_error());
+    if carries_pointers(level, name) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    Ok((len as usize).min(size_of::<T>()))
+    // SAFETY: `value` is valid for writes of `size_of::<T>()` bytes, and `T: Plain`
+    // accepts any bytes the kernel writes, padding included; the option carries no
+    // pointers.
+    let len = unsafe { getsockopt_raw(fd, level, name, (value as *mut T).cast(), size_of::<T>()) }?;
+    Ok(len.min(size_of::<T>()))
 }
 
 /// `getsockopt` of an `int` option.
@@ -234,8 +250,9 @@ pub(crate) fn get_full_info(
     } else {
         tcpinfo.as_mut_ptr() as u64
     };
-    // Zeroed as a whole, padding included (the kernel reads the request's bytes), then
-    // filled field by field, which leaves the padding zero.
+    // Zeroed as a whole, then filled field by field: the `mptcp_info` the kernel writes
+    // back may be shorter than ours (older kernels), and what it leaves must read as
+    // zero, as `MptcpInfo`'s accessors promise.
     let mut zeroed = MaybeUninit::<F>::zeroed();
     // SAFETY: all-zero bytes are a valid `F` (`Plain`).
     let head = unsafe { zeroed.assume_init_mut() };
@@ -244,14 +261,20 @@ pub(crate) fn get_full_info(
     head.size_arrays_user = count32;
     head.subflow_info = sf_ptr;
     head.tcp_info = tcp_ptr;
-    // The kernel writes the arrays through the two pointers while this call runs: both
-    // buffers are exclusively borrowed for its whole duration.
-    let len = getsockopt_into(
-        fd,
-        mptcp_sys::SOL_MPTCP as i32,
-        mptcp_sys::MPTCP_FULL_INFO as i32,
-        head,
-    )?;
+    // SAFETY: `head` is valid for writes of its size (`F: Plain`). The kernel writes at
+    // most `count` elements of at most `sf_size`/`tcp_size` bytes through the two
+    // pointers, and both buffers were checked above to hold that many; they are
+    // exclusively borrowed for the whole call.
+    let len = unsafe {
+        getsockopt_raw(
+            fd,
+            mptcp_sys::SOL_MPTCP as i32,
+            mptcp_sys::MPTCP_FULL_INFO as i32,
+            (head as *mut F).cast(),
+            size_of::<F>(),
+        )
+    }?
+    .min(size_of::<F>());
     // The pointers are ours, not the kernel's answer: clear them.
     head.subflow_info = 0;
     head.tcp_info = 0;
@@ -307,13 +330,19 @@ pub(crate) fn sub_getsockopt_int(
         offset_of!(G, optlen),
         &((&mut len as *mut u32) as usize).to_ne_bytes(),
     );
-    // `value` and `len` live across the call, which writes them through the pointers.
-    getsockopt_buf(
-        fd,
-        libc::SOL_TCP,
-        mptcp_sys::legacy::MPTCP_SUB_GETSOCKOPT as i32,
-        req.bytes_mut(),
-    )?;
+    let buf = req.bytes_mut();
+    // SAFETY: `buf` is valid for writes of its length; the kernel writes at most
+    // `len` (4) bytes through the value pointer and a `u32` through the length pointer,
+    // and `value` and `len` live across the call.
+    unsafe {
+        getsockopt_raw(
+            fd,
+            libc::SOL_TCP,
+            mptcp_sys::legacy::MPTCP_SUB_GETSOCKOPT as i32,
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    }?;
     Ok(value)
 }
 
