@@ -7,7 +7,7 @@
 use crate::info::MptcpInfo;
 use crate::subflow::{addrs, decode_full_info, TcpInfo};
 use mptcp_sys::{mptcp_full_info, mptcp_info, mptcp_subflow_addrs, mptcp_subflow_info, tcp_info};
-use std::mem::{offset_of, size_of};
+use std::mem::{align_of, offset_of, size_of};
 use std::net::SocketAddr;
 
 /// Writes `v` at `off`.
@@ -96,15 +96,27 @@ fn mptcp_info_from_kernel_bytes() {
     assert_eq!(info.retransmits(), Some(0x0a0b_0c0d));
     assert_eq!(info.bytes_sent(), Some(5u64 << 40 | 7));
     assert_eq!(info.last_ack_recv(), Some(70_000));
-    // A 6.1 kernel's 48-byte reply: the 6.5 fields are absent, not zero.
-    let old = MptcpInfo::decode(&info_bytes()[..48]).expect("decode");
+    // A 6.1 kernel's reply (48 bytes; 44 where 64-bit integers are 4-byte aligned, as
+    // on 32-bit x86): the 6.5 fields are absent, not zero.
+    let base = MptcpInfo::BASE_LEN;
+    assert_eq!(base, if align_of::<u64>() == 8 { 48 } else { 44 });
+    let old = MptcpInfo::decode(&info_bytes()[..base]).expect("decode");
     assert_eq!(old.token().get(), 0x1234_5678);
+    assert_eq!(old.csum_enabled(), info.csum_enabled());
     assert_eq!(old.retransmits(), None);
     // Shorter than any kernel's reply: a decode error, not zeros.
     assert!(matches!(
-        MptcpInfo::decode(&info_bytes()[..47]),
+        MptcpInfo::decode(&info_bytes()[..base - 1]),
         Err(crate::Error::Decode { .. })
     ));
+    // A 6.8/6.9 reply ends after `subflows_total` plus padding (88 bytes, 84 on 32-bit
+    // x86): the count is there, the 6.10 fields are not.
+    let v68 = (offset_of!(mptcp_info, mptcpi_subflows_total) + 1)
+        .next_multiple_of(align_of::<mptcp_info>());
+    let mid = MptcpInfo::decode(&info_bytes()[..v68]).expect("decode");
+    assert_eq!(mid.subflows_total(), info.subflows_total());
+    assert!(mid.subflows_total().is_some());
+    assert_eq!(mid.last_data_sent(), None);
 }
 
 #[test]

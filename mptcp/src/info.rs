@@ -35,8 +35,21 @@ macro_rules! versioned {
 
         impl $name {
             /// The length of the shortest reply: what the first kernel with the call
-            /// returns, and the fields that are plain values.
-            pub const BASE_LEN: usize = $base;
+            /// returns, and the fields that are plain values. It depends on the
+            /// architecture's alignment: the end of the last plain field rounded up to
+            /// the struct's alignment (`base` in the definition is the 64-bit value;
+            /// 32-bit x86 aligns 64-bit integers to 4 bytes, and its kernels return
+            /// less).
+            pub const BASE_LEN: usize = {
+                let mut end = 0;
+                $(
+                    let e = std::mem::offset_of!($raw, $braw) + std::mem::size_of::<$bty>();
+                    if e > end {
+                        end = e;
+                    }
+                )*
+                end.next_multiple_of(std::mem::align_of::<$raw>())
+            };
 
             /// A zeroed value for the kernel to fill (through [`raw_mut`](Self::raw_mut),
             /// then [`set_reply_len`](Self::set_reply_len)); never handed out as is.
@@ -53,10 +66,13 @@ macro_rules! versioned {
             /// Records how many bytes the kernel wrote: a reply shorter than every
             /// kernel's is an error.
             pub(crate) fn set_reply_len(&mut self, len: usize) -> $crate::error::Result<()> {
-                if len < $base {
+                if len < Self::BASE_LEN {
                     return Err($crate::error::Error::decode(
                         stringify!($raw),
-                        format!("{len} bytes, fewer than the {} every kernel returns", $base),
+                        format!(
+                            "{len} bytes, fewer than the {} every kernel returns",
+                            Self::BASE_LEN
+                        ),
                     ));
                 }
                 self.len = len.min(std::mem::size_of::<$raw>());
@@ -158,11 +174,13 @@ macro_rules! versioned {
             }
         }
 
-        // Every plain field lies within the base length.
+        // Every plain field lies within the base length, which is the documented one
+        // where 64-bit integers are 8-byte aligned.
         const _: () = {
             $( assert!(
-                std::mem::offset_of!($raw, $braw) + std::mem::size_of::<$bty>() <= $base
+                std::mem::offset_of!($raw, $braw) + std::mem::size_of::<$bty>() <= $name::BASE_LEN
             ); )*
+            assert!(std::mem::align_of::<u64>() != 8 || $name::BASE_LEN == $base);
         };
     };
 }
@@ -199,7 +217,8 @@ versioned! {
     /// each field is a method that reads it (nothing is decoded until asked).
     ///
     /// The kernel returns 48 bytes up to Linux 6.4, 80 on 6.5-6.7, 88 on 6.8-6.9 and 96
-    /// from 6.10. The 48-byte fields are plain values; the later ones are `None` when
+    /// from 6.10 (44 and 84 instead of 48 and 88 on 32-bit x86, which aligns 64-bit
+    /// integers to 4 bytes: the lengths tell the version on each architecture). The 48-byte fields are plain values; the later ones are `None` when
     /// the running kernel did not return them, never zero. [`as_raw`](Self::as_raw)
     /// gives the C struct itself ([`sys_bindings`](crate::sys_bindings)`::mptcp_info`). The `*_max` limit fields are
     /// only filled under the in-kernel path manager.
@@ -250,7 +269,7 @@ versioned! {
         /// initial subflow is open. It is not a count of subflows ever created, and it
         /// can differ from the number [`subflows`](crate::subflows) lists while
         /// subflows are being set up or torn down (seen on 6.18: 4 while 5 were listed).
-        subflows_total: u8 = mptcpi_subflows_total @ 88,
+        subflows_total: u8 = mptcpi_subflows_total,
         /// Limit of laminar endpoints (Linux 6.18+). A reserved byte before: 0 on
         /// 6.10-6.17, which return 96 bytes too.
         endp_laminar_max: u8 = mptcpi_endp_laminar_max @ 96,
