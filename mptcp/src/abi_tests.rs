@@ -205,6 +205,48 @@ fn full_info_reply(pairs: &[(SocketAddr, SocketAddr)], ids: &[u32]) -> [Vec<u8>;
     [full, sf, tcp]
 }
 
+/// A 32-bit process on a 64-bit kernel: the kernel's `mptcp_subflow_info` has its
+/// addresses at 8 (and says it is 264 bytes) where this build's has them at 4, and it
+/// writes elements of the size asked for. (On 64-bit builds both layouts are the same.)
+#[test]
+fn full_info_from_a_64_bit_kernel() {
+    let pairs = &four_pairs()[..2];
+    let sf_size = size_of::<mptcp_subflow_info>();
+    let [mut full, _, tcp] = full_info_reply(pairs, &[0, 1]);
+    let wide = 8 + size_of::<mptcp_subflow_addrs>();
+    put(
+        &mut full,
+        offset_of!(mptcp_full_info, size_sfinfo_kernel),
+        &(wide as u32).to_ne_bytes(),
+    );
+    // The kernel copies min(asked, its own) bytes of each element, at the asked stride.
+    let copied = sf_size.min(wide);
+    let mut sf = vec![0u8; 4 * sf_size];
+    for (i, (l, r)) in pairs.iter().enumerate() {
+        let mut kernel = vec![0u8; wide];
+        put(&mut kernel, 0, &(0x0102u32 + i as u32).to_ne_bytes());
+        put(
+            &mut kernel,
+            8,
+            &subflow_addrs_bytes(l, r)[..size_of::<mptcp_subflow_addrs>()],
+        );
+        put(&mut sf, i * sf_size, &kernel[..copied]);
+    }
+    let c = decode_full_info(&full, &sf, &tcp).expect("decode");
+    let got: Vec<_> = c
+        .subflows
+        .iter()
+        .map(|s| (s.local, s.remote, s.id))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (pairs[0].0, pairs[0].1, Some(0x0102)),
+            (pairs[1].0, pairs[1].1, Some(0x0103))
+        ]
+    );
+}
+
 /// Four subflows' addresses, IPv4 and IPv6.
 fn four_pairs() -> [(SocketAddr, SocketAddr); 4] {
     let p = |l: &str, r: &str| (l.parse().expect("address"), r.parse().expect("address"));

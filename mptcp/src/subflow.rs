@@ -461,6 +461,21 @@ impl SubflowQuery {
     }
 }
 
+/// Where a subflow's addresses start in the kernel's `struct mptcp_subflow_info`, given
+/// the size the kernel reports for it. They follow a `u32` id and are aligned like a
+/// pointer (`sockaddr_storage`): at 8 in a 64-bit kernel, at 4 in a 32-bit one. A 32-bit
+/// process on a 64-bit kernel (a 32-bit Raspberry Pi OS on its 64-bit kernel, say) gets
+/// the kernel's layout, 8 + 256 bytes, not its own 4 + 256.
+fn subflow_addrs_offset(size_sfinfo_kernel: usize) -> usize {
+    const OURS: usize = offset_of!(mptcp_sys::mptcp_subflow_info, addrs);
+    const WIDE: usize = size_of::<u64>() + size_of::<mptcp_sys::mptcp_subflow_addrs>();
+    if size_sfinfo_kernel == WIDE {
+        size_of::<u64>()
+    } else {
+        OURS
+    }
+}
+
 /// What a failed `MPTCP_FULL_INFO` means (out of the hot path).
 #[cold]
 #[inline(never)]
@@ -517,7 +532,7 @@ pub(crate) fn decode_full_info_into(
     let total = head.num_subflows.min(head.size_arrays_user) as usize;
     let sf_stride = head.size_sfinfo_user as usize;
     let tcp_stride = head.size_tcpinfo_user as usize;
-    let addrs_off = offset_of!(mptcp_sys::mptcp_subflow_info, addrs);
+    let addrs_off = subflow_addrs_offset(head.size_sfinfo_kernel as usize);
     let short = || Error::decode("MPTCP_FULL_INFO", "subflow arrays shorter than announced");
     // Validate the kernel's counts and sizes before using them (a garbage count must not
     // become a huge allocation).
