@@ -172,21 +172,13 @@ pub(crate) fn subflow(payload: &[u8]) -> Result<Option<DiagSubflow>> {
         state: h.state,
         local: h.local,
         remote: h.remote,
-        token: None,
-        remote_token: None,
-        local_id: None,
-        remote_id: None,
-        flags: None,
-        map_seq: None,
-        map_subflow_seq: None,
-        map_data_len: None,
-        relative_write_seq: None,
-        ssn_offset: None,
         tcp_info: match tcp_info {
             // tcp_diag sends the kernel's whole tcp_info; older kernels a shorter one.
             Some(t) if t.len() >= TcpInfo::BASE_LEN => Some(TcpInfo::decode(t)?),
             _ => None,
         },
+        // The MPTCP attributes below fill the rest.
+        ..DiagSubflow::default()
     };
     for a in nlas(m) {
         let a = a.map_err(bad)?;
