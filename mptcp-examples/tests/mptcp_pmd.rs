@@ -62,6 +62,13 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits at most `within` (see [`slow`]) for a log line containing `what`: the
+    /// daemon logs an action once the kernel has acknowledged it, which can be after
+    /// the test has already seen its effect (a subflow to an announced address).
+    fn logged(&self, what: &str, within: Duration) -> bool {
+        wait_for(slow(within), || self.log().contains(what).then_some(())).is_some()
+    }
+
     /// SIGTERM, then wait (at most 5 s) for a clean exit.
     fn stop(mut self) -> String {
         self.terminate();
@@ -688,7 +695,11 @@ fn userspace_mode_announces_as_a_server() {
         mptcp::subflows(&c),
         d.log()
     );
-    assert!(d.log().contains("address announced"), "{}", d.log());
+    assert!(
+        d.logged("address announced", Duration::from_secs(5)),
+        "the announcement is logged:\n{}",
+        d.log()
+    );
 }
 
 /// `require_route`: an address on an interface without a route is left out until a

@@ -83,6 +83,10 @@ struct Report {
     skipped: u32,
     skip_reasons: BTreeMap<String, u32>,
     failures: Vec<String>,
+    /// What each failed test printed (libtest's `---- NAME stdout ----` sections).
+    failure_output: Vec<Vec<String>>,
+    /// Where the whole console was saved.
+    console: Option<PathBuf>,
     /// `VMTEST FEATURE name=value` lines of the features test, in order.
     features: Vec<(String, String)>,
     accel: String,
@@ -713,7 +717,66 @@ fn parse(label: &str, lines: &[String]) -> Report {
     }
     // A skipped test also counts as passed in libtest's summary.
     r.passed = r.passed.saturating_sub(r.skipped);
+    r.failure_output = failure_sections(lines);
     r
+}
+
+/// Lines kept of one failed test's output in the report (the whole console is saved).
+const FAILURE_LINES: usize = 40;
+
+/// What failed tests printed, from the panic on: the guest runs the tests with
+/// `--nocapture`, so a panic is a `thread 'NAME' ... panicked at` line followed by its
+/// message (libtest's `---- NAME stdout ----` sections, when output is captured, are
+/// read the same way). A section ends at the next test status line, panic, section or
+/// `failures:` list, and is cut to [`FAILURE_LINES`]. Tests running in parallel can
+/// interleave their lines; the console file has everything as it came.
+fn failure_sections(lines: &[String]) -> Vec<Vec<String>> {
+    let starts = |t: &str| {
+        (t.starts_with("thread '") && t.contains("panicked at"))
+            || (t.starts_with("---- ") && t.ends_with(" stdout ----"))
+    };
+    let ends = |t: &str| {
+        t == "failures:"
+            || t == "stack backtrace:"
+            || t.starts_with("note: run with `RUST_BACKTRACE")
+            || t.starts_with("running ")
+            || t.starts_with("test result: ")
+            || (t.starts_with("test ") && t.contains(" ... "))
+            || t.starts_with("VMTEST ")
+    };
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut open = false;
+    for l in lines {
+        let t = l.trim();
+        if starts(t) {
+            // A captured section's own panic line belongs to that section.
+            let in_section = open
+                && t.starts_with("thread '")
+                && out.last().is_some_and(|s| s[0].starts_with("---- "));
+            if !in_section {
+                out.push(Vec::new());
+            }
+            open = true;
+        } else if open && ends(t) {
+            open = false;
+            continue;
+        }
+        if let (true, Some(cur)) = (open, out.last_mut()) {
+            if cur.len() <= FAILURE_LINES {
+                cur.push(l.trim_end().to_string());
+            }
+        }
+    }
+    for s in &mut out {
+        while s.last().is_some_and(|l| l.trim().is_empty()) {
+            s.pop();
+        }
+        if s.len() > FAILURE_LINES {
+            s.truncate(FAILURE_LINES);
+            s.push("(cut: the rest is in the console file)".into());
+        }
+    }
+    out
 }
 
 pub fn run(kernels: Vec<String>, echo: bool, tcg: TcgThreads) -> Result<()> {
@@ -772,6 +835,19 @@ pub fn run(kernels: Vec<String>, echo: bool, tcg: TcgThreads) -> Result<()> {
         );
         let (lines, problem) = boot(&k, &initrd, &acc, tcg, timeout, echo)?;
         let mut r = parse(&k.release, &lines);
+        let console = target_dir()
+            .join("vm-test")
+            .join(format!("{}-{}.console", k.release, k.arch.name));
+        if let Err(e) = fs::create_dir_all(target_dir().join("vm-test"))
+            .and_then(|()| fs::write(&console, lines.join("\n") + "\n"))
+        {
+            eprintln!(
+                "xtask: cannot keep the console in {}: {e}",
+                console.display()
+            );
+        } else {
+            r.console = Some(console);
+        }
         r.arch = k.arch.name.to_string();
         r.accel = acc;
         r.seconds = t0.elapsed().as_secs_f64();
@@ -827,6 +903,15 @@ fn print_report(reports: &[Report], total: f64) -> Result<()> {
         for f in &r.failures {
             println!("    FAILED: {f}");
         }
+        // (A passing test that expects a panic prints one too: shown only on failure.)
+        for section in r.failure_output.iter().filter(|_| r.failed > 0) {
+            for l in section {
+                println!("      | {l}");
+            }
+        }
+        if let (true, Some(c)) = (r.failed > 0, &r.console) {
+            println!("    console: {}", c.display());
+        }
     }
     println!("total {total:.1} s");
     let json = serde_json::json!({
@@ -873,4 +958,85 @@ fn print_report(reports: &[Report], total: f64) -> Result<()> {
     }
     fs::write(dir.join("features.md"), md)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_failed_tests_output_reaches_the_report() {
+        let console = lines(
+            "running 2 tests\n\
+             test a ... ok\n\
+             test b ... FAILED\n\
+             \n\
+             failures:\n\
+             \n\
+             ---- b stdout ----\n\
+             \n\
+             thread 'b' panicked at t.rs:9:5:\n\
+             the client joined\n\
+             \n\
+             \n\
+             failures:\n\
+             \x20   b\n\
+             \n\
+             test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n",
+        );
+        let r = parse("k", &console);
+        assert_eq!((r.passed, r.failed), (1, 1));
+        assert_eq!(r.failures, vec!["test b ... FAILED".to_string()]);
+        assert_eq!(
+            r.failure_output,
+            vec![vec![
+                "---- b stdout ----".to_string(),
+                String::new(),
+                "thread 'b' panicked at t.rs:9:5:".to_string(),
+                "the client joined".to_string(),
+            ]]
+        );
+    }
+
+    #[test]
+    fn a_panic_under_nocapture_reaches_the_report() {
+        let console = lines(
+            "test a ... ok\n\
+             thread 'b' (1403) panicked at t.rs:698:5:\n\
+             the announcement is logged:\n\
+             2026-11-24T06:23:21Z  INFO started\n\
+             note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n\
+             test c ... ok\n\
+             test b ... FAILED\n",
+        );
+        let r = parse("k", &console);
+        assert_eq!(
+            r.failure_output,
+            vec![vec![
+                "thread 'b' (1403) panicked at t.rs:698:5:".to_string(),
+                "the announcement is logged:".to_string(),
+                "2026-11-24T06:23:21Z  INFO started".to_string(),
+            ]]
+        );
+    }
+
+    #[test]
+    fn a_long_failure_is_cut() {
+        let mut console = vec!["---- c stdout ----".to_string()];
+        console.extend((0..100).map(|i| format!("line {i}")));
+        console.push("failures:".into());
+        let s = failure_sections(&console);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].len(), FAILURE_LINES + 1);
+        assert_eq!(
+            s[0][FAILURE_LINES - 1],
+            format!("line {}", FAILURE_LINES - 2)
+        );
+        assert!(s[0][FAILURE_LINES].starts_with("(cut"));
+        assert!(failure_sections(&lines("test x ... ok\n")).is_empty());
+    }
 }
