@@ -321,8 +321,11 @@ fn monitor_json_matches_ip_mptcp_monitor() {
     s.write_all(b"y").expect("write");
     c.read_exact(&mut b).expect("read");
     let token = format!("{:08x}", mptcp::token(&c).expect("token"));
+    // Both established (a joining subflow is listed from SYN_SENT on): the join's
+    // SF_ESTABLISHED comes before the close.
     wait_for(Duration::from_secs(10), || {
-        (mptcp::subflows(&c).ok()?.len() == 2).then_some(())
+        let s = mptcp::subflows(&c).ok()?;
+        (s.len() == 2 && s.iter().all(|f| f.tcp_info.state() == 1)).then_some(())
     })
     .expect("second subflow");
     drop(c);

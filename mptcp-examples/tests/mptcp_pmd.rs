@@ -6,7 +6,7 @@
 #[path = "../../mptcp/tests/common/mod.rs"]
 mod common;
 
-use common::{wait_for, Netns, Topology, PATHS};
+use common::{slow, wait_for, Netns, Topology, PATHS};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -62,14 +62,14 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits at most `within` (see [`slow`]) for a log line containing `what`: the
+    /// Waits at most `within` (scaled, see [`slow`]) for a log line containing `what`: the
     /// daemon logs an action once the kernel has acknowledged it, which can be after
     /// the test has already seen its effect (a subflow to an announced address).
     fn logged(&self, what: &str, within: Duration) -> bool {
-        wait_for(slow(within), || self.log().contains(what).then_some(())).is_some()
+        wait_for(within, || self.log().contains(what).then_some(())).is_some()
     }
 
-    /// SIGTERM, then wait (at most 5 s) for a clean exit.
+    /// SIGTERM, then wait (at most 5 s, see [`slow`]) for a clean exit.
     fn stop(mut self) -> String {
         self.terminate();
         self.log()
@@ -78,7 +78,7 @@ impl Daemon {
     fn terminate(&mut self) {
         // SAFETY: kill(2) with our child's pid and a signal number; no memory involved.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let end = Instant::now() + Duration::from_secs(5);
+        let end = Instant::now() + slow(Duration::from_secs(5));
         while Instant::now() < end {
             if let Ok(Some(st)) = self.child.try_wait() {
                 assert!(st.success(), "exit status {st}:\n{}", self.log());
@@ -137,25 +137,15 @@ fn has_endpoint(ns: &Netns, addr: &str) -> bool {
         .any(|e| e.split_whitespace().next() == Some(addr))
 }
 
-/// `d`, or four times as long under an emulator (`MPTCP_TEST_SLOW`, set by the VM test
-/// runner).
-fn slow(d: Duration) -> Duration {
-    if std::env::var_os("MPTCP_TEST_SLOW").is_some() {
-        d * 4
-    } else {
-        d
-    }
-}
-
 /// Waits at most `within` (see [`slow`]) for the endpoint of `addr` to be present (or
 /// absent).
 fn expect_endpoint(ns: &Netns, addr: &str, present: bool, within: Duration, d: &Daemon) {
-    let within = slow(within);
     let ok = wait_for(within, || (has_endpoint(ns, addr) == present).then_some(()));
     assert!(
         ok.is_some(),
-        "endpoint {addr} {} within {within:?}: {:?}\n{}",
+        "endpoint {addr} {} within {:?}: {:?}\n{}",
         if present { "added" } else { "removed" },
+        slow(within),
         endpoints(ns),
         d.log()
     );
@@ -561,67 +551,98 @@ fn compared_with_mptcpd() {
         .map(|e| e.path())
         .find(|p| p.join("mptcpd").is_dir())
         .expect("mptcpd's plugin dir");
-    // One scenario; the list of endpoints after each step.
-    let scenario = |start: &dyn Fn(&Netns) -> Child| -> Vec<Vec<String>> {
-        let ns = Netns::new("cmp");
-        // Two interfaces, each a veth with its peer in the namespace (up).
-        for (dev, peer) in [("a0", "a1"), ("b0", "b1")] {
-            ns.ip(&["link", "add", dev, "type", "veth", "peer", "name", peer]);
-            ns.ip(&["link", "set", peer, "up"]);
-            ns.ip(&["link", "set", dev, "up"]);
-        }
-        ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "a0"]);
-        let mut child = start(&ns);
-        let settle = || std::thread::sleep(Duration::from_millis(800));
-        settle();
-        let mut steps = vec![endpoints(&ns)];
-        ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "b0"]);
-        settle();
-        steps.push(endpoints(&ns));
-        ns.ip(&["link", "set", "b0", "down"]);
-        settle();
-        steps.push(endpoints(&ns));
-        ns.ip(&["link", "set", "b0", "up"]);
-        settle();
-        ns.ip(&["addr", "del", "198.51.100.1/24", "dev", "b0"]);
-        settle();
-        steps.push(endpoints(&ns));
-        // SAFETY: kill(2) with our child's pid; no memory involved.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let _ = wait_for(Duration::from_secs(5), || child.try_wait().ok().flatten());
-        let _ = child.kill();
-        let _ = child.wait();
-        steps.push(endpoints(&ns));
-        steps
-    };
-    let mptcpd = scenario(&|ns: &Netns| {
-        Command::new("ip")
-            .args(["netns", "exec", &ns.name])
-            .arg(root.join("usr/libexec/mptcpd"))
-            .arg("--log=stderr")
-            .arg(format!("--plugin-dir={}", lib.join("mptcpd").display()))
-            .args([
-                "--path-manager=addr_adv",
-                "--addr-flags=subflow",
-                "--notify-flags=existing,skip_link_local,skip_loopback",
-            ])
-            .env("LD_LIBRARY_PATH", &lib)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mptcpd")
-    });
+    let a0 = "192.0.2.1 subflow dev a0".to_string();
+    let b0 = "198.51.100.1 subflow dev b0".to_string();
+    // One scenario; the list of endpoints after each step. After a change, the wait is
+    // for `want` (start, address added, link down, link up, address deleted) where the
+    // outcome is known; where it is not (what mptcpd does after the first two steps is
+    // printed, not asserted), a fixed pause.
+    let scenario =
+        |start: &dyn Fn(&Netns) -> Child, want: [Option<Vec<String>>; 5]| -> Vec<Vec<String>> {
+            let ns = Netns::new("cmp");
+            // Two interfaces, each a veth with its peer in the namespace (up).
+            for (dev, peer) in [("a0", "a1"), ("b0", "b1")] {
+                ns.ip(&["link", "add", dev, "type", "veth", "peer", "name", peer]);
+                ns.ip(&["link", "set", peer, "up"]);
+                ns.ip(&["link", "set", dev, "up"]);
+            }
+            ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "a0"]);
+            let mut child = start(&ns);
+            let settle = |step: usize| match &want[step] {
+                Some(w) => {
+                    let _ = wait_for(Duration::from_secs(5), || {
+                        (endpoints(&ns) == *w).then_some(())
+                    });
+                }
+                None => std::thread::sleep(slow(Duration::from_millis(800))),
+            };
+            settle(0);
+            let mut steps = vec![endpoints(&ns)];
+            ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "b0"]);
+            settle(1);
+            steps.push(endpoints(&ns));
+            ns.ip(&["link", "set", "b0", "down"]);
+            settle(2);
+            steps.push(endpoints(&ns));
+            ns.ip(&["link", "set", "b0", "up"]);
+            settle(3);
+            ns.ip(&["addr", "del", "198.51.100.1/24", "dev", "b0"]);
+            settle(4);
+            steps.push(endpoints(&ns));
+            // SAFETY: kill(2) with our child's pid; no memory involved.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = wait_for(Duration::from_secs(5), || child.try_wait().ok().flatten());
+            let _ = child.kill();
+            let _ = child.wait();
+            steps.push(endpoints(&ns));
+            steps
+        };
+    let only_a0 = Some(vec![a0.clone()]);
+    let both = Some(vec![a0.clone(), b0.clone()]);
+    let mptcpd_want = [only_a0.clone(), both.clone(), None, None, None];
+    // mptcp-pmd removes b0's endpoint when the link goes down and adds it back when
+    // it comes up.
+    let ours_want = [
+        only_a0.clone(),
+        both.clone(),
+        only_a0.clone(),
+        both,
+        only_a0,
+    ];
+    let mptcpd = scenario(
+        &|ns: &Netns| {
+            Command::new("ip")
+                .args(["netns", "exec", &ns.name])
+                .arg(root.join("usr/libexec/mptcpd"))
+                .arg("--log=stderr")
+                .arg(format!("--plugin-dir={}", lib.join("mptcpd").display()))
+                .args([
+                    "--path-manager=addr_adv",
+                    "--addr-flags=subflow",
+                    "--notify-flags=existing,skip_link_local,skip_loopback",
+                ])
+                .env("LD_LIBRARY_PATH", &lib)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start mptcpd")
+        },
+        mptcpd_want,
+    );
     let dir = std::env::temp_dir().join(format!("mptcp-pmd-cmp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let ours = scenario(&|ns: &Netns| {
-        Command::new("ip")
-            .args(["netns", "exec", &ns.name, &pmd(), "--state"])
-            .arg(dir.join("state.json"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mptcp-pmd")
-    });
+    let ours = scenario(
+        &|ns: &Netns| {
+            Command::new("ip")
+                .args(["netns", "exec", &ns.name, &pmd(), "--state"])
+                .arg(dir.join("state.json"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start mptcp-pmd")
+        },
+        ours_want,
+    );
     let steps = [
         "start",
         "address added",
@@ -635,8 +656,6 @@ fn compared_with_mptcpd() {
             mptcpd[i], "", ours[i]
         );
     }
-    let a0 = "192.0.2.1 subflow dev a0".to_string();
-    let b0 = "198.51.100.1 subflow dev b0".to_string();
     // The same endpoints for the same addresses.
     assert_eq!(mptcpd[0], vec![a0.clone()], "mptcpd at start");
     assert_eq!(ours[0], vec![a0.clone()], "mptcp-pmd at start");
@@ -682,7 +701,7 @@ fn userspace_mode_announces_as_a_server() {
     );
     let (c, _s, _l) = connected(&t, 4982);
     // The client joins the announced address: a subflow to the server's path-2 address.
-    let joined = wait_for(slow(Duration::from_secs(5)), || {
+    let joined = wait_for(Duration::from_secs(5), || {
         mptcp::subflows(&c)
             .ok()?
             .iter()

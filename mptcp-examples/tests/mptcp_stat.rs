@@ -590,8 +590,11 @@ fn watch_into_a_pipe_prints_plain_blocks() {
         first.elapsed(),
         w.text()
     );
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(w.blocks().len() >= 3, "still refreshing: {:?}", w.text());
+    // And a third (due 0.2 s later): it keeps refreshing.
+    let three = wait_for(Duration::from_millis(1500), || {
+        (w.blocks().len() >= 3).then_some(())
+    });
+    assert!(three.is_some(), "still refreshing: {:?}", w.text());
     let text = w.text();
     assert!(
         !text.as_bytes().contains(&0x1b),

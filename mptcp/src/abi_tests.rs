@@ -143,6 +143,27 @@ fn tcp_info_from_kernel_bytes() {
     assert_eq!((old.snd_mss(), old.rcv_wnd()), (1448, None));
 }
 
+/// `tcpi_snd_wscale:4, tcpi_rcv_wscale:4` fill byte 6 and
+/// `tcpi_delivery_rate_app_limited:1, tcpi_fastopen_client_fail:2` start byte 7; C puts
+/// the first field of a byte in its low bits on little-endian targets and in its high
+/// bits on big-endian ones.
+#[test]
+fn tcp_info_bit_fields_from_kernel_bytes() {
+    let mut b = vec![0u8; size_of::<tcp_info>()];
+    let (wscales, flags) = if cfg!(target_endian = "little") {
+        (0x97, 0b101)
+    } else {
+        (0x79, 0b1100_0000)
+    };
+    put(&mut b, 6, &[wscales, flags]);
+    let t = TcpInfo::decode(&b).expect("decode");
+    assert_eq!((t.snd_wscale(), t.rcv_wscale()), (7, 9));
+    assert!(t.delivery_rate_app_limited());
+    assert_eq!(t.fastopen_client_fail(), 2);
+    // The neighbours are untouched.
+    assert_eq!((t.options(), t.rto()), (0, 0));
+}
+
 #[test]
 fn subflow_addrs_from_kernel_bytes() {
     let l: SocketAddr = "192.0.2.1:40001".parse().expect("address");

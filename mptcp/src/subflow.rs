@@ -150,6 +150,35 @@ versioned! {
     }
 }
 
+/// The four bit fields of byte 7 (present in every reply). Their bit positions depend
+/// on the architecture's byte order; bindgen's accessors know them.
+impl TcpInfo {
+    /// The window scale the peer announced: the shift of the windows it advertises,
+    /// which bound what this side sends (`S` of `wscale:S,R` in `ss -i`); 0 when
+    /// window scaling was not negotiated.
+    pub fn snd_wscale(&self) -> u8 {
+        self.as_raw().tcpi_snd_wscale()
+    }
+
+    /// The window scale this side announced: the shift of the windows it advertises
+    /// (`R` of `wscale:S,R` in `ss -i`).
+    pub fn rcv_wscale(&self) -> u8 {
+        self.as_raw().tcpi_rcv_wscale()
+    }
+
+    /// The last delivery-rate sample was limited by the application, not the network
+    /// (`app_limited` in `ss -i`).
+    pub fn delivery_rate_app_limited(&self) -> bool {
+        self.as_raw().tcpi_delivery_rate_app_limited() != 0
+    }
+
+    /// Why a TCP Fast Open attempt failed (`TFO_STATUS_UNSPEC` = 0, ...; Linux 5.5+,
+    /// so always present where MPTCP's subflow calls are).
+    pub fn fastopen_client_fail(&self) -> u8 {
+        self.as_raw().tcpi_fastopen_client_fail()
+    }
+}
+
 /// One subflow of an MPTCP connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]

@@ -134,9 +134,12 @@ fn listing_matches_ss_and_counters_grow() {
         clients.push(c);
         servers.push(s);
     }
+    // Both subflows established: a joining one is listed from SYN_SENT on, and the
+    // listings below are compared with `ss`, which would see it change state.
     for c in &clients {
         common::wait_for(Duration::from_secs(5), || {
-            (mptcp::subflows(c).ok()?.len() == 2).then_some(())
+            let s = mptcp::subflows(c).ok()?;
+            (s.len() == 2 && s.iter().all(|f| f.tcp_info.state() == 1)).then_some(())
         })
         .expect("two subflows");
     }
@@ -220,16 +223,17 @@ fn listing_matches_ss_and_counters_grow() {
         .client
         .run(move || mptcp::diag::connection_by_token(token))
         .expect("lookup");
-    std::thread::sleep(Duration::from_millis(500));
-    let after = t
-        .client
-        .run(move || mptcp::diag::connection_by_token(token))
-        .expect("lookup");
+    let grew = common::wait_for(Duration::from_secs(5), || {
+        let after = t
+            .client
+            .run(move || mptcp::diag::connection_by_token(token))
+            .ok()?;
+        (sent(&after) > sent(&before)).then_some(())
+    });
     assert!(
-        sent(&after) > sent(&before),
-        "bytes acked grow: {} then {}",
-        sent(&before),
-        sent(&after)
+        grew.is_some(),
+        "bytes acked grow: {} then never more",
+        sent(&before)
     );
     sending.store(false, std::sync::atomic::Ordering::Relaxed);
     drop(clients);

@@ -4,7 +4,7 @@ mod common;
 
 use common::{data, sha256, wait_for, Topology, PATHS};
 use mptcp::{Error, Mode, MptcpSocket, NoConnection, NotMptcp, Unavailable};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
@@ -95,8 +95,16 @@ fn transfer(
 
 /// Local/remote pairs of the established TCP sockets (subflows) `ss` shows in a netns.
 fn ss_pairs(t: &Topology) -> BTreeSet<(SocketAddr, SocketAddr)> {
-    let out = t.client.exec(&["ss", "-tnH", "state", "established"]);
+    ss_pairs_of(&t.client.exec(&["ss", "-tnH", "state", "established"]))
+        .into_iter()
+        .collect()
+}
+
+/// The local/remote pair of each socket line of `ss -tn[i]H` output, in order (the
+/// indented `-i` lines are skipped).
+fn ss_pairs_of(out: &str) -> Vec<(SocketAddr, SocketAddr)> {
     out.lines()
+        .filter(|l| !l.starts_with(char::is_whitespace))
         .filter_map(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
             let n = w.len();
@@ -110,6 +118,30 @@ fn ss_pairs(t: &Topology) -> BTreeSet<(SocketAddr, SocketAddr)> {
             Some((parse(w.get(n - 2)?)?, parse(w.get(n - 1)?)?))
         })
         .collect()
+}
+
+/// `wscale:S,R` of each established TCP socket (subflow) in the client's netns, by its
+/// local/remote pair: `ss -i` prints it on the line after the socket's own.
+fn ss_wscales(t: &Topology) -> BTreeMap<(SocketAddr, SocketAddr), (u8, u8)> {
+    let out = t.client.exec(&["ss", "-tinH", "state", "established"]);
+    let mut pairs = ss_pairs_of(&out).into_iter();
+    let mut last = None;
+    let mut found = BTreeMap::new();
+    for l in out.lines() {
+        if !l.starts_with(char::is_whitespace) {
+            last = pairs.next();
+            continue;
+        }
+        let ws = l
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("wscale:"))
+            .and_then(|w| w.split_once(','))
+            .and_then(|(s, r)| Some((s.parse().ok()?, r.parse().ok()?)));
+        if let (Some(p), Some(ws)) = (last, ws) {
+            found.insert(p, ws);
+        }
+    }
+    found
 }
 
 #[test]
@@ -165,6 +197,17 @@ fn two_paths(v6: bool) {
         .expect("a second subflow within 10 s");
         let ours: BTreeSet<_> = subs.iter().map(|s| (s.local, s.remote)).collect();
         assert_eq!(ours, ss_pairs(&t), "subflows must match what ss shows");
+        // The window scales (bit fields of tcp_info) are what ss reads from the same
+        // struct.
+        let ws: BTreeMap<_, _> = subs
+            .iter()
+            .map(|s| {
+                let i = &s.tcp_info;
+                ((s.local, s.remote), (i.snd_wscale(), i.rcv_wscale()))
+            })
+            .collect();
+        assert_eq!(ws, ss_wscales(&t), "window scales must match ss -i");
+        assert!(ws.values().all(|&(s, r)| s > 0 && r > 0), "scaled: {ws:?}");
         let (c2, s2) = if v6 {
             (PATHS[1].client6, PATHS[1].server6)
         } else {

@@ -291,9 +291,21 @@ impl Topology {
     }
 }
 
-/// Polls `f` every 20 ms until it returns `Some` or `timeout` passes.
+/// `d`, or four times as long under an emulator (`MPTCP_TEST_SLOW`, set by the VM test
+/// runner, whose TCG guests run everything several times slower).
+pub fn slow(d: Duration) -> Duration {
+    if std::env::var_os("MPTCP_TEST_SLOW").is_some() {
+        d * 4
+    } else {
+        d
+    }
+}
+
+/// Polls `f` every 20 ms until it returns `Some` or `timeout` passes (scaled by
+/// [`slow`]: a limit is what a native run needs, and a guest gets four times as long;
+/// a condition met early returns as soon as it is seen).
 pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + timeout;
+    let end = Instant::now() + slow(timeout);
     loop {
         if let Some(v) = f() {
             return Some(v);
