@@ -256,8 +256,11 @@ impl Changes {
         }
     }
 
-    /// Discards what is queued (a dump follows anyway).
-    pub(crate) fn drain(&mut self) {
+    /// Discards what is queued (a dump follows anyway); true when the queue had
+    /// overflowed (notifications were lost: harmless here, since the dump that follows
+    /// sees the result, but worth reporting).
+    pub(crate) fn drain(&mut self) -> bool {
+        let mut overflowed = false;
         loop {
             match self
                 .fd
@@ -265,8 +268,8 @@ impl Changes {
                 .recv(&mut &mut self.buf[..], libc::MSG_DONTWAIT)
             {
                 Ok(_) => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
-                Err(_) => break,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => overflowed = true,
+                Err(_) => return overflowed,
             }
         }
     }

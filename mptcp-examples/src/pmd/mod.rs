@@ -95,7 +95,7 @@ pub async fn run(config: Config, policy: impl Policy) -> Result<(), Error> {
             c = changes.next() => match c {
                 links::Change::Changed => dirty = true,
                 links::Change::Overflow => {
-                    warn!("interface notifications were lost (socket buffer overflow): resynchronising");
+                    notifications_lost();
                     dirty = true;
                 }
                 links::Change::Failed(e) => return Err(e),
@@ -114,7 +114,9 @@ pub async fn run(config: Config, policy: impl Policy) -> Result<(), Error> {
         if dirty {
             // Changes come in bursts (an address and its routes): let them settle.
             tokio::time::sleep(Duration::from_millis(30)).await;
-            changes.drain();
+            if changes.drain() {
+                notifications_lost();
+            }
             usable = links.usable(&policy, &config).await?;
             engine.reconcile(&policy, &usable).await;
             state.write(&engine.state(&config, &usable));
@@ -124,6 +126,11 @@ pub async fn run(config: Config, policy: impl Policy) -> Result<(), Error> {
     engine.stop(&config).await;
     state.remove();
     Ok(())
+}
+
+/// Reported when the rtnetlink queue overflowed; the dump that follows resynchronises.
+fn notifications_lost() {
+    warn!("interface notifications were lost (socket buffer overflow): resynchronising");
 }
 
 /// One of the two engines.
