@@ -22,6 +22,9 @@ macro_rules! versioned {
         pub struct $name:ident from $raw:ty, base $base:literal {
             $( $(#[$bmeta:meta])* $bfield:ident : $bty:ty = $braw:ident, )*
         }
+        $( bits {
+            $( $(#[$xmeta:meta])* $xfield:ident : $xty:ty = $xraw:ident, )*
+        } )?
         later {
             $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $rawf:ident $(@ $since:literal)?, )*
         }
@@ -123,6 +126,14 @@ macro_rules! versioned {
                 }
             )*
 
+            $($(
+                $(#[$xmeta])*
+                #[inline]
+                pub fn $xfield(&self) -> $xty {
+                    $crate::info::FromBits::from_bits(self.raw.$xraw())
+                }
+            )*)?
+
             $(
                 $(#[$fmeta])*
                 ///
@@ -144,6 +155,7 @@ macro_rules! versioned {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($name))
                     $( .field(stringify!($bfield), &self.$bfield()) )*
+                    $($( .field(stringify!($xfield), &self.$xfield()) )*)?
                     $( .field(stringify!($field), &self.$field()) )*
                     .finish()
             }
@@ -153,6 +165,7 @@ macro_rules! versioned {
             fn eq(&self, other: &Self) -> bool {
                 self.len == other.len
                     $( && self.$bfield() == other.$bfield() )*
+                    $($( && self.$xfield() == other.$xfield() )*)?
                     $( && self.$field() == other.$field() )*
             }
         }
@@ -166,9 +179,12 @@ macro_rules! versioned {
                 s: S,
             ) -> std::result::Result<S::Ok, S::Error> {
                 use serde::ser::SerializeStruct;
-                const FIELDS: usize = [$(stringify!($bfield),)* $(stringify!($field),)*].len();
+                const FIELDS: usize = [
+                    $(stringify!($bfield),)* $($(stringify!($xfield),)*)? $(stringify!($field),)*
+                ].len();
                 let mut st = s.serialize_struct(stringify!($name), FIELDS)?;
                 $( st.serialize_field(stringify!($bfield), &self.$bfield())?; )*
+                $($( st.serialize_field(stringify!($xfield), &self.$xfield())?; )*)?
                 $( st.serialize_field(stringify!($field), &self.$field())?; )*
                 st.end()
             }
@@ -185,6 +201,24 @@ macro_rules! versioned {
     };
 }
 pub(crate) use versioned;
+
+/// A C bit field's value (bindgen's getter returns the field's declared integer type) as
+/// its accessor's type: the number itself, or a one-bit flag as `bool`.
+pub(crate) trait FromBits<T> {
+    fn from_bits(v: T) -> Self;
+}
+
+impl FromBits<u8> for u8 {
+    fn from_bits(v: u8) -> u8 {
+        v
+    }
+}
+
+impl FromBits<u8> for bool {
+    fn from_bits(v: u8) -> bool {
+        v != 0
+    }
+}
 
 bitflags::bitflags! {
     /// `MPTCP_INFO_FLAG_*`: the state bits of [`MptcpInfo::flags`].

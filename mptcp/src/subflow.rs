@@ -122,6 +122,21 @@ versioned! {
         /// Peer's advertised receive window, bytes.
         snd_wnd: u32 = tcpi_snd_wnd,
     }
+    bits {
+        /// The window scale the peer announced: the shift of the windows it advertises,
+        /// which bound what this side sends (`S` of `wscale:S,R` in `ss -i`); 0 when
+        /// window scaling was not negotiated.
+        snd_wscale: u8 = tcpi_snd_wscale,
+        /// The window scale this side announced: the shift of the windows it
+        /// advertises (`R` of `wscale:S,R` in `ss -i`).
+        rcv_wscale: u8 = tcpi_rcv_wscale,
+        /// The last delivery-rate sample was limited by the application, not the
+        /// network (`app_limited` in `ss -i`).
+        delivery_rate_app_limited: bool = tcpi_delivery_rate_app_limited,
+        /// Why a TCP Fast Open attempt failed (`TFO_STATUS_UNSPEC` = 0, ...; Linux
+        /// 5.5+, so present wherever MPTCP's subflow calls are).
+        fastopen_client_fail: u8 = tcpi_fastopen_client_fail,
+    }
     later {
         /// Local advertised receive window, bytes.
         rcv_wnd: u32 = tcpi_rcv_wnd,
@@ -147,35 +162,6 @@ versioned! {
         received_e0_bytes: u32 = tcpi_received_e0_bytes,
         /// Bytes received with CE (AccECN).
         received_ce_bytes: u32 = tcpi_received_ce_bytes,
-    }
-}
-
-/// The four bit fields of byte 7 (present in every reply). Their bit positions depend
-/// on the architecture's byte order; bindgen's accessors know them.
-impl TcpInfo {
-    /// The window scale the peer announced: the shift of the windows it advertises,
-    /// which bound what this side sends (`S` of `wscale:S,R` in `ss -i`); 0 when
-    /// window scaling was not negotiated.
-    pub fn snd_wscale(&self) -> u8 {
-        self.as_raw().tcpi_snd_wscale()
-    }
-
-    /// The window scale this side announced: the shift of the windows it advertises
-    /// (`R` of `wscale:S,R` in `ss -i`).
-    pub fn rcv_wscale(&self) -> u8 {
-        self.as_raw().tcpi_rcv_wscale()
-    }
-
-    /// The last delivery-rate sample was limited by the application, not the network
-    /// (`app_limited` in `ss -i`).
-    pub fn delivery_rate_app_limited(&self) -> bool {
-        self.as_raw().tcpi_delivery_rate_app_limited() != 0
-    }
-
-    /// Why a TCP Fast Open attempt failed (`TFO_STATUS_UNSPEC` = 0, ...; Linux 5.5+,
-    /// so always present where MPTCP's subflow calls are).
-    pub fn fastopen_client_fail(&self) -> u8 {
-        self.as_raw().tcpi_fastopen_client_fail()
     }
 }
 
