@@ -23,6 +23,7 @@ struct Daemon {
     child: Child,
     log: std::path::PathBuf,
     state: std::path::PathBuf,
+    config: std::path::PathBuf,
 }
 
 impl Daemon {
@@ -51,11 +52,31 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("start mptcp-pmd");
-        let d = Daemon { child, log, state };
-        // Started once its state file exists.
-        wait_for(Duration::from_secs(5), || d.state.exists().then_some(()))
-            .unwrap_or_else(|| panic!("the daemon did not start:\n{}", d.log()));
+        let d = Daemon {
+            child,
+            log,
+            state,
+            config: cfg,
+        };
+        // Started once it has written its state file (an earlier daemon's may be there).
+        wait_for(Duration::from_secs(5), || {
+            (d.state_pid() == Some(d.child.id())).then_some(())
+        })
+        .unwrap_or_else(|| panic!("the daemon did not start:\n{}", d.log()));
         d
+    }
+
+    /// The pid in the state file, if there is one.
+    fn state_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(&self.state).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["pid"].as_u64().map(|p| p as u32)
+    }
+
+    /// SIGKILL, as a crash: the daemon cleans up nothing.
+    fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn log(&self) -> String {
@@ -719,6 +740,90 @@ fn userspace_mode_announces_as_a_server() {
         "the announcement is logged:\n{}",
         d.log()
     );
+}
+
+/// A daemon that crashed (SIGKILL) leaves its endpoints and its state file; the next
+/// one takes its endpoints over (removes them when their address goes, and on SIGTERM)
+/// while a hand-made endpoint stays untouched. A second daemon with the state file of a
+/// running one is refused.
+#[test]
+fn a_crashed_daemons_endpoints_are_taken_over() {
+    mptcp_or_skip!();
+    let ns = Netns::new("pmdcrash");
+    ns.ip(&["link", "add", "k0", "type", "veth", "peer", "name", "k1"]);
+    ns.ip(&["link", "set", "k1", "up"]);
+    ns.ip(&["link", "set", "k0", "up"]);
+    ns.ip(&["addr", "add", "192.0.2.5/24", "dev", "k0"]);
+    ns.ip(&["mptcp", "endpoint", "add", "203.0.113.7", "signal"]);
+    let first = Daemon::start(&ns, "");
+    expect_endpoint(&ns, "192.0.2.5", true, Duration::from_secs(2), &first);
+    // Refused while the first runs: two would fight over the endpoints. (Bounded: a
+    // daemon that is not refused runs until killed.)
+    let second = Command::new("timeout")
+        .args(["10", "ip", "netns", "exec", &ns.name, &pmd(), "--config"])
+        .arg(&first.config)
+        .arg("--state")
+        .arg(&first.state)
+        .output()
+        .expect("run a second mptcp-pmd");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "a second daemon is refused: {err}"
+    );
+    assert!(
+        err.contains(&format!("another mptcp-pmd (pid {})", first.child.id())),
+        "{err}"
+    );
+    first.crash();
+    assert!(has_endpoint(&ns, "192.0.2.5"), "a crash cleans up nothing");
+    let d = Daemon::start(&ns, "");
+    assert!(
+        d.logged("endpoint taken over", Duration::from_secs(2)),
+        "{}",
+        d.log()
+    );
+    // Taken over: removed with its address, like one this daemon added.
+    ns.ip(&["addr", "del", "192.0.2.5/24", "dev", "k0"]);
+    expect_endpoint(&ns, "192.0.2.5", false, Duration::from_secs(2), &d);
+    ns.ip(&["addr", "add", "192.0.2.6/24", "dev", "k0"]);
+    expect_endpoint(&ns, "192.0.2.6", true, Duration::from_secs(2), &d);
+    let log = d.stop();
+    assert_eq!(
+        endpoints(&ns),
+        vec!["203.0.113.7 signal".to_string()],
+        "SIGTERM leaves only the hand-made endpoint:\n{log}"
+    );
+}
+
+/// A daemon in userspace mode that crashed leaves the userspace path manager selected;
+/// the next one restores the path manager the crashed one replaced: a daemon in
+/// kernel mode at once, one in userspace mode when it stops.
+#[test]
+fn a_crashed_userspace_daemons_path_manager_is_restored() {
+    mptcp_or_skip!();
+    if !std::path::Path::new("/proc/sys/net/mptcp/path_manager").exists()
+        && !std::path::Path::new("/proc/sys/net/mptcp/pm_type").exists()
+    {
+        eprintln!("skipped: this kernel has no userspace path manager (Linux 5.19+)");
+        return;
+    }
+    use mptcp::pm::PmKind;
+    let ns = Netns::new("pmdcrashu");
+    let kind = || ns.run(|| mptcp::pm::kind().expect("path manager"));
+    assert_eq!(kind(), PmKind::Kernel);
+    let userspace = "mode = \"userspace\"\n";
+    Daemon::start(&ns, userspace).crash();
+    assert_eq!(kind(), PmKind::Userspace, "a crash restores nothing");
+    // The next one in userspace mode restores the kernel's on SIGTERM ...
+    let log = Daemon::start(&ns, userspace).stop();
+    assert_eq!(kind(), PmKind::Kernel, "restored on SIGTERM:\n{log}");
+    // ... and one in kernel mode at once.
+    Daemon::start(&ns, userspace).crash();
+    assert_eq!(kind(), PmKind::Userspace);
+    let d = Daemon::start(&ns, "");
+    assert_eq!(kind(), PmKind::Kernel, "restored at start:\n{}", d.log());
+    drop(d);
 }
 
 /// `require_route`: an address on an interface without a route is left out until a

@@ -1,7 +1,7 @@
 //! Kernel mode: the in-kernel path manager's endpoints follow the usable addresses.
 
 use super::{Config, Error, LocalAddress, Policy, State};
-use mptcp::pm::{AsyncPathManager, Endpoint, EndpointFlags};
+use mptcp::pm::{AsyncPathManager, Endpoint, EndpointFlags, PmKind};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use tracing::{info, warn};
@@ -20,9 +20,19 @@ pub(crate) struct KernelMode {
 }
 
 impl KernelMode {
-    /// Opens the path manager and sets the policy's limits.
-    pub(crate) async fn start(policy: &impl Policy) -> Result<KernelMode, Error> {
+    /// Opens the path manager and sets the policy's limits. What an earlier instance
+    /// that did not stop cleanly left (`earlier`) is taken over: the path manager it
+    /// replaced in userspace mode is restored, and its endpoints that are still there
+    /// as it made them (same id, address, flags and interface) become this one's, to
+    /// keep or remove like its own.
+    pub(crate) async fn start(
+        policy: &impl Policy,
+        earlier: Option<&State>,
+    ) -> Result<KernelMode, Error> {
         let pm = AsyncPathManager::new().await?;
+        if let Some(e) = earlier {
+            restore_earlier_pm(e);
+        }
         match policy.limits() {
             Some(l) => {
                 pm.set_limits(l).await?;
@@ -32,10 +42,29 @@ impl KernelMode {
             // when the daemon could not change anything.
             None => pm.set_limits(pm.limits().await?).await?,
         }
-        Ok(KernelMode {
-            pm,
-            managed: BTreeMap::new(),
-        })
+        let mut managed = BTreeMap::new();
+        if let Some(e) = earlier.filter(|e| !e.endpoints.is_empty()) {
+            for ep in pm.endpoints().await? {
+                let Some(left) = e.endpoints.iter().find(|l| {
+                    l.id == ep.id
+                        && l.addr == ep.addr
+                        && l.flags == ep.flags.bits()
+                        && i64::from(l.ifindex) == i64::from(ep.ifindex.unwrap_or(0))
+                }) else {
+                    continue;
+                };
+                info!(addr = %left.addr, id = left.id, pid = e.pid, "endpoint taken over from the earlier instance");
+                managed.insert(
+                    left.addr,
+                    Managed {
+                        id: left.id,
+                        flags: ep.flags,
+                        ifindex: left.ifindex,
+                    },
+                );
+            }
+        }
+        Ok(KernelMode { pm, managed })
     }
 
     /// Makes the kernel's endpoints match the usable addresses: removes the ones it
@@ -122,6 +151,33 @@ impl KernelMode {
                 })
                 .collect(),
             connections: Vec::new(),
+            previous_path_manager: None,
+        }
+    }
+}
+
+/// An earlier instance in userspace mode that did not stop cleanly left the userspace
+/// path manager selected: the one it replaced is selected again.
+fn restore_earlier_pm(earlier: &State) {
+    let Some(prev) = earlier
+        .previous_path_manager
+        .as_deref()
+        .and_then(super::state::pm_kind)
+    else {
+        return;
+    };
+    if earlier.mode != super::Mode::Userspace
+        || prev == PmKind::Userspace
+        || mptcp::pm::kind().ok() != Some(PmKind::Userspace)
+    {
+        return;
+    }
+    match mptcp::pm::set_kind(prev) {
+        Ok(()) => {
+            info!(pid = earlier.pid, previous = ?prev, "path manager the earlier instance replaced restored")
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot restore the path manager the earlier instance replaced")
         }
     }
 }

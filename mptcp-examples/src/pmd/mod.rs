@@ -14,6 +14,10 @@
 //! notification socket, and a periodic timer) leads to a comparison of what the kernel
 //! has with what the policy wants, so it converges after lost events.
 //!
+//! The state file records what it manages; one left by an instance that did not stop
+//! cleanly is taken over at start (its endpoints, the path manager it replaced), and
+//! one of an instance still running stops this one ([`Error::AlreadyRunning`]).
+//!
 //! [`Policy`] is the small trait a program implements to decide; [`Rules`] is the one
 //! the `mptcp-pmd` binary builds from its TOML configuration.
 
@@ -78,9 +82,16 @@ pub async fn run(config: Config, policy: impl Policy) -> Result<(), Error> {
             warn!(glob = %r.pattern, "no interface matches this rule (yet)");
         }
     }
+    // What an earlier instance that did not stop cleanly left: taken over.
+    let earlier = state::earlier(config.state_file.as_deref())?;
+    if let Some(e) = &earlier {
+        info!(pid = e.pid, mode = ?e.mode, "an earlier instance did not stop cleanly: taking over what it left");
+    }
     let mut engine = match config.mode {
-        Mode::Kernel => Engine::Kernel(kernel::KernelMode::start(&policy).await?),
-        Mode::Userspace => Engine::Userspace(userspace::UserspaceMode::start(&config).await?),
+        Mode::Kernel => Engine::Kernel(kernel::KernelMode::start(&policy, earlier.as_ref()).await?),
+        Mode::Userspace => {
+            Engine::Userspace(userspace::UserspaceMode::start(&config, earlier.as_ref()).await?)
+        }
     };
     let mut resync = tokio::time::interval(config.resync_interval.max(Duration::from_millis(100)));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -192,4 +203,12 @@ pub enum Error {
     /// A system call failed.
     #[error("{0}: {1}")]
     Io(&'static str, #[source] std::io::Error),
+    /// Another mptcp-pmd is running with the same state file.
+    #[error("another mptcp-pmd (pid {pid}) is running with the state file {}", state_file.display())]
+    AlreadyRunning {
+        /// Its process id.
+        pid: u32,
+        /// The state file.
+        state_file: std::path::PathBuf,
+    },
 }

@@ -2,9 +2,10 @@
 //! printed by `mptcp-pmd status`.
 
 use super::{LocalAddress, Mode};
+use mptcp::pm::PmKind;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A snapshot of what the daemon manages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,6 +20,59 @@ pub struct State {
     pub endpoints: Vec<EndpointState>,
     /// Userspace mode: the connections it follows and the subflows it opened.
     pub connections: Vec<ConnectionState>,
+    /// Userspace mode: the path manager it replaced (`kernel` or `userspace`), which it
+    /// restores when it stops, and which a later instance restores for it if it did not
+    /// stop cleanly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_path_manager: Option<String>,
+}
+
+/// What a daemon that did not stop cleanly (its state file is still there, its
+/// process is gone) left behind, for this one to take over; `None` when there is no
+/// such file. Another daemon still running with the same state file is an error: two
+/// would fight over the same endpoints.
+pub(crate) fn earlier(path: Option<&Path>) -> Result<Option<State>, super::Error> {
+    let Some(path) = path else { return Ok(None) };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    let s: State = match serde_json::from_str(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "not a state file: ignored");
+            return Ok(None);
+        }
+    };
+    if s.pid != std::process::id() && is_pmd(s.pid) {
+        return Err(super::Error::AlreadyRunning {
+            pid: s.pid,
+            state_file: path.to_path_buf(),
+        });
+    }
+    Ok(Some(s))
+}
+
+/// Whether `pid` is a running mptcp-pmd (not just any process that reused the number).
+fn is_pmd(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "mptcp-pmd")
+}
+
+/// The state file's name for a path manager.
+pub(crate) fn pm_name(k: PmKind) -> String {
+    match k {
+        PmKind::Kernel => "kernel",
+        PmKind::Userspace => "userspace",
+    }
+    .to_string()
+}
+
+/// The path manager a state file names.
+pub(crate) fn pm_kind(name: &str) -> Option<PmKind> {
+    match name {
+        "kernel" => Some(PmKind::Kernel),
+        "userspace" => Some(PmKind::Userspace),
+        _ => None,
+    }
 }
 
 /// An endpoint the daemon added.

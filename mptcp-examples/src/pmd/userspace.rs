@@ -43,14 +43,36 @@ pub(crate) struct UserspaceMode {
 
 impl UserspaceMode {
     /// Selects the userspace path manager (remembering the one it replaces) and
-    /// subscribes to the events.
-    pub(crate) async fn start(config: &Config) -> Result<UserspaceMode, Error> {
+    /// subscribes to the events. When an earlier instance in userspace mode did not
+    /// stop cleanly (`earlier`), the userspace path manager selected now is its doing:
+    /// the one to restore is the one it replaced. (Endpoints an earlier instance in
+    /// kernel mode left are not this mode's business: they are left, and said so.)
+    pub(crate) async fn start(
+        config: &Config,
+        earlier: Option<&State>,
+    ) -> Result<UserspaceMode, Error> {
         let pm = AsyncPathManager::new().await?;
         let events = pm.events()?;
         // A burst of connections must not overflow the subscription.
         let _ = events.set_receive_buffer(4 << 20);
         let events = events.into_stream()?;
-        let previous = mptcp::pm::kind()?;
+        let current = mptcp::pm::kind()?;
+        let previous = match earlier {
+            Some(e) if e.mode == super::Mode::Userspace && current == PmKind::Userspace => e
+                .previous_path_manager
+                .as_deref()
+                .and_then(super::state::pm_kind)
+                .unwrap_or(current),
+            Some(e) if !e.endpoints.is_empty() => {
+                warn!(
+                    pid = e.pid,
+                    endpoints = e.endpoints.len(),
+                    "the earlier instance (kernel mode) left endpoints: not removed"
+                );
+                current
+            }
+            _ => current,
+        };
         mptcp::pm::set_kind(PmKind::Userspace)?;
         info!(?previous, "userspace path manager selected");
         Ok(UserspaceMode {
@@ -321,6 +343,7 @@ impl UserspaceMode {
             pid: std::process::id(),
             usable: usable.iter().map(|(l, _)| l.clone()).collect(),
             endpoints: Vec::new(),
+            previous_path_manager: Some(super::state::pm_name(self.previous)),
             connections: self
                 .conns
                 .iter()
