@@ -28,9 +28,17 @@ struct Daemon {
 
 impl Daemon {
     fn start(ns: &Netns, config: &str) -> Daemon {
-        let dir =
-            std::env::temp_dir().join(format!("mptcp-pmd-test-{}-{}", std::process::id(), ns.name));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        Daemon::start_in(ns, config, &Daemon::dir(ns))
+    }
+
+    /// A namespace's directory for the daemon's configuration, log and state file.
+    fn dir(ns: &Netns) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("mptcp-pmd-test-{}-{}", std::process::id(), ns.name))
+    }
+
+    /// [`start`](Self::start) with the files in `dir`.
+    fn start_in(ns: &Netns, config: &str, dir: &std::path::Path) -> Daemon {
+        std::fs::create_dir_all(dir).expect("temp dir");
         let cfg = dir.join("pmd.toml");
         std::fs::write(&cfg, config).expect("config");
         let log = dir.join("log");
@@ -322,9 +330,7 @@ fn existing_connection_gains_a_subflow_over_a_new_interface() {
 #[test]
 fn userspace_mode_opens_closes_and_recreates_subflows() {
     mptcp_or_skip!();
-    if !std::path::Path::new("/proc/sys/net/mptcp/path_manager").exists()
-        && !std::path::Path::new("/proc/sys/net/mptcp/pm_type").exists()
-    {
+    if !has_userspace_pm() {
         eprintln!("skipped: this kernel has no userspace path manager (Linux 5.19+)");
         return;
     }
@@ -704,9 +710,7 @@ fn compared_with_mptcpd() {
 #[test]
 fn userspace_mode_announces_as_a_server() {
     mptcp_or_skip!();
-    if !std::path::Path::new("/proc/sys/net/mptcp/path_manager").exists()
-        && !std::path::Path::new("/proc/sys/net/mptcp/pm_type").exists()
-    {
+    if !has_userspace_pm() {
         eprintln!("skipped: this kernel has no userspace path manager (Linux 5.19+)");
         return;
     }
@@ -794,6 +798,78 @@ fn a_crashed_daemons_endpoints_are_taken_over() {
         vec!["203.0.113.7 signal".to_string()],
         "SIGTERM leaves only the hand-made endpoint:\n{log}"
     );
+    // A crashed kernel-mode daemon followed by one in userspace mode, which uses no
+    // endpoints: the crashed one's go, as its own SIGTERM would have removed them.
+    if has_userspace_pm() {
+        let d = Daemon::start(&ns, "");
+        expect_endpoint(&ns, "192.0.2.6", true, Duration::from_secs(2), &d);
+        d.crash();
+        let log = Daemon::start(&ns, "mode = \"userspace\"\n").stop();
+        assert_eq!(
+            endpoints(&ns),
+            vec!["203.0.113.7 signal".to_string()],
+            "the userspace-mode daemon removed the crashed one's endpoints:\n{log}"
+        );
+    }
+}
+
+/// The userspace path manager exists (Linux 5.19+).
+fn has_userspace_pm() -> bool {
+    std::path::Path::new("/proc/sys/net/mptcp/path_manager").exists()
+        || std::path::Path::new("/proc/sys/net/mptcp/pm_type").exists()
+}
+
+/// A state file shared by daemons in two network namespaces: the crashed daemon's
+/// endpoints (in its namespace) are not taken over by one in another namespace, which
+/// says so; a state file that does not parse is moved aside.
+#[test]
+fn a_state_file_from_elsewhere_is_not_taken_over() {
+    mptcp_or_skip!();
+    let a = Netns::new("pmdnsa");
+    let b = Netns::new("pmdnsb");
+    for ns in [&a, &b] {
+        ns.ip(&["link", "add", "k0", "type", "veth", "peer", "name", "k1"]);
+        ns.ip(&["link", "set", "k1", "up"]);
+        ns.ip(&["link", "set", "k0", "up"]);
+        ns.ip(&["addr", "add", "192.0.2.5/24", "dev", "k0"]);
+    }
+    let dir = Daemon::dir(&a);
+    let d = Daemon::start_in(&a, "", &dir);
+    expect_endpoint(&a, "192.0.2.5", true, Duration::from_secs(2), &d);
+    d.crash();
+    // The same address, id and interface index in b: only the namespace differs.
+    b.ip(&[
+        "mptcp",
+        "endpoint",
+        "add",
+        "192.0.2.5",
+        "dev",
+        "k0",
+        "subflow",
+    ]);
+    let d = Daemon::start_in(&b, "", &dir);
+    assert!(
+        d.logged("another network namespace", Duration::from_secs(2)),
+        "{}",
+        d.log()
+    );
+    let log = d.stop();
+    assert!(!log.contains("endpoint taken over"), "{log}");
+    assert!(has_endpoint(&a, "192.0.2.5"), "a's is left to a");
+    assert!(
+        has_endpoint(&b, "192.0.2.5"),
+        "b's looks hand-made there: kept"
+    );
+    // Garbage in the state file: moved aside, and the daemon runs.
+    std::fs::write(dir.join("state.json"), "{ not json").expect("write");
+    let d = Daemon::start_in(&a, "", &dir);
+    assert!(
+        d.logged("moved aside", Duration::from_secs(2)),
+        "{}",
+        d.log()
+    );
+    assert!(dir.join("state.corrupt").exists());
+    drop(d);
 }
 
 /// A daemon in userspace mode that crashed leaves the userspace path manager selected;
@@ -802,9 +878,7 @@ fn a_crashed_daemons_endpoints_are_taken_over() {
 #[test]
 fn a_crashed_userspace_daemons_path_manager_is_restored() {
     mptcp_or_skip!();
-    if !std::path::Path::new("/proc/sys/net/mptcp/path_manager").exists()
-        && !std::path::Path::new("/proc/sys/net/mptcp/pm_type").exists()
-    {
+    if !has_userspace_pm() {
         eprintln!("skipped: this kernel has no userspace path manager (Linux 5.19+)");
         return;
     }

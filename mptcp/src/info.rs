@@ -14,7 +14,10 @@ use std::os::fd::AsFd;
 /// call returns (the first `base` bytes) are plain values; later fields are `Option`s,
 /// `None` when the reply was too short to contain them. A later field may name the
 /// reply length that first carries it (`@ 80`), for fields that an older, padded struct
-/// covered with padding. A reply shorter than `base` is [`Error::Decode`].
+/// covered with padding. A reply shorter than `base` is [`Error::Decode`]. An optional
+/// `bits` section lists C bit fields, read through bindgen's getters (which know each
+/// architecture's bit order) and converted by [`FromBits`]; they must lie within `base`
+/// (offset_of! cannot check a bit field: each entry's doc says where it is).
 /// `Debug`, `PartialEq` and `serde::Serialize` see the fields, as a plain struct's would.
 macro_rules! versioned {
     (

@@ -122,6 +122,7 @@ versioned! {
         /// Peer's advertised receive window, bytes.
         snd_wnd: u32 = tcpi_snd_wnd,
     }
+    // Bytes 6 and 7, within every reply.
     bits {
         /// The window scale the peer announced: the shift of the windows it advertises,
         /// which bound what this side sends (`S` of `wscale:S,R` in `ss -i`); 0 when

@@ -20,14 +20,16 @@ addresses.\n\nKernel mode (default): one in-kernel endpoint per usable address, 
 the address or its link goes away and added again when it returns; endpoints it did not \
 create are never touched; on SIGTERM it removes what it added (unless cleanup = false).\n\n\
 Userspace mode: selects the userspace path manager and opens subflows itself, per \
-connection (restores the previous path manager on exit).\n\nWith no --config: kernel mode, \
+connection (restores the previous path manager on exit).\n\nAfter a crash, the next start \
+takes over what the crashed daemon left (its state file): its endpoints, the path manager \
+it replaced. A second daemon with the same state file is refused.\n\nWith no --config: kernel mode, \
 every non-loopback, non-link-local address of an interface that is up as a `subflow` \
 endpoint. Logs go to stderr. SIGUSR1 logs the state; `mptcp-pmd status` prints it."
 )]
 struct Args {
     #[command(subcommand)]
     cmd: Option<Cmd>,
-    /// The TOML configuration (every key documented in mptcp-examples/mptcp-pmd.toml).
+    /// The TOML configuration (every key documented in mptcp-examples/dist/mptcp-pmd.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Check the configuration and exit (0: valid).

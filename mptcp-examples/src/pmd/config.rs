@@ -1,6 +1,6 @@
 //! The daemon's configuration: a TOML file, every key optional. With no file: kernel
 //! mode, every non-loopback, non-link-local address of an interface that is up as a
-//! `subflow` endpoint. See `mptcp-examples/mptcp-pmd.toml` for every key.
+//! `subflow` endpoint. See `mptcp-examples/dist/mptcp-pmd.toml` for every key.
 
 use super::rules::{InterfaceRule, Rules, SubflowMode};
 use mptcp::pm::{EndpointFlags, Limits};

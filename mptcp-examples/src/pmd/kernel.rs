@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 /// An endpoint this daemon added: its id, flags and interface.
 #[derive(Debug, Clone)]
-struct Managed {
+pub(crate) struct Managed {
     id: u8,
     flags: EndpointFlags,
     ifindex: u32,
@@ -42,28 +42,10 @@ impl KernelMode {
             // when the daemon could not change anything.
             None => pm.set_limits(pm.limits().await?).await?,
         }
-        let mut managed = BTreeMap::new();
-        if let Some(e) = earlier.filter(|e| !e.endpoints.is_empty()) {
-            for ep in pm.endpoints().await? {
-                let Some(left) = e.endpoints.iter().find(|l| {
-                    l.id == ep.id
-                        && l.addr == ep.addr
-                        && l.flags == ep.flags.bits()
-                        && i64::from(l.ifindex) == i64::from(ep.ifindex.unwrap_or(0))
-                }) else {
-                    continue;
-                };
-                info!(addr = %left.addr, id = left.id, pid = e.pid, "endpoint taken over from the earlier instance");
-                managed.insert(
-                    left.addr,
-                    Managed {
-                        id: left.id,
-                        flags: ep.flags,
-                        ifindex: left.ifindex,
-                    },
-                );
-            }
-        }
+        let managed = match earlier {
+            Some(e) => take_over(&pm, e).await?,
+            None => BTreeMap::new(),
+        };
         Ok(KernelMode { pm, managed })
     }
 
@@ -124,14 +106,8 @@ impl KernelMode {
 
     /// Removes the endpoints it added (when `cleanup`).
     pub(crate) async fn stop(&mut self, cleanup: bool) {
-        if !cleanup {
-            return;
-        }
-        for (addr, m) in std::mem::take(&mut self.managed) {
-            match self.pm.delete_endpoint(m.id).await {
-                Ok(()) => info!(%addr, id = m.id, "endpoint removed"),
-                Err(e) => warn!(%addr, id = m.id, error = %e, "cannot remove endpoint"),
-            }
+        if cleanup {
+            remove(&self.pm, std::mem::take(&mut self.managed)).await;
         }
     }
 
@@ -139,6 +115,7 @@ impl KernelMode {
         State {
             mode: config.mode,
             pid: std::process::id(),
+            netns: super::state::netns(),
             usable: usable.iter().map(|(l, _)| l.clone()).collect(),
             endpoints: self
                 .managed
@@ -178,6 +155,51 @@ fn restore_earlier_pm(earlier: &State) {
         }
         Err(e) => {
             warn!(error = %e, "cannot restore the path manager the earlier instance replaced")
+        }
+    }
+}
+
+/// The endpoints an earlier daemon that did not stop cleanly added (from its state
+/// file) and that are still as it made them: same id, address, flags and interface.
+/// (The kernel cannot tell one of them from an endpoint someone re-created identically
+/// after the crash: that one is taken over too.)
+pub(crate) async fn take_over(
+    pm: &AsyncPathManager,
+    earlier: &State,
+) -> Result<BTreeMap<IpAddr, Managed>, Error> {
+    let mut managed = BTreeMap::new();
+    if earlier.endpoints.is_empty() {
+        return Ok(managed);
+    }
+    for ep in pm.endpoints().await? {
+        let same = |l: &&super::state::EndpointState| {
+            l.id == ep.id
+                && l.addr == ep.addr
+                && l.flags == ep.flags.bits()
+                && i64::from(l.ifindex) == i64::from(ep.ifindex.unwrap_or(0))
+        };
+        let Some(left) = earlier.endpoints.iter().find(same) else {
+            continue;
+        };
+        info!(addr = %left.addr, id = left.id, pid = earlier.pid, "endpoint taken over from the earlier instance");
+        managed.insert(
+            left.addr,
+            Managed {
+                id: left.id,
+                flags: ep.flags,
+                ifindex: left.ifindex,
+            },
+        );
+    }
+    Ok(managed)
+}
+
+/// Deletes endpoints this daemon manages.
+pub(crate) async fn remove(pm: &AsyncPathManager, managed: BTreeMap<IpAddr, Managed>) {
+    for (addr, m) in managed {
+        match pm.delete_endpoint(m.id).await {
+            Ok(()) => info!(%addr, id = m.id, "endpoint removed"),
+            Err(e) => warn!(%addr, id = m.id, error = %e, "cannot remove endpoint"),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! * **Kernel mode** (the in-kernel path manager): one endpoint per usable local
 //!   address, with the flags the [`Policy`] gives, removed when the address or its link
 //!   goes away and added again when it returns. Endpoints it did not create are never
-//!   touched.
+//!   touched (apart from the crash takeover below).
 //! * **Userspace mode** (the userspace path manager): per connection, driven by the
 //!   kernel's events: subflows from the other usable addresses on `ESTABLISHED`, backup
 //!   marks, address announcements as a server, subflows closed on link down and
@@ -15,8 +15,9 @@
 //! has with what the policy wants, so it converges after lost events.
 //!
 //! The state file records what it manages; one left by an instance that did not stop
-//! cleanly is taken over at start (its endpoints, the path manager it replaced), and
-//! one of an instance still running stops this one ([`Error::AlreadyRunning`]).
+//! cleanly is taken over at start (its endpoints, the path manager it replaced, its
+//! connections), and a lock beside it (`FILE.lock`) keeps a second daemon from running
+//! with the same file ([`Error::AlreadyRunning`]).
 //!
 //! [`Policy`] is the small trait a program implements to decide; [`Rules`] is the one
 //! the `mptcp-pmd` binary builds from its TOML configuration.
@@ -82,8 +83,12 @@ pub async fn run(config: Config, policy: impl Policy) -> Result<(), Error> {
             warn!(glob = %r.pattern, "no interface matches this rule (yet)");
         }
     }
-    // What an earlier instance that did not stop cleanly left: taken over.
-    let earlier = state::earlier(config.state_file.as_deref())?;
+    // The state file's lock, held until the process ends; what an earlier daemon that
+    // did not stop cleanly left is taken over.
+    let state::Claim {
+        lock: _lock,
+        earlier,
+    } = state::claim(config.state_file.as_deref())?;
     if let Some(e) = &earlier {
         info!(pid = e.pid, mode = ?e.mode, "an earlier instance did not stop cleanly: taking over what it left");
     }
@@ -193,6 +198,7 @@ impl Engine {
 
 /// What can stop the daemon.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A request to the MPTCP path manager failed.
     #[error(transparent)]
@@ -203,11 +209,11 @@ pub enum Error {
     /// A system call failed.
     #[error("{0}: {1}")]
     Io(&'static str, #[source] std::io::Error),
-    /// Another mptcp-pmd is running with the same state file.
-    #[error("another mptcp-pmd (pid {pid}) is running with the state file {}", state_file.display())]
+    /// Another mptcp-pmd holds the lock of the same state file.
+    #[error("another mptcp-pmd{} is running with the state file {} (give each daemon its own --state)", pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), state_file.display())]
     AlreadyRunning {
-        /// Its process id.
-        pid: u32,
+        /// Its process id, from the state file, when it has written one.
+        pid: Option<u32>,
         /// The state file.
         state_file: std::path::PathBuf,
     },

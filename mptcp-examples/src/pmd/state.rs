@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// A snapshot of what the daemon manages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct State {
     /// Kernel or userspace mode.
     pub mode: Mode,
@@ -25,36 +26,104 @@ pub struct State {
     /// stop cleanly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_path_manager: Option<String>,
+    /// The daemon's network namespace (`net:[INODE]`, as `/proc/PID/ns/net` names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
 }
 
-/// What a daemon that did not stop cleanly (its state file is still there, its
-/// process is gone) left behind, for this one to take over; `None` when there is no
-/// such file. Another daemon still running with the same state file is an error: two
-/// would fight over the same endpoints.
-pub(crate) fn earlier(path: Option<&Path>) -> Result<Option<State>, super::Error> {
-    let Some(path) = path else { return Ok(None) };
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(None);
+/// The state file's lock, held for the daemon's life: a second daemon with the same
+/// state file is refused while it is held, and the kernel lets it go when the process
+/// ends, however it ends.
+#[derive(Debug)]
+pub(crate) struct Lock {
+    _file: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// What the daemon finds at start: the lock, and what an earlier daemon that did not
+/// stop cleanly (its state file is still there) left, for this one to take over.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    pub(crate) lock: Option<Lock>,
+    pub(crate) earlier: Option<State>,
+}
+
+/// The lock beside the state file (`FILE.lock`; not the state file itself, which is
+/// replaced by a rename at every write).
+fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// The network namespace this process is in (`net:[INODE]`), recorded in the state so
+/// that a daemon in another namespace sharing the file does not take over endpoints
+/// that are not in its namespace.
+pub(crate) fn netns() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/net")
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Locks the state file (refusing to run beside another daemon that holds it) and
+/// reads what an earlier daemon left: nothing without a state file (`path` is `None`),
+/// when there is none, or when it is from another network namespace; a file that does
+/// not parse is moved aside (`FILE.corrupt`).
+pub(crate) fn claim(path: Option<&Path>) -> Result<Claim, super::Error> {
+    let Some(path) = path else {
+        return Ok(Claim {
+            lock: None,
+            earlier: None,
+        });
     };
-    let s: State = match serde_json::from_str(&text) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "not a state file: ignored");
-            return Ok(None);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(path))
+        .map_err(|e| super::Error::Io("open the state file's lock", e))?;
+    let lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Lock { _file: l },
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            return Err(super::Error::AlreadyRunning {
+                pid: read(path).ok().flatten().map(|s| s.pid),
+                state_file: path.to_path_buf(),
+            })
+        }
+        Err((_, e)) => {
+            return Err(super::Error::Io(
+                "lock the state file",
+                std::io::Error::from_raw_os_error(e as i32),
+            ))
         }
     };
-    if s.pid != std::process::id() && is_pmd(s.pid) {
-        return Err(super::Error::AlreadyRunning {
-            pid: s.pid,
-            state_file: path.to_path_buf(),
-        });
-    }
-    Ok(Some(s))
+    let earlier = match read(path) {
+        Ok(Some(s)) if s.netns.is_some() && s.netns != netns() => {
+            tracing::warn!(path = %path.display(), pid = s.pid, netns = ?s.netns, "the state file is from a daemon in another network namespace: nothing taken over (give each namespace its own --state)");
+            None
+        }
+        Ok(s) => s,
+        Err(e) => {
+            let aside = path.with_extension("corrupt");
+            let _ = std::fs::rename(path, &aside);
+            tracing::warn!(path = %path.display(), error = %e, aside = %aside.display(), "not a state file: moved aside, nothing taken over");
+            None
+        }
+    };
+    Ok(Claim {
+        lock: Some(lock),
+        earlier,
+    })
 }
 
-/// Whether `pid` is a running mptcp-pmd (not just any process that reused the number).
-fn is_pmd(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "mptcp-pmd")
+/// The state in `path`: `None` when there is no file; an error when it is not one.
+fn read(path: &Path) -> Result<Option<State>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The state file's name for a path manager.

@@ -45,8 +45,9 @@ impl UserspaceMode {
     /// Selects the userspace path manager (remembering the one it replaces) and
     /// subscribes to the events. When an earlier instance in userspace mode did not
     /// stop cleanly (`earlier`), the userspace path manager selected now is its doing:
-    /// the one to restore is the one it replaced. (Endpoints an earlier instance in
-    /// kernel mode left are not this mode's business: they are left, and said so.)
+    /// the one to restore is the one it replaced, and its connections are followed
+    /// from `mptcp::diag`. Endpoints an earlier instance in kernel mode left are
+    /// removed (kept with `cleanup = false`), as its clean stop would have done.
     pub(crate) async fn start(
         config: &Config,
         earlier: Option<&State>,
@@ -63,26 +64,36 @@ impl UserspaceMode {
                 .as_deref()
                 .and_then(super::state::pm_kind)
                 .unwrap_or(current),
-            Some(e) if !e.endpoints.is_empty() => {
-                warn!(
-                    pid = e.pid,
-                    endpoints = e.endpoints.len(),
-                    "the earlier instance (kernel mode) left endpoints: not removed"
-                );
-                current
-            }
             _ => current,
         };
+        // Endpoints an earlier daemon in kernel mode left: what its clean stop would
+        // have done (removed them, with `cleanup`), since this mode uses none.
+        if let Some(e) = earlier.filter(|e| e.mode == super::Mode::Kernel) {
+            let left = super::kernel::take_over(&pm, e).await?;
+            if config.cleanup {
+                super::kernel::remove(&pm, left).await;
+            } else if !left.is_empty() {
+                info!(
+                    endpoints = left.len(),
+                    "the earlier instance's endpoints are kept (cleanup = false)"
+                );
+            }
+        }
         mptcp::pm::set_kind(PmKind::Userspace)?;
         info!(?previous, "userspace path manager selected");
-        Ok(UserspaceMode {
+        let mut me = UserspaceMode {
             pm,
             events,
             previous,
             conns: HashMap::new(),
             ids: BTreeMap::new(),
             announce: config.rules.announce,
-        })
+        };
+        if earlier.is_some_and(|e| e.mode == super::Mode::Userspace) {
+            // Its connections are followed from here on (subflows, announcements).
+            me.resync().await;
+        }
+        Ok(me)
     }
 
     pub(crate) async fn next_event(&mut self) -> Option<Item> {
@@ -341,6 +352,7 @@ impl UserspaceMode {
         State {
             mode: config.mode,
             pid: std::process::id(),
+            netns: super::state::netns(),
             usable: usable.iter().map(|(l, _)| l.clone()).collect(),
             endpoints: Vec::new(),
             previous_path_manager: Some(super::state::pm_name(self.previous)),

@@ -717,7 +717,7 @@ fn parse(label: &str, lines: &[String]) -> Report {
     }
     // A skipped test also counts as passed in libtest's summary.
     r.passed = r.passed.saturating_sub(r.skipped);
-    r.failure_output = failure_sections(lines);
+    r.failure_output = failed_sections(failure_sections(lines), &r.failures);
     r
 }
 
@@ -746,6 +746,8 @@ fn failure_sections(lines: &[String]) -> Vec<Vec<String>> {
     };
     let mut out: Vec<Vec<String>> = Vec::new();
     let mut open = false;
+    // Whether each section had more than it keeps.
+    let mut cut: Vec<bool> = Vec::new();
     for l in lines {
         let t = l.trim();
         if starts(t) {
@@ -755,28 +757,56 @@ fn failure_sections(lines: &[String]) -> Vec<Vec<String>> {
                 && out.last().is_some_and(|s| s[0].starts_with("---- "));
             if !in_section {
                 out.push(Vec::new());
+                cut.push(false);
             }
             open = true;
         } else if open && ends(t) {
             open = false;
             continue;
         }
-        if let (true, Some(cur)) = (open, out.last_mut()) {
-            if cur.len() <= FAILURE_LINES {
+        if let (true, Some(cur), Some(c)) = (open, out.last_mut(), cut.last_mut()) {
+            if cur.len() < FAILURE_LINES {
                 cur.push(l.trim_end().to_string());
+            } else {
+                *c = true;
             }
         }
     }
-    for s in &mut out {
+    for (s, c) in out.iter_mut().zip(cut) {
         while s.last().is_some_and(|l| l.trim().is_empty()) {
             s.pop();
         }
-        if s.len() > FAILURE_LINES {
-            s.truncate(FAILURE_LINES);
+        if c {
             s.push("(cut: the rest is in the console file)".into());
         }
     }
     out
+}
+
+/// The test a failure section is about: `NAME` of `thread 'NAME' ...` or of
+/// `---- NAME stdout ----`.
+fn section_test(section: &[String]) -> Option<&str> {
+    let first = section.first()?.trim();
+    if let Some(rest) = first.strip_prefix("thread '") {
+        return rest.split_once('\'').map(|(name, _)| name);
+    }
+    first.strip_prefix("---- ")?.strip_suffix(" stdout ----")
+}
+
+/// The sections of the tests that failed (`test NAME ... FAILED`): a passing test that
+/// expects a panic, or a helper thread's panic, prints one too. When no section names
+/// a failed test (a binary that did not finish), all of them.
+fn failed_sections(sections: Vec<Vec<String>>, failures: &[String]) -> Vec<Vec<String>> {
+    let failed: Vec<&str> = failures
+        .iter()
+        .filter_map(|f| f.strip_prefix("test ")?.strip_suffix(" ... FAILED"))
+        .collect();
+    let named = |s: &Vec<String>| section_test(s).is_some_and(|n| failed.contains(&n));
+    if sections.iter().any(named) {
+        sections.into_iter().filter(named).collect()
+    } else {
+        sections
+    }
 }
 
 pub fn run(kernels: Vec<String>, echo: bool, tcg: TcgThreads) -> Result<()> {
@@ -1038,5 +1068,27 @@ mod tests {
         );
         assert!(s[0][FAILURE_LINES].starts_with("(cut"));
         assert!(failure_sections(&lines("test x ... ok\n")).is_empty());
+        // A blank last kept line: trimmed, and the cut still said.
+        let mut console = vec!["---- c stdout ----".to_string()];
+        console.extend((2..FAILURE_LINES).map(|i| format!("line {i}")));
+        console.extend(["".to_string(), "more".to_string(), "failures:".to_string()]);
+        let s = failure_sections(&console);
+        assert_eq!(s[0].len(), FAILURE_LINES);
+        assert!(s[0][FAILURE_LINES - 1].starts_with("(cut"));
+    }
+
+    #[test]
+    fn only_the_failed_tests_panics_are_shown() {
+        let console = lines(
+            "thread 'expects_a_panic' (7) panicked at t.rs:1:1:\n\
+             as it should\n\
+             test expects_a_panic - should panic ... ok\n\
+             thread 'b' (8) panicked at t.rs:2:2:\n\
+             the real one\n\
+             test b ... FAILED\n",
+        );
+        let r = parse("k", &console);
+        assert_eq!(r.failure_output.len(), 1);
+        assert_eq!(r.failure_output[0][1], "the real one");
     }
 }
