@@ -136,19 +136,13 @@ impl KernelMode {
 /// An earlier instance in userspace mode that did not stop cleanly left the userspace
 /// path manager selected: the one it replaced is selected again.
 fn restore_earlier_pm(earlier: &State) {
-    let Some(prev) = earlier
-        .previous_path_manager
-        .as_deref()
-        .and_then(super::state::pm_kind)
+    let Some(prev) = mptcp::pm::kind()
+        .ok()
+        .and_then(|current| super::state::replaced_pm(earlier, current))
+        .filter(|p| *p != PmKind::Userspace)
     else {
         return;
     };
-    if earlier.mode != super::Mode::Userspace
-        || prev == PmKind::Userspace
-        || mptcp::pm::kind().ok() != Some(PmKind::Userspace)
-    {
-        return;
-    }
     match mptcp::pm::set_kind(prev) {
         Ok(()) => {
             info!(pid = earlier.pid, previous = ?prev, "path manager the earlier instance replaced restored")

@@ -58,10 +58,16 @@ fn lock_path(path: &Path) -> PathBuf {
 /// The network namespace this process is in (`net:[INODE]`), recorded in the state so
 /// that a daemon in another namespace sharing the file does not take over endpoints
 /// that are not in its namespace.
+/// Read once: the daemon never changes namespace, and the state is written often.
 pub(crate) fn netns() -> Option<String> {
-    std::fs::read_link("/proc/self/ns/net")
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
+    static NETNS: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    NETNS
+        .get_or_init(|| {
+            std::fs::read_link("/proc/self/ns/net")
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned())
+        })
+        .clone()
 }
 
 /// Locks the state file (refusing to run beside another daemon that holds it) and
@@ -136,12 +142,22 @@ pub(crate) fn pm_name(k: PmKind) -> String {
 }
 
 /// The path manager a state file names.
-pub(crate) fn pm_kind(name: &str) -> Option<PmKind> {
+fn pm_kind(name: &str) -> Option<PmKind> {
     match name {
         "kernel" => Some(PmKind::Kernel),
         "userspace" => Some(PmKind::Userspace),
         _ => None,
     }
+}
+
+/// The path manager to restore for an earlier daemon in userspace mode that did not
+/// stop cleanly: the one it replaced, when the userspace path manager it selected is
+/// still the `current` one (otherwise someone chose since, or there is nothing to do).
+pub(crate) fn replaced_pm(earlier: &State, current: PmKind) -> Option<PmKind> {
+    if earlier.mode != Mode::Userspace || current != PmKind::Userspace {
+        return None;
+    }
+    earlier.previous_path_manager.as_deref().and_then(pm_kind)
 }
 
 /// An endpoint the daemon added.

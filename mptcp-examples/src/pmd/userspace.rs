@@ -58,14 +58,9 @@ impl UserspaceMode {
         let _ = events.set_receive_buffer(4 << 20);
         let events = events.into_stream()?;
         let current = mptcp::pm::kind()?;
-        let previous = match earlier {
-            Some(e) if e.mode == super::Mode::Userspace && current == PmKind::Userspace => e
-                .previous_path_manager
-                .as_deref()
-                .and_then(super::state::pm_kind)
-                .unwrap_or(current),
-            _ => current,
-        };
+        let previous = earlier
+            .and_then(|e| super::state::replaced_pm(e, current))
+            .unwrap_or(current);
         // Endpoints an earlier daemon in kernel mode left: what its clean stop would
         // have done (removed them, with `cleanup`), since this mode uses none.
         if let Some(e) = earlier.filter(|e| e.mode == super::Mode::Kernel) {
