@@ -425,9 +425,7 @@ fn userspace_mode_opens_closes_and_recreates_subflows() {
 fn lost_notifications_still_converge() {
     mptcp_or_skip!();
     let ns = Netns::new("pmdburst");
-    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
-    ns.ip(&["link", "set", "d1", "up"]);
-    ns.ip(&["link", "set", "d0", "up"]);
+    veth_up(&ns, "d0", "d1");
     // The smallest buffer the kernel allows, and a quick resynchronisation period.
     let d = Daemon::start(&ns, "event_buffer = 1\nresync_interval = 1.0\n");
     for round in 0..20 {
@@ -589,9 +587,7 @@ fn compared_with_mptcpd() {
             let ns = Netns::new("cmp");
             // Two interfaces, each a veth with its peer in the namespace (up).
             for (dev, peer) in [("a0", "a1"), ("b0", "b1")] {
-                ns.ip(&["link", "add", dev, "type", "veth", "peer", "name", peer]);
-                ns.ip(&["link", "set", peer, "up"]);
-                ns.ip(&["link", "set", dev, "up"]);
+                veth_up(&ns, dev, peer);
             }
             ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "a0"]);
             let mut child = start(&ns);
@@ -754,9 +750,7 @@ fn userspace_mode_announces_as_a_server() {
 fn a_crashed_daemons_endpoints_are_taken_over() {
     mptcp_or_skip!();
     let ns = Netns::new("pmdcrash");
-    ns.ip(&["link", "add", "k0", "type", "veth", "peer", "name", "k1"]);
-    ns.ip(&["link", "set", "k1", "up"]);
-    ns.ip(&["link", "set", "k0", "up"]);
+    veth_up(&ns, "k0", "k1");
     ns.ip(&["addr", "add", "192.0.2.5/24", "dev", "k0"]);
     ns.ip(&["mptcp", "endpoint", "add", "203.0.113.7", "signal"]);
     let first = Daemon::start(&ns, "");
@@ -824,6 +818,13 @@ fn a_crashed_daemons_endpoints_are_taken_over() {
     }
 }
 
+/// A veth pair in `ns`, both ends up (`dev` is the one tests give addresses to).
+fn veth_up(ns: &Netns, dev: &str, peer: &str) {
+    ns.ip(&["link", "add", dev, "type", "veth", "peer", "name", peer]);
+    ns.ip(&["link", "set", peer, "up"]);
+    ns.ip(&["link", "set", dev, "up"]);
+}
+
 /// The userspace path manager exists (Linux 5.19+).
 fn has_userspace_pm() -> bool {
     std::path::Path::new("/proc/sys/net/mptcp/path_manager").exists()
@@ -839,9 +840,7 @@ fn a_state_file_from_elsewhere_is_not_taken_over() {
     let a = Netns::new("pmdnsa");
     let b = Netns::new("pmdnsb");
     for ns in [&a, &b] {
-        ns.ip(&["link", "add", "k0", "type", "veth", "peer", "name", "k1"]);
-        ns.ip(&["link", "set", "k1", "up"]);
-        ns.ip(&["link", "set", "k0", "up"]);
+        veth_up(ns, "k0", "k1");
         ns.ip(&["addr", "add", "192.0.2.5/24", "dev", "k0"]);
     }
     let dir = Daemon::dir(&a);
@@ -917,9 +916,7 @@ fn a_crashed_userspace_daemons_path_manager_is_restored() {
 fn require_route_waits_for_a_route() {
     mptcp_or_skip!();
     let ns = Netns::new("pmdroute");
-    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
-    ns.ip(&["link", "set", "r1", "up"]);
-    ns.ip(&["link", "set", "r0", "up"]);
+    veth_up(&ns, "r0", "r1");
     ns.ip(&[
         "addr",
         "add",
