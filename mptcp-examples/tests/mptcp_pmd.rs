@@ -545,16 +545,23 @@ fn without_cap_net_admin_it_says_so() {
         return;
     };
     let ns = Netns::new("pmdpriv");
-    let o = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .args(unprivileged)
-        .arg(pmd())
-        .args(["--state", "/tmp/mptcp-pmd-unprivileged-test.json"])
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
-    assert!(err.contains("CAP_NET_ADMIN"), "{err}");
+    // A writable state file, and one where nothing can be written (as the default
+    // /run/mptcp-pmd.json is for this user): the missing capability is named either way.
+    for state in [
+        "/tmp/mptcp-pmd-unprivileged-test.json",
+        "/proc/mptcp-pmd.json",
+    ] {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .args(unprivileged)
+            .arg(pmd())
+            .args(["--state", state])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(err.contains("CAP_NET_ADMIN"), "{state}: {err}");
+    }
 }
 
 /// The kernel-mode scenario with mptcpd (Debian's package with its `addr_adv` plugin,

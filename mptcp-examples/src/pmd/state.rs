@@ -81,12 +81,24 @@ pub(crate) fn claim(path: Option<&Path>) -> Result<Claim, super::Error> {
             earlier: None,
         });
     };
-    let file = std::fs::OpenOptions::new()
+    // A lock that cannot be made (a directory this user cannot write: the state file
+    // will not be written either) is a warning, as a state file that cannot be written
+    // is: the daemon runs, without takeover (and a missing capability is then named).
+    let file = match std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(lock_path(path))
-        .map_err(|e| super::Error::Io("open the state file's lock", e))?;
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(path = %lock_path(path).display(), error = %e, "cannot make the state file's lock: no takeover, no check for another daemon");
+            return Ok(Claim {
+                lock: None,
+                earlier: None,
+            });
+        }
+    };
     let lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(l) => Lock { _file: l },
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
