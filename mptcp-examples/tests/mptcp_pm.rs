@@ -127,6 +127,79 @@ fn endpoints_and_limits_both_ways() {
     assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1);
 }
 
+/// The same command lines, abbreviated as people type them to `ip`, given to `ip mptcp`
+/// in one namespace and to `mptcp-pm` in another: after each, both namespaces hold the
+/// same endpoints and limits, and the show commands print the same.
+#[test]
+fn abbreviations_and_change_by_address_as_ip_takes_them() {
+    require_netns!();
+    let (theirs, ours) = (Netns::new("ab-ip"), Netns::new("ab-pm"));
+    for ns in [&theirs, &ours] {
+        for a in ["192.0.2.1/24", "192.0.2.2/24", "2001:db8::1/64"] {
+            ns.ip(&["addr", "add", a, "dev", "lo", "nodad"]);
+        }
+    }
+    let steps: &[&[&str]] = &[
+        &["endp", "add", "192.0.2.1", "dev", "lo", "subflow"],
+        &["e", "a", "192.0.2.2", "signal", "i", "9", "p", "1234"],
+        &["e", "a", "2001:db8::1", "d", "lo", "subflow", "id", "4"],
+        &["e", "c", "192.0.2.1", "backup"],
+        &["endpoint", "change", "192.0.2.1", "nobackup"],
+        &["e", "ch", "id", "1", "fullmesh"],
+        &["endp", "change", "id", "1", "nofullmesh"],
+        &["e", "c", "id", "1", "backup", "fullmesh"],
+        &["endpoint", "change", "192.0.2.2", "port", "1234", "backup"],
+        &["e", "c", "2001:db8::1", "backup"],
+        &["limits", "s", "subflows", "3", "add_addr_accepted", "2"],
+        &["l", "set", "sub", "5", "a", "1"],
+        &["e", "d", "i", "9"],
+        &["e", "del", "id", "4"],
+    ];
+    let shows: &[&[&str]] = &[
+        &["endpoint"],
+        &["e"],
+        &["endp", "sh"],
+        &["e", "s", "id", "1"],
+        &["limits"],
+        &["l"],
+        &["limits", "sh"],
+    ];
+    for step in steps {
+        let mut ip_args = vec!["mptcp"];
+        ip_args.extend_from_slice(step);
+        theirs.ip(&ip_args);
+        pm_ok(&ours, step);
+        for show in shows {
+            let mut ip_args = vec!["mptcp"];
+            ip_args.extend_from_slice(show);
+            let ip_out = theirs.ip(&ip_args);
+            assert_eq!(
+                pm_ok(&ours, show),
+                ip_out,
+                "after {step:?}: {show:?} shows what ip shows for the same commands"
+            );
+        }
+    }
+    assert!(
+        pm_ok(&ours, &["e"]).contains("192.0.2.1 id 1 subflow backup fullmesh dev lo"),
+        "the last flags stuck"
+    );
+    assert_eq!(
+        pm_ok(&ours, &["l"]).trim(),
+        "add_addr_accepted 1 subflows 5"
+    );
+    // By address with another endpoint's id: refused, nothing changes.
+    let before = pm_ok(&ours, &["e"]);
+    let o = pm(&ours, &["e", "c", "id", "7", "192.0.2.1", "nobackup"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("endpoint 7 does not have address 192.0.2.1"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(pm_ok(&ours, &["e"]), before);
+}
+
 #[test]
 fn endpoint_delete_refuses_another_endpoints_address() {
     require_netns!();
@@ -365,6 +438,38 @@ fn monitor_json_matches_ip_mptcp_monitor() {
         mine(&theirs),
         "same events for the connection, in the same order"
     );
+    // The address ids of every event of the connection (CREATED and ESTABLISHED carry
+    // the initial subflow's too): ip's remid=/locid= and our remote_id/local_id.
+    let ip_ids: Vec<(Option<u64>, Option<u64>)> = ip_mon.lines()[ip_start..]
+        .iter()
+        .filter(|l| l.contains(&format!("token={token}")))
+        .map(|l| {
+            let id = |key: &str| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key))
+                    .map(|v| v.parse().expect("an id"))
+            };
+            (id("remid="), id("locid="))
+        })
+        .collect();
+    let our_ids: Vec<(Option<u64>, Option<u64>)> = our_mon.lines()[our_start..]
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+        .filter(|j| j["token"].as_str() == Some(token.as_str()))
+        .map(|j| (j["remote_id"].as_u64(), j["local_id"].as_u64()))
+        .collect();
+    assert_eq!(
+        our_ids, ip_ids,
+        "the same address ids as ip, event by event"
+    );
+    let created = ip_mon.lines()[ip_start..]
+        .iter()
+        .find(|l| l.contains(&token) && ip_event(l).is_some_and(|(k, _)| k == "CREATED"))
+        .cloned()
+        .expect("ip CREATED");
+    if created.contains("locid=") {
+        assert!(our_ids[0].1.is_some(), "CREATED's local id: {created}");
+    }
     let kinds: Vec<String> = mine(&ours).into_iter().map(|(k, _)| k).collect();
     for k in ["CREATED", "ESTABLISHED", "SF_ESTABLISHED", "CLOSED"] {
         assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");

@@ -6,9 +6,10 @@
 //! mptcp-pm endpoint delete id N [ADDR]
 //! mptcp-pm [--json] endpoint show [id N]
 //! mptcp-pm endpoint flush
-//! mptcp-pm endpoint change id N [backup|nobackup] [fullmesh|nofullmesh]
+//! mptcp-pm endpoint change [id N] [ADDR] [port P] [backup|nobackup] [fullmesh|nofullmesh]
 //! mptcp-pm limits set [subflows N] [add_addr_accepted N]
 //! mptcp-pm [--json] limits show
+//! mptcp-pm [--json] endpoint | limits   (show)
 //! mptcp-pm [--json] monitor
 //! mptcp-pm announce token T id N ADDR [port P]
 //! mptcp-pm remove token T id N
@@ -17,18 +18,26 @@
 //! mptcp-pm subflow set token T laddr ADDR lport P raddr ADDR rport P backup|nobackup
 //! ```
 //! Tokens are hexadecimal (as `ip mptcp monitor` prints them) or decimal with `0d`.
+//!
+//! Words are abbreviated as `ip` abbreviates them: any beginning of a command or key
+//! word, tried in `ip mptcp`'s order (`endp sh`, `e d id 1`, `limits s` is `limits set`,
+//! `limits sh` is `limits show`); flag words are written out, as for `ip`. The
+//! userspace path manager's commands (`announce`, `remove`, `subflow`), which `ip` does
+//! not have, abbreviate their command words the same way but not their keys.
 
 use clap::{Parser, Subcommand};
 use mptcp::pm::{Endpoint, EndpointFlags, Event, EventItem, Limits, PathManager};
 use serde_json::json;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 
 #[derive(Parser)]
 #[command(
     name = "mptcp-pm",
     about = "The MPTCP path manager (like ip mptcp)",
-    version
+    version,
+    arg_required_else_help = false
 )]
 struct Args {
     /// JSON output for show and monitor: one object per line.
@@ -64,14 +73,14 @@ impl NoArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// In-kernel path manager endpoints: add, delete, show, flush, change.
+    /// In-kernel path manager endpoints: add, delete, show, flush, change (alone: show).
     #[command(
         subcommand,
         arg_required_else_help = false,
         disable_help_subcommand = true
     )]
     Endpoint(EndpointCmd),
-    /// In-kernel path manager limits: set, show.
+    /// In-kernel path manager limits: set, show (alone: show).
     #[command(
         subcommand,
         arg_required_else_help = false,
@@ -103,7 +112,7 @@ enum EndpointCmd {
     Show(Rest),
     /// Delete every endpoint.
     Flush(NoArgs),
-    /// id N [backup|nobackup] [fullmesh|nofullmesh]: only the named flags change
+    /// [id N] [ADDR] [port P] [backup|nobackup] [fullmesh|nofullmesh]: only the named flags change
     Change(Rest),
 }
 
@@ -138,7 +147,8 @@ enum Action {
     EndpointShow(Option<u8>),
     EndpointFlush,
     EndpointChange {
-        id: u8,
+        id: Option<u8>,
+        addr: Option<(IpAddr, Option<u16>)>,
         set: EndpointFlags,
         clear: EndpointFlags,
     },
@@ -181,21 +191,94 @@ struct Words {
     bare: Vec<String>,
 }
 
+/// `ip`'s rule for a word: the first of `names` (in `ip`'s order) that the word is a
+/// non-empty beginning of.
+fn ip_match<'a>(word: &str, names: &[&'a str]) -> Option<&'a str> {
+    if word.is_empty() {
+        return None;
+    }
+    names.iter().copied().find(|n| n.starts_with(word))
+}
+
+/// The words, with `keys` taking a value each; a key is written out in full.
 fn words(rest: &Rest, keys: &[&str]) -> Res<Words> {
+    words_with(rest, |w| keys.iter().copied().find(|k| *k == w))
+}
+
+/// The words of an `ip mptcp` command: `keys` abbreviated as `ip` abbreviates them (any
+/// beginning, in `ip`'s order), except for the exact `flags` words, which `ip` tries
+/// first.
+fn ip_words(rest: &Rest, keys: &[&'static str], flags: &[&str]) -> Res<Words> {
+    words_with(rest, |w| {
+        if flags.contains(&w) {
+            None
+        } else {
+            ip_match(w, keys)
+        }
+    })
+}
+
+fn words_with<'k>(rest: &Rest, key: impl Fn(&str) -> Option<&'k str>) -> Res<Words> {
     let mut pairs = HashMap::new();
     let mut bare = Vec::new();
     let mut it = rest.words.iter();
     while let Some(w) = it.next() {
-        if keys.contains(&w.as_str()) {
-            let v = it.next().ok_or_else(|| format!("{w} needs a value"))?;
-            if pairs.insert(w.clone(), v.clone()).is_some() {
-                return Err(format!("{w} given twice"));
+        if let Some(k) = key(w) {
+            let v = it.next().ok_or_else(|| format!("{k} needs a value"))?;
+            if pairs.insert(k.to_string(), v.clone()).is_some() {
+                return Err(format!("{k} given twice"));
             }
         } else {
             bare.push(w.clone());
         }
     }
     Ok(Words { pairs, bare })
+}
+
+/// The command words in `ip mptcp`'s order of precedence (then this tool's own), and
+/// the subcommands of each: `ip` takes the first that a word begins.
+const OBJECTS: [&str; 7] = [
+    "help", "endpoint", "limits", "monitor", "announce", "remove", "subflow",
+];
+fn subcommands(object: &str) -> &'static [&'static str] {
+    match object {
+        "endpoint" => &["add", "change", "delete", "show", "flush"],
+        "limits" => &["set", "show"],
+        "subflow" => &["create", "destroy", "set"],
+        _ => &[],
+    }
+}
+
+/// The command line with its command and subcommand words written out, as `ip`
+/// understands its abbreviations, and `show` after a bare `endpoint` or `limits` (what
+/// `ip mptcp endpoint` and `ip mptcp limits` do). Options (`--json`) may come anywhere.
+fn expand_abbreviations(args: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len() + 1);
+    let mut it = args.into_iter();
+    out.extend(it.next());
+    let mut object: Option<&str> = None;
+    let mut sub_done = false;
+    for a in it {
+        let word = a.to_str().filter(|w| !w.starts_with('-'));
+        match (object, word) {
+            (_, None) => out.push(a),
+            (None, Some(w)) => {
+                let full = ip_match(w, &OBJECTS);
+                object = Some(full.unwrap_or("?"));
+                sub_done = subcommands(full.unwrap_or("")).is_empty();
+                out.push(full.map_or(a, OsString::from));
+            }
+            (Some(o), Some(w)) if !sub_done => {
+                sub_done = true;
+                out.push(ip_match(w, subcommands(o)).map_or(a, OsString::from));
+            }
+            _ => out.push(a),
+        }
+    }
+    if matches!(object, Some("endpoint" | "limits")) && !sub_done {
+        out.push("show".into());
+    }
+    out
 }
 
 fn unexpected(word: &str) -> String {
@@ -299,11 +382,33 @@ fn print_endpoint(ep: &Endpoint, as_json: bool) {
     println!("{line} ");
 }
 
+/// The flag words of `ip mptcp endpoint`, which are never abbreviations of a key.
+const IP_FLAG_WORDS: [&str; 8] = [
+    "signal",
+    "subflow",
+    "backup",
+    "fullmesh",
+    "implicit",
+    "laminar",
+    "nobackup",
+    "nofullmesh",
+];
+
+/// The words of an `endpoint` command: `ip`'s keys (`id`, `dev`, `port`, abbreviated as
+/// `ip` abbreviates them), of which this command takes `allowed`.
+fn endpoint_words(rest: &Rest, allowed: &[&str]) -> Res<Words> {
+    let w = ip_words(rest, &["id", "dev", "port"], &IP_FLAG_WORDS)?;
+    match w.pairs.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(unexpected(k)),
+        None => Ok(w),
+    }
+}
+
 /// Checks the whole command line; an error here is a usage error: nothing was done.
 fn parse(cmd: &Cmd) -> Res<Action> {
     Ok(match cmd {
         Cmd::Endpoint(EndpointCmd::Add(rest)) => {
-            let w = words(rest, &["port", "dev", "id"])?;
+            let w = endpoint_words(rest, &["id", "dev", "port"])?;
             let mut flags = EndpointFlags::empty();
             let mut addr = None;
             for b in &w.bare {
@@ -326,7 +431,7 @@ fn parse(cmd: &Cmd) -> Res<Action> {
             }
         }
         Cmd::Endpoint(EndpointCmd::Delete(rest)) => {
-            let w = words(rest, &["id"])?;
+            let w = endpoint_words(rest, &["id"])?;
             let addr = w.one_addr()?;
             Action::EndpointDelete {
                 id: w.need("id")?,
@@ -334,7 +439,7 @@ fn parse(cmd: &Cmd) -> Res<Action> {
             }
         }
         Cmd::Endpoint(EndpointCmd::Show(rest)) => {
-            let w = words(rest, &["id"])?;
+            let w = endpoint_words(rest, &["id"])?;
             w.no_bare()?;
             Action::EndpointShow(w.num("id")?)
         }
@@ -343,27 +448,46 @@ fn parse(cmd: &Cmd) -> Res<Action> {
             Action::EndpointFlush
         }
         Cmd::Endpoint(EndpointCmd::Change(rest)) => {
-            let w = words(rest, &["id"])?;
+            let w = endpoint_words(rest, &["id", "port"])?;
             let (mut set, mut clear) = (EndpointFlags::empty(), EndpointFlags::empty());
+            let mut addr = None;
             for b in &w.bare {
                 let (flag, on) = match b.as_str() {
                     "backup" => (EndpointFlags::BACKUP, true),
                     "nobackup" => (EndpointFlags::BACKUP, false),
                     "fullmesh" => (EndpointFlags::FULLMESH, true),
                     "nofullmesh" => (EndpointFlags::FULLMESH, false),
-                    other => return Err(unexpected(other)),
+                    f if IP_FLAG_WORDS.contains(&f) => {
+                        return Err(format!("{f:?}: only backup and fullmesh can change"))
+                    }
+                    a => match a.parse::<IpAddr>() {
+                        Ok(ip) if addr.is_none() => {
+                            addr = Some(ip);
+                            continue;
+                        }
+                        _ => return Err(unexpected(a)),
+                    },
                 };
                 set.set(flag, on);
                 clear.set(flag, !on);
             }
+            let id: Option<u8> = w.num("id")?;
+            let port: Option<u16> = w.num("port")?;
+            if id.is_none() && addr.is_none() {
+                return Err("missing id or address".into());
+            }
+            if port.is_some() && id.is_some() {
+                return Err("port can't be used with id".into());
+            }
             Action::EndpointChange {
-                id: w.need("id")?,
+                id,
+                addr: addr.map(|a| (a, port)),
                 set,
                 clear,
             }
         }
         Cmd::Limits(LimitsCmd::Set(rest)) => {
-            let w = words(rest, &["subflows", "add_addr_accepted"])?;
+            let w = ip_words(rest, &["subflows", "add_addr_accepted"], &[])?;
             w.no_bare()?;
             Action::LimitsSet(Limits {
                 subflows: w.num("subflows")?,
@@ -468,10 +592,19 @@ fn run(action: Action, as_json: bool) -> Res<()> {
             Ok(())
         }
         Action::EndpointFlush => pm.flush_endpoints().map_err(e),
-        Action::EndpointChange { id, set, clear } => {
+        Action::EndpointChange {
+            id,
+            addr,
+            set,
+            clear,
+        } => {
+            let ep = match addr {
+                None => pm.endpoint(id.unwrap_or(0)).map_err(e)?,
+                Some((a, port)) => endpoint_at(&mut pm, a, port, id)?,
+            };
             // Only the named bits change; the others keep their current value.
-            let flags = (pm.endpoint(id).map_err(e)?.flags | set) - clear;
-            pm.set_endpoint_flags(id, flags).map_err(e)
+            let flags = (ep.flags | set) - clear;
+            pm.set_endpoint_flags(ep.id, flags).map_err(e)
         }
         Action::LimitsSet(l) => pm.set_limits(l).map_err(e),
         Action::LimitsShow => {
@@ -509,6 +642,31 @@ fn run(action: Action, as_json: bool) -> Res<()> {
     }
 }
 
+/// The endpoint with address `addr` (and `port`, when given); with `id` too, it must be
+/// that endpoint's.
+fn endpoint_at(
+    pm: &mut PathManager,
+    addr: IpAddr,
+    port: Option<u16>,
+    id: Option<u8>,
+) -> Res<Endpoint> {
+    let eps = pm.endpoints().map_err(|e| e.to_string())?;
+    let ep = eps
+        .into_iter()
+        .find(|ep| ep.addr == addr && port.map_or(true, |p| ep.port == Some(p)))
+        .ok_or_else(|| match port {
+            Some(p) => format!("no endpoint has address {addr} port {p}"),
+            None => format!("no endpoint has address {addr}"),
+        })?;
+    match id {
+        Some(id) if id != ep.id => Err(format!(
+            "endpoint {id} does not have address {addr} (endpoint {} has)",
+            ep.id
+        )),
+        _ => Ok(ep),
+    }
+}
+
 /// The subcommand's words, for messages: `endpoint delete`.
 fn command_name(cmd: &Cmd) -> &'static str {
     match cmd {
@@ -534,6 +692,7 @@ fn event_ids(ev: &Event) -> (Option<u8>, Option<u8>) {
         Event::Announced { remote_id, .. } | Event::Removed { remote_id, .. } => {
             (Some(*remote_id), None)
         }
+        Event::Created(c) | Event::Established(c) => (c.remote_id, c.local_id),
         _ => ev
             .subflow()
             .map_or((None, None), |s| (Some(s.remote_id), Some(s.local_id))),
@@ -607,7 +766,10 @@ fn monitor(pm: &PathManager, as_json: bool) -> Res<()> {
 }
 
 fn main() {
-    let args: Args = mptcp_examples::parse_args("mptcp-pm");
+    let args: Args = mptcp_examples::parse_args_from(
+        "mptcp-pm",
+        expand_abbreviations(std::env::args_os().collect()),
+    );
     let action = match parse(&args.cmd) {
         Ok(a) => a,
         Err(e) => {

@@ -82,6 +82,32 @@ fn sub_established_event_from_kernel_bytes() {
     assert_eq!(closed.token(), Some(crate::Token::new(7)));
 }
 
+/// CREATED and ESTABLISHED carry the initial subflow's address ids as the subflow
+/// events do; an event without them decodes with `None`.
+#[test]
+fn connection_events_keep_their_address_ids() {
+    let mut attrs = Vec::new();
+    attrs.extend(nla(sys::MPTCP_ATTR_TOKEN, &0x0102_0304u32.to_ne_bytes()));
+    attrs.extend(nla(sys::MPTCP_ATTR_SADDR4, &[192, 0, 2, 1]));
+    attrs.extend(nla(sys::MPTCP_ATTR_DADDR4, &[192, 0, 2, 2]));
+    attrs.extend(nla(sys::MPTCP_ATTR_SPORT, &40_000u16.to_be_bytes()));
+    attrs.extend(nla(sys::MPTCP_ATTR_DPORT, &80u16.to_be_bytes()));
+    let bare = genl_message(0x1d, sys::MPTCP_EVENT_CREATED as u8, &attrs);
+    attrs.extend(nla(sys::MPTCP_ATTR_LOC_ID, &[3]));
+    attrs.extend(nla(sys::MPTCP_ATTR_REM_ID, &[5]));
+    let mut dgram = genl_message(0x1d, sys::MPTCP_EVENT_ESTABLISHED as u8, &attrs);
+    dgram.extend(bare);
+    let items = decoded(&dgram);
+    let Ok(EventItem::Event(Event::Established(c))) = &items[0] else {
+        panic!("not ESTABLISHED: {:?}", items[0]);
+    };
+    assert_eq!((c.local_id, c.remote_id), (Some(3), Some(5)));
+    let Ok(EventItem::Event(Event::Created(c))) = &items[1] else {
+        panic!("not CREATED: {:?}", items[1]);
+    };
+    assert_eq!((c.local_id, c.remote_id), (None, None));
+}
+
 /// An event missing an attribute its type always carries, a truncated message and an
 /// unknown event type: an error item, an error item, and a raw event, never dropped.
 #[test]

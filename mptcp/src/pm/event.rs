@@ -105,6 +105,12 @@ pub struct ConnectionEvent {
     pub local: SocketAddr,
     /// Remote address and port of the initial subflow.
     pub remote: SocketAddr,
+    /// The initial subflow's local address id (`MPTCP_ATTR_LOC_ID`; `None` when not
+    /// sent).
+    pub local_id: Option<u8>,
+    /// The initial subflow's remote address id (`MPTCP_ATTR_REM_ID`; `None` when not
+    /// sent).
+    pub remote_id: Option<u8>,
     /// True on the accepting side (Linux 5.19+; `None` when not sent).
     pub server_side: Option<bool>,
     /// Flags (Linux 6.x; empty when not sent).
@@ -334,6 +340,8 @@ impl Event {
                 token: token()?,
                 local: local()?,
                 remote: remote()?,
+                local_id: a.local_id,
+                remote_id: a.remote_id,
                 server_side: a.server_side,
                 flags: EventFlags::from_bits_retain(a.flags.unwrap_or(0)),
             })
