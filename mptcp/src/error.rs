@@ -1,4 +1,11 @@
 //! The crate's one error type.
+//!
+//! One type for the whole crate, not one per module: a call often crosses domains (a
+//! `SubflowHandle` reads socket options and talks netlink; a listing needs sock_diag and
+//! decodes `mptcp_info`), and a user matches on what went wrong, not on which module
+//! noticed. Each variant's `Display` is the whole message, the OS error's text
+//! included; `source()` is therefore `None` (a chained report prints each cause once),
+//! and the `io::Error` stays reachable through [`Error::io_error`].
 
 use std::io;
 
@@ -42,15 +49,14 @@ pub enum Error {
     },
     /// MPTCP sockets cannot be created here (and the mode required them).
     #[error("MPTCP is unavailable: {0}")]
-    Unavailable(#[from] Unavailable),
+    Unavailable(Unavailable),
     /// The `MPTCP_MODE` environment variable holds something other than a mode name.
-    #[error("invalid {var}: {source}")]
+    #[error("invalid {var}: {error}")]
     InvalidEnv {
         /// The variable's name.
         var: &'static str,
         /// What is wrong with its value.
-        #[source]
-        source: ParseModeError,
+        error: ParseModeError,
     },
     /// An argument the kernel would misread or that cannot mean anything (a zero
     /// timeout, endpoint id 0, a Unix socket domain ...).
@@ -63,13 +69,12 @@ pub enum Error {
     },
     /// The path manager refused a request: the errno, and the kernel's extended-ack
     /// text when it sent one (e.g. "invalid token").
-    #[error("{op}: {source}{}", message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    #[error("{op}: {error}{}", message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
     Netlink {
         /// The request, e.g. `add endpoint`.
         op: &'static str,
         /// The OS error the kernel returned.
-        #[source]
-        source: io::Error,
+        error: io::Error,
         /// The kernel's extended-ack message.
         message: Option<String>,
     },
@@ -98,7 +103,7 @@ pub enum Error {
     NoSuchSubflow(u32),
     /// No MPTCP connection with this token in the network namespace.
     #[error("no MPTCP connection with token {0} in this network namespace")]
-    NoSuchConnection(crate::Token),
+    NoSuchConnection(crate::token::Token),
     /// A kernel module the call needs is not loaded and could not be loaded (or the
     /// kernel was built without it, or predates it).
     #[error("{feature} needs the kernel module {module}, which is not loaded and could not be loaded (built without it, or a kernel before it existed)")]
@@ -123,21 +128,26 @@ pub enum Error {
         detail: String,
     },
     /// A system call failed; the OS error (with its errno) is kept.
-    #[error("{op}: {source}")]
+    #[error("{op}: {error}")]
     Os {
         /// What was being done, e.g. `connect` or `getsockopt(MPTCP_INFO)`.
         op: &'static str,
         /// The OS error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
+}
+
+impl From<Unavailable> for Error {
+    fn from(why: Unavailable) -> Self {
+        Error::Unavailable(why)
+    }
 }
 
 impl Error {
     /// The errno behind this error, when there is one.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::Os { source, .. } | Error::Netlink { source, .. } => source.raw_os_error(),
+            Error::Os { error, .. } | Error::Netlink { error, .. } => error.raw_os_error(),
             Error::PermissionDenied { errno, .. }
             | Error::NeedsUserspacePm { errno, .. }
             | Error::MissingModule { errno, .. } => Some(*errno),
@@ -170,13 +180,21 @@ impl Error {
             Error::MissingModule { .. } => K::Unsupported,
             Error::TimedOut(_) => K::TimedOut,
             Error::Decode { .. } => K::InvalidData,
-            Error::Os { source, .. } | Error::Netlink { source, .. } => source.kind(),
+            Error::Os { error, .. } | Error::Netlink { error, .. } => error.kind(),
             Error::NeedsUserspacePm { errno, .. } => io::Error::from_raw_os_error(*errno).kind(),
         }
     }
 
-    pub(crate) fn os(op: &'static str, source: io::Error) -> Self {
-        Error::Os { op, source }
+    /// The OS error behind an [`Error::Os`] or [`Error::Netlink`].
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::Os { error, .. } | Error::Netlink { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn os(op: &'static str, error: io::Error) -> Self {
+        Error::Os { op, error }
     }
 
     #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
@@ -195,32 +213,35 @@ impl Error {
     }
 }
 
-/// Keeps the kind, and the errno wherever the errno itself tells that kind: an OS or
-/// netlink error becomes the raw OS error (`raw_os_error()` is the errno; the context
-/// and the kernel's extended-ack text are in the `mptcp::Error` only), and so do
-/// `PermissionDenied` and `NeedsUserspacePm`. Every other error is wrapped with
-/// [`Error::kind`] as its kind and stays reachable through `get_ref()`; that includes
-/// `Unavailable` for `EPROTONOSUPPORT`, `EINVAL` and `ENOPROTOOPT`, whose errnos would
-/// otherwise read as an uncategorized error or as invalid input rather than
-/// `Unsupported` (its errno stays available as [`Unavailable::errno`]).
+/// Keeps the kind ([`Error::kind`]) and the whole message: the operation, the OS
+/// error's text and the kernel's extended-ack text, as `Display` shows them. The
+/// `mptcp::Error` itself stays reachable through `get_ref()` (and its errno through
+/// [`Error::errno`]); `raw_os_error()` of the converted error is `None`, since an
+/// `io::Error` holds either a bare errno or a message, not both.
+///
+/// So a program can return `std::io::Result` and use `?` on this crate's calls and on
+/// std's I/O alike:
 ///
 /// ```
-/// use std::io::{self, ErrorKind};
-/// let e = io::Error::from(mptcp::Error::TimedOut("connect"));
+/// use std::io::{self, ErrorKind, Write};
+/// fn send(addr: std::net::SocketAddr) -> io::Result<()> {
+///     let mut s = mptcp::connect(addr)?; // mptcp::Error -> io::Error
+///     s.write_all(b"hello")?; // io::Error
+///     Ok(())
+/// }
+/// let listener = mptcp::listen("127.0.0.1:0")?;
+/// send(listener.local_addr()?)?;
+///
+/// let e = io::Error::from(mptcp::Error::TimedOut("open subflow"));
 /// assert_eq!(e.kind(), ErrorKind::TimedOut);
+/// assert_eq!(e.to_string(), "open subflow: timed out");
 /// let inner = e.get_ref().and_then(|i| i.downcast_ref::<mptcp::Error>());
 /// assert!(matches!(inner, Some(mptcp::Error::TimedOut(_))));
+/// # Ok::<(), io::Error>(())
 /// ```
 impl From<Error> for io::Error {
     fn from(e: Error) -> Self {
-        let kind = e.kind();
-        match e {
-            Error::Os { source, .. } | Error::Netlink { source, .. } => source,
-            other => match other.errno().map(io::Error::from_raw_os_error) {
-                Some(raw) if raw.kind() == kind => raw,
-                _ => io::Error::new(kind, other),
-            },
-        }
+        io::Error::new(e.kind(), e)
     }
 }
 
@@ -328,10 +349,10 @@ mod tests {
     use super::*;
     use std::io::ErrorKind as K;
 
-    /// Every variant keeps its kind through `io::Error`, and its errno where the errno
-    /// tells that kind.
+    /// Every variant keeps its kind and its whole message through `io::Error`, and its
+    /// errno (through `get_ref()`); in a chained report each cause appears once.
     #[test]
-    fn io_error_keeps_kind_and_errno() {
+    fn io_error_keeps_kind_message_and_errno() {
         let cases: Vec<(Error, K, Option<i32>)> = vec![
             (Error::NotMptcp(NotMptcp::NotASocket), K::InvalidInput, None),
             (Error::NotMptcp(NotMptcp::PlainTcp), K::Unsupported, None),
@@ -368,7 +389,7 @@ mod tests {
                     errno: 2,
                 },
                 K::Unsupported,
-                None,
+                Some(2),
             ),
             (Error::decode("x", "short"), K::InvalidData, None),
             (Error::invalid("x", "zero"), K::InvalidInput, None),
@@ -392,7 +413,7 @@ mod tests {
             (
                 Error::Netlink {
                     op: "get endpoint",
-                    source: io::Error::from_raw_os_error(2),
+                    error: io::Error::from_raw_os_error(2),
                     message: Some("address not found".into()),
                 },
                 K::NotFound,
@@ -407,10 +428,32 @@ mod tests {
         for (e, kind, errno) in cases {
             let shown = e.to_string();
             assert_eq!(e.kind(), kind, "{shown}");
+            assert_eq!(e.errno(), errno, "{shown}");
+            // A report that walks the chain (anyhow's `{:#}`) shows the OS text once.
+            assert!(std::error::Error::source(&e).is_none(), "{shown}");
+            if let Some(os) = e.io_error() {
+                assert_eq!(shown.matches(&os.to_string()).count(), 1, "{shown}");
+            }
             let io = io::Error::from(e);
             assert_eq!(io.kind(), kind, "{shown}");
-            assert_eq!(io.raw_os_error(), errno, "{shown}");
+            assert_eq!(io.to_string(), shown, "the operation and the kernel's text");
+            let inner = io.get_ref().and_then(|i| i.downcast_ref::<Error>());
+            assert_eq!(inner.and_then(Error::errno), errno, "{shown}");
         }
+        let e = Error::Netlink {
+            op: "get endpoint",
+            error: io::Error::from_raw_os_error(2),
+            message: Some("address not found".into()),
+        };
+        let shown = io::Error::from(e).to_string();
+        assert!(shown.starts_with("get endpoint: "), "{shown}");
+        assert!(shown.ends_with(": address not found"), "{shown}");
+        let env = Error::InvalidEnv {
+            var: "MPTCP_MODE",
+            error: ParseModeError { value: "x".into() },
+        };
+        assert!(std::error::Error::source(&env).is_none());
+        assert!(std::error::Error::source(&Error::Unavailable(Unavailable::Disabled)).is_none());
     }
 
     #[test]

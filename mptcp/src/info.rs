@@ -326,13 +326,8 @@ versioned! {
 /// kernel writes into the value returned: no buffer, no copy.
 pub(crate) fn raw_info(fd: std::os::fd::BorrowedFd<'_>) -> Result<MptcpInfo> {
     let mut info = MptcpInfo::empty();
-    let len = sys::getsockopt_into(
-        fd,
-        mptcp_sys::SOL_MPTCP as i32,
-        mptcp_sys::MPTCP_INFO as i32,
-        info.raw_mut(),
-    )
-    .map_err(|e| classify(fd, e, "getsockopt(MPTCP_INFO)", "MPTCP_INFO", Some("5.16")))?;
+    let len = sys::mptcp_info(fd, info.raw_mut())
+        .map_err(|e| classify(fd, e, "getsockopt(MPTCP_INFO)", "MPTCP_INFO", Some("5.16")))?;
     info.set_reply_len(len)?;
     Ok(info)
 }
@@ -340,14 +335,8 @@ pub(crate) fn raw_info(fd: std::os::fd::BorrowedFd<'_>) -> Result<MptcpInfo> {
 /// Reads the first `buf.len()` bytes of `MPTCP_INFO` (fewer if the kernel has fewer);
 /// returns how many the kernel wrote.
 fn read_info(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
-    let len = sys::getsockopt_buf(
-        fd,
-        mptcp_sys::SOL_MPTCP as i32,
-        mptcp_sys::MPTCP_INFO as i32,
-        buf,
-    )
-    .map_err(|e| classify(fd, e, "getsockopt(MPTCP_INFO)", "MPTCP_INFO", Some("5.16")))?;
-    Ok(len.min(buf.len()))
+    sys::mptcp_info_prefix(fd, buf)
+        .map_err(|e| classify(fd, e, "getsockopt(MPTCP_INFO)", "MPTCP_INFO", Some("5.16")))
 }
 
 /// The [`MptcpInfo`] of a connected MPTCP socket, borrowed.

@@ -3,6 +3,7 @@
 //! `subflows`) use this layer, and it uses `sys`: each call walks down once.
 
 use crate::error::{Error, NoConnection, NotMptcp, Result};
+use crate::proto::{mptcp_protocol, IPPROTO_MPTCP};
 use crate::sys;
 use socket2::{Domain, SockRef, Type};
 use std::io;
@@ -29,8 +30,7 @@ pub(crate) fn stream_protocol(fd: BorrowedFd<'_>) -> Result<i32> {
     if ty != Type::STREAM || (domain != Domain::IPV4 && domain != Domain::IPV6) {
         return Err(Error::NotMptcp(NotMptcp::NotStream));
     }
-    sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)
-        .map_err(|e| Error::os("getsockopt(SO_PROTOCOL)", e))
+    sys::so_protocol(fd).map_err(|e| Error::os("getsockopt(SO_PROTOCOL)", e))
 }
 
 /// Kernel-wide facts, probed once on a fresh, unconnected MPTCP socket.
@@ -49,20 +49,8 @@ pub(crate) fn features() -> Option<Features> {
     if let Some(f) = FEATURES.get() {
         return Some(*f);
     }
-    let s = socket2::Socket::new(
-        Domain::IPV4,
-        Type::STREAM,
-        Some(crate::socket::mptcp_protocol()),
-    )
-    .ok()?;
-    let mut empty = [0u8; 0];
-    let sol_mptcp = sys::getsockopt_buf(
-        s.as_fd(),
-        mptcp_sys::SOL_MPTCP as i32,
-        mptcp_sys::MPTCP_INFO as i32,
-        &mut empty,
-    )
-    .is_ok();
+    let s = socket2::Socket::new(Domain::IPV4, Type::STREAM, Some(mptcp_protocol())).ok()?;
+    let sol_mptcp = sys::mptcp_info_prefix(s.as_fd(), &mut []).is_ok();
     let full_info = match sys::get_full_info(s.as_fd(), 0, &mut [], &mut []) {
         Ok(_) => true,
         Err(e) => !is_unsupported(&e),
@@ -93,7 +81,7 @@ pub(crate) fn classify(
     }
     match stream_protocol(fd) {
         Err(err) => err,
-        Ok(p) if p != crate::IPPROTO_MPTCP => Error::NotMptcp(NotMptcp::PlainTcp),
+        Ok(p) if p != IPPROTO_MPTCP => Error::NotMptcp(NotMptcp::PlainTcp),
         Ok(_) => match kernel_has_sol_mptcp() {
             Some(true) => Error::FellBack,
             _ => Error::Unsupported { feature, since },

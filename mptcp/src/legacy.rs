@@ -17,14 +17,13 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::sys;
-use crate::SubflowTuple;
+use crate::subflow::SubflowTuple;
+use crate::sys::{self, OotCall};
 use mptcp_sys::legacy as oot;
 use std::mem::size_of;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 
-const SOL_TCP: i32 = libc::IPPROTO_TCP;
 const SIN_LEN: usize = size_of::<libc::sockaddr_in>();
 const SIN6_LEN: usize = size_of::<libc::sockaddr_in6>();
 
@@ -58,7 +57,7 @@ fn missing() -> Error {
 /// [`Error::Unsupported`].
 fn map_err(fd: BorrowedFd<'_>, op: &'static str, e: std::io::Error) -> Error {
     match e.raw_os_error() {
-        Some(libc::ENOTSOCK) => Error::NotMptcp(crate::NotMptcp::NotASocket),
+        Some(libc::ENOTSOCK) => Error::NotMptcp(crate::error::NotMptcp::NotASocket),
         Some(libc::EOPNOTSUPP) | Some(libc::ENOPROTOOPT) => {
             match crate::kernel::stream_protocol(fd) {
                 Err(err) => err,
@@ -176,7 +175,7 @@ pub fn get_sub_ids(fd: impl AsFd) -> Result<Vec<SubStatus>> {
     let mut cap = 8;
     loop {
         let mut buf = sub_ids_buffer(cap);
-        match sys::getsockopt_buf(fd, SOL_TCP, oot::MPTCP_GET_SUB_IDS as i32, &mut buf) {
+        match sys::oot_getsockopt(fd, OotCall::GetSubIds, &mut buf) {
             Ok(len) => return decode_sub_ids(&buf[..len]),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) && cap < 256 => cap *= 4,
             Err(e) => return Err(map_err(fd, "getsockopt(MPTCP_GET_SUB_IDS)", e)),
@@ -191,7 +190,7 @@ pub fn get_sub_tuple(fd: impl AsFd, id: u8) -> Result<SubflowTuple> {
     let fd = fd.as_fd();
     let mut buf = vec![0u8; 1 + 2 * SIN6_LEN];
     buf[0] = id;
-    let len = sys::getsockopt_buf(fd, SOL_TCP, oot::MPTCP_GET_SUB_TUPLE as i32, &mut buf)
+    let len = sys::oot_getsockopt(fd, OotCall::GetSubTuple, &mut buf)
         .map_err(|e| map_err(fd, "getsockopt(MPTCP_GET_SUB_TUPLE)", e))?;
     decode_sub_tuple(&buf[..len])
 }
@@ -202,7 +201,7 @@ pub fn get_sub_tuple(fd: impl AsFd, id: u8) -> Result<SubflowTuple> {
 pub fn open_sub(fd: impl AsFd, local: SocketAddr, remote: SocketAddr) -> Result<u8> {
     let fd = fd.as_fd();
     let mut buf = open_sub_buffer(&local, &remote)?;
-    sys::getsockopt_buf(fd, SOL_TCP, oot::MPTCP_OPEN_SUB_TUPLE as i32, &mut buf)
+    sys::oot_getsockopt(fd, OotCall::OpenSubTuple, &mut buf)
         .map_err(|e| map_err(fd, "getsockopt(MPTCP_OPEN_SUB_TUPLE)", e))?;
     Ok(buf[0])
 }
@@ -214,7 +213,7 @@ pub fn open_sub(fd: impl AsFd, local: SocketAddr, remote: SocketAddr) -> Result<
 pub fn close_sub(fd: impl AsFd, id: u8) -> Result<()> {
     let fd = fd.as_fd();
     let mut buf = [id];
-    sys::getsockopt_buf(fd, SOL_TCP, oot::MPTCP_CLOSE_SUB_ID as i32, &mut buf)
+    sys::oot_getsockopt(fd, OotCall::CloseSubId, &mut buf)
         .map_err(|e| map_err(fd, "getsockopt(MPTCP_CLOSE_SUB_ID)", e))?;
     Ok(())
 }

@@ -71,6 +71,7 @@ mod netlink;
 pub mod pm;
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod prop_tests;
+mod proto;
 mod socket;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod status;
@@ -90,9 +91,9 @@ pub use error::{Error, NoConnection, NotMptcp, ParseModeError, Result, Unavailab
 pub use info::{info, token, InfoFlags, MptcpInfo};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use mptcp_sys as sys_bindings;
+pub use proto::IPPROTO_MPTCP;
 pub use socket::{
-    connect, connect_with, forget_unavailable, listen, listen_with, Mode, MptcpSocket,
-    IPPROTO_MPTCP, MODE_ENV,
+    connect, connect_with, forget_unavailable, listen, listen_with, Mode, MptcpSocket, MODE_ENV,
 };
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use status::{is_mptcp, status, Detection, Status};

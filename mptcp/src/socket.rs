@@ -1,6 +1,9 @@
 //! Creating MPTCP sockets, with a fallback policy.
 
 use crate::error::{Error, ParseModeError, Result, Unavailable};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use crate::proto::mptcp_protocol;
+use crate::proto::IPPROTO_MPTCP;
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::OnceLock;
@@ -8,10 +11,6 @@ use std::time::Duration;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use linux::{cached_refusal, netns_cookie, refusals, remember_refusal};
-
-/// The protocol number of MPTCP sockets (`IPPROTO_MPTCP`, 262 in Linux's UAPI; the
-/// value is defined on every OS so that portable code can name it).
-pub const IPPROTO_MPTCP: i32 = 262;
 
 /// The environment variable that sets the mode of the sockets a program creates with
 /// [`Mode::Prefer`], the default: `prefer`, `require` or `off` (case-insensitive; empty
@@ -78,7 +77,7 @@ impl Mode {
             Ok(m) => Ok(*m),
             Err(e) => Err(Error::InvalidEnv {
                 var: MODE_ENV,
-                source: e.clone(),
+                error: e.clone(),
             }),
         }
     }
@@ -111,13 +110,6 @@ mod linux {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
 
-    #[cfg(target_os = "linux")]
-    const SO_NETNS_COOKIE: i32 = libc::SO_NETNS_COOKIE;
-    /// `libc` does not define it for Android; bionic's kernel headers use the generic
-    /// value (asm-generic/socket.h) on every Android architecture.
-    #[cfg(target_os = "android")]
-    const SO_NETNS_COOKIE: i32 = 71;
-
     /// A network namespace that refused MPTCP sockets: why, and its cookie (a 64-bit id the
     /// kernel never reuses, Linux 5.14+), read from the TCP socket created instead.
     #[derive(Clone, Copy)]
@@ -141,10 +133,7 @@ mod linux {
     }
 
     pub(super) fn netns_cookie(s: &Socket) -> Option<u64> {
-        let mut b = [0u8; 8];
-        let n = crate::sys::getsockopt_buf(s.as_fd(), libc::SOL_SOCKET, SO_NETNS_COOKIE, &mut b)
-            .ok()?;
-        (n == 8).then(|| u64::from_ne_bytes(b))
+        crate::sys::so_netns_cookie(s.as_fd()).ok()
     }
 
     pub(super) fn refusals() -> std::sync::MutexGuard<'static, Option<HashMap<u64, Refusal>>> {
@@ -412,16 +401,6 @@ impl std::os::windows::io::AsRawSocket for MptcpSocket {
     }
 }
 
-/// socket2's `Protocol::MPTCP`, which it defines for Linux only; the same number on
-/// Android.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn mptcp_protocol() -> socket2::Protocol {
-    #[cfg(target_os = "linux")]
-    return socket2::Protocol::MPTCP;
-    #[cfg(target_os = "android")]
-    return socket2::Protocol::from(IPPROTO_MPTCP);
-}
-
 /// A plain TCP socket of the family.
 fn tcp(domain: Domain) -> Result<Socket> {
     Socket::new(domain, Type::STREAM, Some(socket2::Protocol::TCP))
@@ -558,10 +537,6 @@ pub fn listen_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpListener> 
     bound.listen(1024)
 }
 
-// The portable constant is the kernel's.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const _: () = assert!(IPPROTO_MPTCP == mptcp_sys::IPPROTO_MPTCP as i32);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,7 +550,7 @@ mod tests {
     /// The op and message of an `Error::Os`.
     fn os_of(e: &Error) -> (&'static str, String) {
         match e {
-            Error::Os { op, source } => (op, source.to_string()),
+            Error::Os { op, error } => (op, error.to_string()),
             other => panic!("not an OS error: {other:?}"),
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, NotMptcp, Result};
 use crate::kernel::{is_unsupported, kernel_has_sol_mptcp, stream_protocol};
+use crate::proto::IPPROTO_MPTCP;
 use crate::sys;
 use std::os::fd::AsFd;
 
@@ -53,14 +54,13 @@ pub fn status(fd: impl AsFd) -> Result<Status> {
     let fd = fd.as_fd();
     // Linux 6.10+: TCP_IS_MPTCP answers for every TCP/MPTCP socket, and answering at
     // all proves a TCP-family stream socket: only SO_PROTOCOL is left to ask.
-    let fast = sys::getsockopt_int(fd, libc::SOL_TCP, mptcp_sys::TCP_IS_MPTCP as i32);
-    match fast {
-        Ok(v) => {
-            let protocol = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)
-                .map_err(|e| Error::os("getsockopt(SO_PROTOCOL)", e))?;
+    match sys::tcp_is_mptcp(fd) {
+        Ok(using_mptcp) => {
+            let protocol =
+                sys::so_protocol(fd).map_err(|e| Error::os("getsockopt(SO_PROTOCOL)", e))?;
             return Ok(Status {
-                created_as_mptcp: protocol == crate::IPPROTO_MPTCP,
-                using_mptcp: v != 0,
+                created_as_mptcp: protocol == IPPROTO_MPTCP,
+                using_mptcp,
                 detection: Detection::TcpIsMptcp,
             });
         }
@@ -70,7 +70,7 @@ pub fn status(fd: impl AsFd) -> Result<Status> {
         Err(e) if !is_unsupported(&e) => return Err(Error::os("getsockopt(TCP_IS_MPTCP)", e)),
         Err(_) => {}
     }
-    let created_as_mptcp = stream_protocol(fd)? == crate::IPPROTO_MPTCP;
+    let created_as_mptcp = stream_protocol(fd)? == IPPROTO_MPTCP;
     if !created_as_mptcp {
         return Ok(Status {
             created_as_mptcp,
@@ -80,13 +80,7 @@ pub fn status(fd: impl AsFd) -> Result<Status> {
     }
     // Linux 5.16+: SOL_MPTCP options fail on a socket that fell back. An empty buffer
     // makes this a probe that copies nothing.
-    let mut empty = [0u8; 0];
-    match sys::getsockopt_buf(
-        fd,
-        mptcp_sys::SOL_MPTCP as i32,
-        mptcp_sys::MPTCP_INFO as i32,
-        &mut empty,
-    ) {
+    match sys::mptcp_info_prefix(fd, &mut []) {
         Ok(_) => Ok(Status {
             created_as_mptcp,
             using_mptcp: true,
@@ -124,8 +118,8 @@ pub fn status(fd: impl AsFd) -> Result<Status> {
 #[doc(alias = "TCP_IS_MPTCP")]
 pub fn is_mptcp(fd: impl AsFd) -> Result<bool> {
     let fd = fd.as_fd();
-    match sys::getsockopt_int(fd, libc::SOL_TCP, mptcp_sys::TCP_IS_MPTCP as i32) {
-        Ok(v) => Ok(v != 0),
+    match sys::tcp_is_mptcp(fd) {
+        Ok(v) => Ok(v),
         Err(_) => status(fd).map(|s| s.using_mptcp),
     }
 }

@@ -609,24 +609,19 @@ fn grew() -> Error {
 /// stride the kernel used.
 fn subflow_array(
     fd: BorrowedFd<'_>,
-    opt: u32,
+    which: sys::SubflowArray,
     elem: usize,
     want: usize,
 ) -> Result<(usize, usize, Vec<u8>)> {
     let hdr = size_of::<mptcp_sys::mptcp_subflow_data>();
-    let (name, feature) = if opt == mptcp_sys::MPTCP_TCPINFO {
-        ("getsockopt(MPTCP_TCPINFO)", "MPTCP_TCPINFO")
-    } else {
-        ("getsockopt(MPTCP_SUBFLOW_ADDRS)", "MPTCP_SUBFLOW_ADDRS")
-    };
     let mut buf = vec![0u8; hdr + want * elem];
     // The header the kernel reads: its size and the element size wanted.
     let at = offset_of!(mptcp_sys::mptcp_subflow_data, size_subflow_data);
     buf[at..at + 4].copy_from_slice(&(hdr as u32).to_ne_bytes());
     let at = offset_of!(mptcp_sys::mptcp_subflow_data, size_user);
     buf[at..at + 4].copy_from_slice(&(elem as u32).to_ne_bytes());
-    sys::getsockopt_buf(fd, mptcp_sys::SOL_MPTCP as i32, opt as i32, &mut buf)
-        .map_err(|e| classify(fd, e, name, feature, Some("5.16")))?;
+    sys::mptcp_subflow_array(fd, which, &mut buf)
+        .map_err(|e| classify(fd, e, which.op(), which.name(), Some("5.16")))?;
     let head: mptcp_sys::mptcp_subflow_data = sys::read_prefix(&buf[..hdr]);
     Ok((
         head.num_subflows as usize,
@@ -640,12 +635,12 @@ fn legacy_subflows(fd: BorrowedFd<'_>) -> Result<Vec<Subflow>> {
     let t_size = size_of::<mptcp_sys::tcp_info>();
     let mut want = 4usize;
     for _ in 0..RETRIES {
-        let (n, a_stride, a) = subflow_array(fd, mptcp_sys::MPTCP_SUBFLOW_ADDRS, a_size, want)?;
+        let (n, a_stride, a) = subflow_array(fd, sys::SubflowArray::Addrs, a_size, want)?;
         if n > want {
             want = plausible(n)?;
             continue;
         }
-        let (m, t_stride, t) = subflow_array(fd, mptcp_sys::MPTCP_TCPINFO, t_size, want)?;
+        let (m, t_stride, t) = subflow_array(fd, sys::SubflowArray::TcpInfo, t_size, want)?;
         if m != n {
             want = want.max(plausible(m)?);
             continue;

@@ -1,13 +1,17 @@
 //! The crate's only `unsafe` code: raw socket-option calls and copying kernel structs out
 //! of byte buffers. Everything here borrows descriptors; nothing duplicates them.
 //!
+//! One function per kernel call, as rustix has: each names its option (and says which
+//! kernel added it); none takes a level and option name from its caller but
+//! [`int_option`]/[`set_int_option`], whose one-`int` value is too short for any option
+//! that carries pointers.
+//!
 //! No Rust struct is ever viewed as bytes by Rust code (its padding would be
-//! uninitialised): the kernel writes replies straight into `Plain` structs
-//! ([`getsockopt_into`]) or into byte buffers they are copied out of ([`read_prefix`]),
-//! and structs are read by field. The requests that carry user pointers
-//! (`MPTCP_FULL_INFO`, the out-of-tree `MPTCP_SUB_GETSOCKOPT`) are built only here, next
-//! to the call that hands them to the kernel ([`getsockopt_raw`]); the safe functions
-//! refuse those options.
+//! uninitialised): the kernel writes replies straight into structs ([`mptcp_info`]) or
+//! into byte buffers they are copied out of ([`read_prefix`]), and structs are read by
+//! field. The requests that carry user pointers (`MPTCP_FULL_INFO`, the out-of-tree
+//! `MPTCP_SUB_GETSOCKOPT`) are built only here, next to the call that hands them to the
+//! kernel ([`getsockopt_raw`]).
 
 use std::io;
 use std::mem::{size_of, MaybeUninit};
@@ -94,20 +98,13 @@ impl<T> Request<T> {
     }
 }
 
-/// Whether the kernel follows user pointers stored in this option's value (and writes
-/// through them): such options go only through [`getsockopt_raw`], from the functions
-/// here that build their requests.
-fn carries_pointers(level: i32, name: i32) -> bool {
-    (level == mptcp_sys::SOL_MPTCP as i32 && name == mptcp_sys::MPTCP_FULL_INFO as i32)
-        || (level == libc::SOL_TCP && name == mptcp_sys::legacy::MPTCP_SUB_GETSOCKOPT as i32)
-}
-
 /// `getsockopt` into `len` bytes at `value`; returns the length the kernel reported.
 ///
 /// # Safety
 /// `value` must be valid for writes of `len` bytes for the duration of the call, and
-/// when the option's value carries user pointers ([`carries_pointers`]), each must be
-/// valid for the writes the kernel makes through it.
+/// when the option's value carries user pointers (`MPTCP_FULL_INFO`,
+/// `TCP_ZEROCOPY_RECEIVE`, the out-of-tree `MPTCP_SUB_GETSOCKOPT`), each must be valid
+/// for the writes the kernel makes through it.
 unsafe fn getsockopt_raw(
     fd: BorrowedFd<'_>,
     level: i32,
@@ -126,97 +123,248 @@ unsafe fn getsockopt_raw(
     Ok(len as usize)
 }
 
-/// `getsockopt` into `buf`; returns the length the kernel reported. Options whose value
-/// carries pointers are refused (`EINVAL`): arbitrary bytes there would let the kernel
-/// write anywhere.
-pub(crate) fn getsockopt_buf(
+/// `getsockopt` into `buf`; returns the length the kernel reported.
+///
+/// # Safety
+/// The option's value must carry no user pointers: the kernel then writes only into
+/// `buf`, at most its length.
+unsafe fn getsockopt_bytes(
     fd: BorrowedFd<'_>,
     level: i32,
     name: i32,
     buf: &mut [u8],
 ) -> io::Result<usize> {
-    if carries_pointers(level, name) {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    // SAFETY: `buf` is valid for writes of its length; the option carries no pointers.
+    // SAFETY: `buf` is valid for writes of its length; the caller guarantees the option
+    // carries no pointers.
     unsafe { getsockopt_raw(fd, level, name, buf.as_mut_ptr(), buf.len()) }
 }
 
-/// `getsockopt` straight into a value of `T`, as a C caller passes `&info`: the kernel
-/// writes at most `size_of::<T>()` bytes of it and the length it wrote is returned.
-/// Bytes past that length keep what `value` held. Options whose value carries pointers
-/// are refused, as by [`getsockopt_buf`].
-pub(crate) fn getsockopt_into<T: Plain>(
-    fd: BorrowedFd<'_>,
-    level: i32,
-    name: i32,
-    value: &mut T,
-) -> io::Result<usize> {
-    if carries_pointers(level, name) {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    // SAFETY: `value` is valid for writes of `size_of::<T>()` bytes, and `T: Plain`
-    // accepts any bytes the kernel writes, padding included; the option carries no
-    // pointers.
-    let len = unsafe { getsockopt_raw(fd, level, name, (value as *mut T).cast(), size_of::<T>()) }?;
-    Ok(len.min(size_of::<T>()))
-}
-
-/// `getsockopt` of an `int` option.
-pub(crate) fn getsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
-    let mut buf = [0u8; 4];
-    let len = getsockopt_buf(fd, level, name, &mut buf)?;
-    if len < 4 {
-        // Some options write a single byte; widen what the kernel gave.
-        let mut v = [0u8; 4];
-        v[..len].copy_from_slice(&buf[..len]);
-        return Ok(i32::from_ne_bytes(v));
-    }
-    Ok(i32::from_ne_bytes(buf))
-}
-
-/// `setsockopt` with a byte buffer.
-#[cfg_attr(not(feature = "legacy"), allow(dead_code))]
-pub(crate) fn setsockopt_buf(
-    fd: BorrowedFd<'_>,
-    level: i32,
-    name: i32,
-    buf: &[u8],
-) -> io::Result<()> {
-    let len = libc::socklen_t::try_from(buf.len())
+/// `setsockopt` with the bytes of `value`.
+fn setsockopt_bytes(fd: BorrowedFd<'_>, level: i32, name: i32, value: &[u8]) -> io::Result<()> {
+    let len = libc::socklen_t::try_from(value.len())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `buf` is valid for reads of `len` bytes; the descriptor is borrowed for the
-    // duration of the call.
-    let r = unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, buf.as_ptr().cast(), len) };
+    // SAFETY: `value` is valid for reads of `len` bytes; the kernel only reads the value
+    // (and, for options that carry pointers, reads through them: a bad pointer is its
+    // EFAULT, never a write into this process); the descriptor is borrowed for the call.
+    let r = unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, value.as_ptr().cast(), len) };
     if r == -1 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
 }
 
-/// `setsockopt` of an `int` option.
-#[cfg_attr(not(any(feature = "pm", feature = "legacy")), allow(dead_code))]
-pub(crate) fn setsockopt_int(
+/// The value of an `int` option from the bytes the kernel wrote: 4 in native order, or
+/// a single byte (which the kernel writes for some `IP_*` options), whatever the byte
+/// order.
+fn int_from_reply(buf: [u8; 4], len: usize) -> io::Result<i32> {
+    match len {
+        4 => Ok(i32::from_ne_bytes(buf)),
+        1 => Ok(i32::from(buf[0])),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("an int option's reply of {len} bytes"),
+        )),
+    }
+}
+
+/// `getsockopt` of an `int` option the caller names (the subflow option calls of the
+/// path manager).
+///
+/// Safe for any option: the value handed to the kernel is one `int`, and every option
+/// whose value carries a user pointer needs more (`TCP_ZEROCOPY_RECEIVE` at least 12
+/// bytes, `MPTCP_FULL_INFO` its whole header, the out-of-tree `MPTCP_SUB_GETSOCKOPT` a
+/// struct of two pointers): given 4 bytes, the kernel refuses them with `EINVAL` before
+/// reading any pointer.
+pub(crate) fn int_option(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
+    let mut buf = [0u8; 4];
+    // SAFETY: a 4-byte value cannot hold the request of a pointer-carrying option (see
+    // above), so the kernel writes only into `buf`.
+    let len = unsafe { getsockopt_bytes(fd, level, name, &mut buf) }?;
+    int_from_reply(buf, len)
+}
+
+/// `setsockopt` of an `int` option the caller names.
+pub(crate) fn set_int_option(
     fd: BorrowedFd<'_>,
     level: i32,
     name: i32,
     value: i32,
 ) -> io::Result<()> {
-    // SAFETY: the value pointer and length describe a live `i32`; the descriptor is
-    // borrowed for the duration of the call.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const i32).cast(),
-            size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if r == -1 {
-        return Err(io::Error::last_os_error());
+    setsockopt_bytes(fd, level, name, &value.to_ne_bytes())
+}
+
+/// `getsockopt(SOL_SOCKET, SO_PROTOCOL)`: the protocol the socket was created with.
+#[doc(alias = "SO_PROTOCOL")]
+pub(crate) fn so_protocol(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    int_option(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)
+}
+
+/// `getsockopt(SOL_TCP, TCP_IS_MPTCP)` (Linux 6.10+): whether the connection uses MPTCP.
+#[doc(alias = "TCP_IS_MPTCP")]
+pub(crate) fn tcp_is_mptcp(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    int_option(fd, libc::SOL_TCP, mptcp_sys::TCP_IS_MPTCP as i32).map(|v| v != 0)
+}
+
+#[cfg(target_os = "linux")]
+const SO_NETNS_COOKIE: i32 = libc::SO_NETNS_COOKIE;
+/// `libc` does not define it for Android; bionic's kernel headers use the generic value
+/// (asm-generic/socket.h) on every Android architecture.
+#[cfg(target_os = "android")]
+const SO_NETNS_COOKIE: i32 = 71;
+
+/// `getsockopt(SOL_SOCKET, SO_NETNS_COOKIE)` (Linux 5.14+): the id of the socket's
+/// network namespace, never reused.
+#[doc(alias = "SO_NETNS_COOKIE")]
+pub(crate) fn so_netns_cookie(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut b = [0u8; 8];
+    // SAFETY: the option's value is a plain u64.
+    let n = unsafe { getsockopt_bytes(fd, libc::SOL_SOCKET, SO_NETNS_COOKIE, &mut b) }?;
+    match n {
+        8 => Ok(u64::from_ne_bytes(b)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("SO_NETNS_COOKIE of {n} bytes"),
+        )),
     }
-    Ok(())
+}
+
+/// `getsockopt(SOL_SOCKET, SO_RCVBUF)`.
+#[cfg(feature = "pm")]
+#[doc(alias = "SO_RCVBUF")]
+pub(crate) fn so_rcvbuf(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)
+}
+
+/// `setsockopt(SOL_SOCKET, SO_RCVBUF)`, or `SO_RCVBUFFORCE` (which needs `CAP_NET_ADMIN`
+/// and may exceed `net.core.rmem_max`) when `force`.
+#[cfg(feature = "pm")]
+#[doc(alias = "SO_RCVBUF")]
+#[doc(alias = "SO_RCVBUFFORCE")]
+pub(crate) fn set_so_rcvbuf(fd: BorrowedFd<'_>, bytes: i32, force: bool) -> io::Result<()> {
+    let name = if force {
+        libc::SO_RCVBUFFORCE
+    } else {
+        libc::SO_RCVBUF
+    };
+    set_int_option(fd, libc::SOL_SOCKET, name, bytes)
+}
+
+/// `getsockopt(SOL_MPTCP, MPTCP_INFO)` straight into `info` (Linux 5.16+), as a C
+/// caller passes `&info`: the kernel writes at most its size and the length it wrote
+/// is returned; bytes past it keep what `info` held.
+#[doc(alias = "MPTCP_INFO")]
+pub(crate) fn mptcp_info(
+    fd: BorrowedFd<'_>,
+    info: &mut mptcp_sys::mptcp_info,
+) -> io::Result<usize> {
+    let size = size_of::<mptcp_sys::mptcp_info>();
+    // SAFETY: `info` is valid for writes of its size, and any bytes the kernel writes
+    // (padding included) are a valid `mptcp_info` (`Plain`); the option carries no
+    // pointers.
+    let len = unsafe {
+        getsockopt_raw(
+            fd,
+            mptcp_sys::SOL_MPTCP as i32,
+            mptcp_sys::MPTCP_INFO as i32,
+            (info as *mut mptcp_sys::mptcp_info).cast(),
+            size,
+        )
+    }?;
+    Ok(len.min(size))
+}
+
+/// `getsockopt(SOL_MPTCP, MPTCP_INFO)` into the first `buf.len()` bytes (none: a probe
+/// that copies nothing); returns how many the kernel wrote.
+#[doc(alias = "MPTCP_INFO")]
+pub(crate) fn mptcp_info_prefix(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let sol = mptcp_sys::SOL_MPTCP as i32;
+    // SAFETY: `mptcp_info` holds integers only.
+    let len = unsafe { getsockopt_bytes(fd, sol, mptcp_sys::MPTCP_INFO as i32, buf) }?;
+    Ok(len.min(buf.len()))
+}
+
+/// The two `SOL_MPTCP` options that answer with a `mptcp_subflow_data` header and an
+/// array of one element per subflow (Linux 5.16+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SubflowArray {
+    /// `MPTCP_TCPINFO`: a `tcp_info` per subflow.
+    TcpInfo,
+    /// `MPTCP_SUBFLOW_ADDRS`: a `mptcp_subflow_addrs` per subflow.
+    Addrs,
+}
+
+impl SubflowArray {
+    /// The option's name, as error messages give it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SubflowArray::TcpInfo => "MPTCP_TCPINFO",
+            SubflowArray::Addrs => "MPTCP_SUBFLOW_ADDRS",
+        }
+    }
+
+    /// The call, as error messages give it.
+    pub(crate) fn op(self) -> &'static str {
+        match self {
+            SubflowArray::TcpInfo => "getsockopt(MPTCP_TCPINFO)",
+            SubflowArray::Addrs => "getsockopt(MPTCP_SUBFLOW_ADDRS)",
+        }
+    }
+}
+
+/// `getsockopt(SOL_MPTCP, MPTCP_TCPINFO or MPTCP_SUBFLOW_ADDRS)`: `buf` starts with the
+/// `mptcp_subflow_data` header the caller filled in (its size and the element size it
+/// wants); the kernel writes the header back and the array after it.
+#[doc(alias = "MPTCP_TCPINFO")]
+#[doc(alias = "MPTCP_SUBFLOW_ADDRS")]
+pub(crate) fn mptcp_subflow_array(
+    fd: BorrowedFd<'_>,
+    which: SubflowArray,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let name = match which {
+        SubflowArray::TcpInfo => mptcp_sys::MPTCP_TCPINFO,
+        SubflowArray::Addrs => mptcp_sys::MPTCP_SUBFLOW_ADDRS,
+    };
+    // SAFETY: the header and the elements hold integers and addresses only.
+    unsafe { getsockopt_bytes(fd, mptcp_sys::SOL_MPTCP as i32, name as i32, buf) }
+}
+
+/// The out-of-tree kernel's `getsockopt(SOL_TCP, ...)` calls whose values are ids and
+/// socket addresses (no pointers): request in `buf`, reply over it.
+#[cfg(feature = "legacy")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OotCall {
+    /// `MPTCP_GET_SUB_IDS`
+    GetSubIds,
+    /// `MPTCP_GET_SUB_TUPLE`
+    GetSubTuple,
+    /// `MPTCP_OPEN_SUB_TUPLE`
+    OpenSubTuple,
+    /// `MPTCP_CLOSE_SUB_ID`
+    CloseSubId,
+}
+
+/// One of the out-of-tree kernel's plain `getsockopt` calls ([`OotCall`]); returns the
+/// length the kernel reported.
+#[cfg(feature = "legacy")]
+#[doc(alias = "MPTCP_GET_SUB_IDS")]
+#[doc(alias = "MPTCP_GET_SUB_TUPLE")]
+#[doc(alias = "MPTCP_OPEN_SUB_TUPLE")]
+#[doc(alias = "MPTCP_CLOSE_SUB_ID")]
+pub(crate) fn oot_getsockopt(
+    fd: BorrowedFd<'_>,
+    call: OotCall,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    use mptcp_sys::legacy as oot;
+    let name = match call {
+        OotCall::GetSubIds => oot::MPTCP_GET_SUB_IDS,
+        OotCall::GetSubTuple => oot::MPTCP_GET_SUB_TUPLE,
+        OotCall::OpenSubTuple => oot::MPTCP_OPEN_SUB_TUPLE,
+        OotCall::CloseSubId => oot::MPTCP_CLOSE_SUB_ID,
+    };
+    // SAFETY: these four options' values are ids, states and socket addresses.
+    unsafe { getsockopt_bytes(fd, libc::SOL_TCP, name as i32, buf) }
 }
 
 /// `getsockopt(SOL_MPTCP, MPTCP_FULL_INFO)` for at most `count` subflows: builds the
@@ -371,7 +519,7 @@ pub(crate) fn sub_setsockopt_int(
         &(size_of::<i32>() as u32).to_ne_bytes(),
     );
     // `value` lives across the call, which only reads it.
-    setsockopt_buf(
+    setsockopt_bytes(
         fd,
         libc::SOL_TCP,
         mptcp_sys::legacy::MPTCP_SUB_SETSOCKOPT as i32,
@@ -415,4 +563,21 @@ pub(crate) fn if_indextoname(index: u32) -> io::Result<String> {
     }
     let len = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
     Ok(String::from_utf8_lossy(&buf[..len]).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::int_from_reply;
+
+    /// A one-byte reply is that byte's value on either byte order (reading it into the
+    /// first byte of a native-order `int` gave 0x0700_0000 on big-endian targets).
+    #[test]
+    fn a_short_int_reply_widens_on_every_byte_order() {
+        assert_eq!(int_from_reply([7, 0, 0, 0], 1).ok(), Some(7));
+        assert_eq!(int_from_reply([0xff, 0xaa, 0xbb, 0xcc], 1).ok(), Some(255));
+        let v = 0x0102_0304i32;
+        assert_eq!(int_from_reply(v.to_ne_bytes(), 4).ok(), Some(v));
+        assert!(int_from_reply([0; 4], 2).is_err());
+        assert!(int_from_reply([0; 4], 0).is_err());
+    }
 }

@@ -1,5 +1,5 @@
 //! tokio versions of [`connect`](crate::connect), [`listen`](crate::listen) and
-//! [`MptcpSocket`](crate::MptcpSocket).
+//! [`MptcpSocket`](crate::socket::MptcpSocket).
 //!
 //! The status, info and subflow functions of the crate take any `AsFd`, so they work on
 //! tokio's sockets directly:
@@ -53,17 +53,17 @@ fn os(op: &'static str) -> impl FnOnce(std::io::Error) -> Error {
 impl MptcpSocket {
     /// An IPv4 socket: MPTCP when possible under `mode`.
     pub fn new_v4(mode: Mode) -> Result<Self> {
-        crate::MptcpSocket::new(socket2::Domain::IPV4, mode).and_then(Self::try_from)
+        crate::socket::MptcpSocket::new(socket2::Domain::IPV4, mode).and_then(Self::try_from)
     }
 
     /// An IPv6 socket: MPTCP when possible under `mode`.
     pub fn new_v6(mode: Mode) -> Result<Self> {
-        crate::MptcpSocket::new(socket2::Domain::IPV6, mode).and_then(Self::try_from)
+        crate::socket::MptcpSocket::new(socket2::Domain::IPV6, mode).and_then(Self::try_from)
     }
 
     /// A socket of the family of `addr`.
     pub fn for_addr(addr: &SocketAddr, mode: Mode) -> Result<Self> {
-        crate::MptcpSocket::for_addr(addr, mode).and_then(Self::try_from)
+        crate::socket::MptcpSocket::for_addr(addr, mode).and_then(Self::try_from)
     }
 
     /// True when the socket was created as MPTCP.
@@ -157,9 +157,9 @@ impl MptcpSocket {
 }
 
 /// A socket made by the blocking builder, registered with tokio as non-blocking.
-impl TryFrom<crate::MptcpSocket> for MptcpSocket {
+impl TryFrom<crate::socket::MptcpSocket> for MptcpSocket {
     type Error = Error;
-    fn try_from(s: crate::MptcpSocket) -> Result<Self> {
+    fn try_from(s: crate::socket::MptcpSocket) -> Result<Self> {
         let unavailable = s.unavailable();
         let socket = s.into_socket();
         socket

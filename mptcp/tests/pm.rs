@@ -1076,18 +1076,23 @@ fn kernel_text_is_kept_for_a_known_command() {
         match &r {
             Err(Error::Netlink {
                 message: Some(m),
-                source,
+                error,
                 ..
             }) => {
                 assert!(!m.is_empty());
-                assert!(source.raw_os_error().is_some());
+                assert!(error.raw_os_error().is_some());
             }
             // Kernels without extended-ack text for it: the errno alone, still no guess.
             Err(Error::Netlink { message: None, .. }) => {}
             other => panic!("expected the kernel's own error, got {other:?}"),
         }
-        let io = std::io::Error::from(r.expect_err("error"));
-        assert!(io.raw_os_error().is_some(), "errno kept through io::Error");
+        let e = r.expect_err("error");
+        let (errno, shown) = (e.errno(), e.to_string());
+        let io = std::io::Error::from(e);
+        assert_eq!(io.to_string(), shown, "the message kept through io::Error");
+        let inner = io.get_ref().and_then(|i| i.downcast_ref::<Error>());
+        assert_eq!(inner.and_then(Error::errno), errno, "and the errno");
+        assert!(errno.is_some());
     });
 }
 

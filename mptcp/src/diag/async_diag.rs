@@ -3,7 +3,7 @@
 use super::{on_datagram, DiagConnection, DiagRequest, Filter, Listing};
 use crate::error::{Error, Result};
 use crate::netlink::{recv, RECV_BUF};
-use crate::Token;
+use crate::token::Token;
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NlAddr};
 use tokio::io::unix::AsyncFd;
 
@@ -70,14 +70,9 @@ impl AsyncDiag {
     pub async fn connections(&self, filter: &Filter) -> Result<Vec<DiagConnection>> {
         let mut inner = self.inner.lock().await;
         let mut l = Listing::new(filter);
-        for req in l.connection_requests() {
-            let r = inner.transact(&req, |p| l.add_connection(p)).await;
-            l.connections_done(&req, r)?;
-        }
-        if l.wants_subflows() {
-            for req in Listing::subflow_requests() {
-                inner.transact(&req, |p| l.add_subflow(p)).await?;
-            }
+        while let Some(req) = l.next_request() {
+            let r = inner.transact(&req, |p| l.on_reply(p)).await;
+            l.on_done(r)?;
         }
         Ok(l.finish().0)
     }

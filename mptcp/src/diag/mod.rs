@@ -57,7 +57,7 @@ use crate::error::{Error, Result};
 use crate::info::MptcpInfo;
 use crate::netlink::{messages, recv, Msg, RECV_BUF};
 use crate::subflow::TcpInfo;
-use crate::Token;
+use crate::token::Token;
 use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR};
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NlAddr};
 use request::{DiagRequest, Proto};
@@ -370,14 +370,9 @@ impl Diag {
     #[doc(alias = "INET_DIAG_REQ_PROTOCOL")]
     pub fn connections(&mut self, filter: &Filter) -> Result<Vec<DiagConnection>> {
         let mut l = Listing::new(filter);
-        for req in l.connection_requests() {
-            let r = self.transact(&req, |p| l.add_connection(p));
-            l.connections_done(&req, r)?;
-        }
-        if l.wants_subflows() {
-            for req in Listing::subflow_requests() {
-                self.transact(&req, |p| l.add_subflow(p))?;
-            }
+        while let Some(req) = l.next_request() {
+            let r = self.transact(&req, |p| l.on_reply(p));
+            l.on_done(r)?;
         }
         let (conns, ulp) = l.finish();
         if ulp.is_some() {
@@ -415,44 +410,124 @@ impl Diag {
     }
 }
 
-/// One listing in progress: the requests to make and what their replies add up to.
-/// Both the blocking and the async client drive it.
+/// Which part of a listing a request belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The MPTCP connections (dumps per family, or a probe and a lookup by token).
+    Connections,
+    /// Asked after a connection request found no MPTCP handler: does the kernel read
+    /// `INET_DIAG_REQ_PROTOCOL` at all?
+    ProtocolProbe,
+    /// The TCP dumps the subflows are among.
+    Subflows,
+}
+
+/// One listing in progress, without a socket: the requests to make, in turn, and what
+/// their replies add up to. The blocking [`Diag`] and the tokio `AsyncDiag` drive it the
+/// same way: take [`next_request`](Self::next_request), hand it each reply payload
+/// ([`on_reply`](Self::on_reply)), then its outcome ([`on_done`](Self::on_done)).
 pub(crate) struct Listing<'f> {
     filter: &'f Filter,
+    queue: std::collections::VecDeque<(Stage, DiagRequest)>,
+    /// The request in flight.
+    current: Option<(Stage, DiagRequest)>,
     conns: Vec<DiagConnection>,
     by_token: HashMap<Token, usize>,
     tcp_seen: bool,
     ulp_seen: bool,
+    /// The error a protocol probe decides about.
+    pending: Option<Error>,
 }
 
 impl<'f> Listing<'f> {
     pub(crate) fn new(filter: &'f Filter) -> Self {
+        let first: Vec<DiagRequest> = match filter.token {
+            // A token is looked up by the kernel. The lookup answers an unknown token
+            // with ENOENT, as a missing module does: an empty dump first tells the two
+            // apart.
+            Some(t) => vec![DiagRequest::probe(), DiagRequest::by_token(t.get())],
+            // Anything else is a dump per address family with the kernel's state mask
+            // and bytecode.
+            None => filter
+                .families()
+                .into_iter()
+                .map(|f| DiagRequest::dump(Proto::Mptcp, f, filter))
+                .collect(),
+        };
         Listing {
             filter,
+            queue: first.into_iter().map(|r| (Stage::Connections, r)).collect(),
+            current: None,
             conns: Vec::new(),
             by_token: HashMap::new(),
             tcp_seen: false,
             ulp_seen: false,
+            pending: None,
         }
     }
 
-    /// A token is looked up by the kernel; anything else is a dump per address family
-    /// with the kernel's state mask and bytecode.
-    pub(crate) fn connection_requests(&self) -> Vec<DiagRequest> {
-        match self.filter.token {
-            // The lookup answers an unknown token with ENOENT, as a missing module does:
-            // an empty dump first tells the two apart.
-            Some(t) => vec![DiagRequest::probe(), DiagRequest::by_token(t.get())],
-            None => self
-                .filter
-                .families()
-                .into_iter()
-                .map(|f| DiagRequest::dump(Proto::Mptcp, f, self.filter))
-                .collect(),
+    /// The next request to send; `None` when the listing is complete.
+    pub(crate) fn next_request(&mut self) -> Option<DiagRequest> {
+        self.current = self.queue.pop_front();
+        self.current.as_ref().map(|(_, r)| r.clone())
+    }
+
+    /// One reply of the request in flight.
+    pub(crate) fn on_reply(&mut self, payload: &[u8]) -> Result<()> {
+        match self.current.as_ref().map(|(s, _)| *s) {
+            Some(Stage::Connections) => self.add_connection(payload),
+            Some(Stage::Subflows) => self.add_subflow(payload),
+            Some(Stage::ProtocolProbe) | None => Ok(()),
         }
     }
 
-    pub(crate) fn add_connection(&mut self, payload: &[u8]) -> Result<()> {
+    /// The outcome of the request in flight; an error ends the listing.
+    pub(crate) fn on_done(&mut self, r: Result<()>) -> Result<()> {
+        let Some((stage, req)) = self.current.take() else {
+            return r;
+        };
+        match (stage, r) {
+            // A lookup's ENOENT (after the probe found the handler): no such connection.
+            (Stage::Connections, Err(Error::MissingModule { .. })) if !req.is_dump() => {}
+            // No MPTCP handler: a missing module, or a kernel before 5.9, which ignores
+            // the protocol attribute. A TCP dump carrying it tells them apart.
+            (Stage::Connections, Err(e @ Error::MissingModule { .. })) => {
+                self.queue.clear();
+                self.queue
+                    .push_back((Stage::ProtocolProbe, DiagRequest::protocol_probe()));
+                self.current = None;
+                self.pending = Some(e);
+                return Ok(());
+            }
+            (Stage::ProtocolProbe, Ok(())) => {
+                return Err(Error::Unsupported {
+                    feature: "listing MPTCP sockets (mptcp_diag, INET_DIAG_REQ_PROTOCOL)",
+                    since: Some("5.9"),
+                })
+            }
+            (Stage::ProtocolProbe, Err(_)) => {
+                return Err(self.pending.take().unwrap_or(Error::MissingModule {
+                    module: MODULE,
+                    feature: FEATURE,
+                    errno: libc::ENOENT,
+                }))
+            }
+            (_, r) => r?,
+        }
+        if stage == Stage::Connections
+            && !self.queue.iter().any(|(s, _)| *s == Stage::Connections)
+            && !self.by_token.is_empty()
+        {
+            // TCP dumps of both families: the subflows are among them.
+            for f in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+                let req = DiagRequest::dump(Proto::Tcp, f, &Filter::new());
+                self.queue.push_back((Stage::Subflows, req));
+            }
+        }
+        Ok(())
+    }
+
+    fn add_connection(&mut self, payload: &[u8]) -> Result<()> {
         let c = reply::connection(payload)?;
         let keep = match self.filter.token {
             // The kernel found it by token: the rest of the filter is checked here.
@@ -468,28 +543,7 @@ impl<'f> Listing<'f> {
         Ok(())
     }
 
-    /// The outcome of one connection request: a lookup's ENOENT (after the probe found
-    /// the module) is no such connection.
-    pub(crate) fn connections_done(&self, req: &DiagRequest, r: Result<()>) -> Result<()> {
-        match r {
-            Err(Error::MissingModule { .. }) if !req.is_dump() => Ok(()),
-            r => r,
-        }
-    }
-
-    pub(crate) fn wants_subflows(&self) -> bool {
-        !self.by_token.is_empty()
-    }
-
-    /// TCP dumps of both families: the subflows are among them.
-    pub(crate) fn subflow_requests() -> Vec<DiagRequest> {
-        [libc::AF_INET as u8, libc::AF_INET6 as u8]
-            .into_iter()
-            .map(|f| DiagRequest::dump(Proto::Tcp, f, &Filter::new()))
-            .collect()
-    }
-
-    pub(crate) fn add_subflow(&mut self, payload: &[u8]) -> Result<()> {
+    fn add_subflow(&mut self, payload: &[u8]) -> Result<()> {
         self.tcp_seen = true;
         let Some(sf) = reply::subflow(payload)? else {
             return Ok(());
@@ -566,13 +620,8 @@ pub(crate) fn step<'a>(m: &Msg<'a>) -> Result<Step<'a>> {
 /// The typed error for a sock_diag refusal.
 fn diag_error(errno: i32) -> Error {
     match errno {
-        // No handler for IPPROTO_MPTCP: a kernel before 5.9 (no mptcp_diag, and no
-        // INET_DIAG_REQ_PROTOCOL to ask for it), or the module is not built, not loaded
-        // and could not be loaded.
-        libc::ENOENT if kernel_before(5, 9) => Error::Unsupported {
-            feature: "listing MPTCP sockets (mptcp_diag, INET_DIAG_REQ_PROTOCOL)",
-            since: Some("5.9"),
-        },
+        // No handler for IPPROTO_MPTCP: the module is not built, not loaded and could
+        // not be loaded, or (a probe tells, see `Listing::on_done`) a kernel before 5.9.
         libc::ENOENT => Error::MissingModule {
             module: MODULE,
             feature: FEATURE,
@@ -587,19 +636,6 @@ fn diag_error(errno: i32) -> Error {
             "list sockets (sock_diag)",
             std::io::Error::from_raw_os_error(errno),
         ),
-    }
-}
-
-/// Whether the running kernel is older than `major.minor` (false when it cannot tell).
-fn kernel_before(major: u32, minor: u32) -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release
-        .trim()
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|p| p.parse::<u32>().ok());
-    match (parts.next(), parts.next()) {
-        (Some(ma), Some(mi)) => (ma, mi) < (major, minor),
-        _ => false,
     }
 }
 

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::info::MptcpInfo;
 use crate::netlink::nlas;
 use crate::subflow::TcpInfo;
-use crate::Token;
+use crate::token::Token;
 use mptcp_sys as sys;
 use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};

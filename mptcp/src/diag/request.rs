@@ -62,6 +62,18 @@ impl DiagRequest {
         DiagRequest::new(Proto::Mptcp, libc::AF_INET as u8)
     }
 
+    /// A TCP dump that matches no socket but carries `INET_DIAG_REQ_PROTOCOL` = MPTCP:
+    /// a kernel that reads the attribute (5.9+) looks for the MPTCP handler and fails
+    /// without it; an older one ignores it and answers the TCP dump.
+    pub fn protocol_probe() -> DiagRequest {
+        let mut r = DiagRequest::new(Proto::Tcp, libc::AF_INET as u8);
+        r.nlas.push(nla_bytes(
+            sys::INET_DIAG_REQ_PROTOCOL,
+            &(crate::proto::IPPROTO_MPTCP as u32).to_ne_bytes(),
+        ));
+        r
+    }
+
     fn new(proto: Proto, family: u8) -> DiagRequest {
         let mut r = DiagRequest {
             body: [0; size_of::<Req>()],
@@ -78,7 +90,7 @@ impl DiagRequest {
                 // The 8-bit field cannot hold 262: the attribute carries the protocol.
                 r.nlas.push(nla_bytes(
                     sys::INET_DIAG_REQ_PROTOCOL,
-                    &(crate::IPPROTO_MPTCP as u32).to_ne_bytes(),
+                    &(crate::proto::IPPROTO_MPTCP as u32).to_ne_bytes(),
                 ));
             }
         }

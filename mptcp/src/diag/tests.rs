@@ -184,3 +184,76 @@ proptest! {
         let _ = subflow(&b);
     }
 }
+
+/// The listing's rules, without a socket: what it asks next after each outcome.
+mod listing {
+    use super::super::{Listing, MODULE};
+    use super::*;
+    use crate::Error;
+
+    fn missing() -> Error {
+        Error::MissingModule {
+            module: MODULE,
+            feature: "test",
+            errno: libc::ENOENT,
+        }
+    }
+
+    /// The request's `sdiag_protocol` byte and whether it carries
+    /// `INET_DIAG_REQ_PROTOCOL` = 262.
+    fn protocol_of(req: &super::super::request::DiagRequest) -> (u8, bool) {
+        let b = req.serialize(1);
+        let body = &b[16..];
+        let proto = body[offset_of!(sys::inet_diag_req_v2, sdiag_protocol)];
+        let attrs = &body[size_of::<sys::inet_diag_req_v2>()..];
+        let attr = nla(sys::INET_DIAG_REQ_PROTOCOL, &262u32.to_ne_bytes());
+        (proto, attrs.windows(attr.len()).any(|w| w == attr))
+    }
+
+    /// No MPTCP handler: a TCP dump carrying the protocol attribute decides between a
+    /// missing module (5.9+, which read the attribute) and a kernel before 5.9 (which
+    /// ignores it and answers the TCP dump). No kernel release is read.
+    #[test]
+    fn no_handler_is_told_apart_by_a_probe() {
+        for (probe_answer, want_unsupported) in [(Ok(()), true), (Err(missing()), false)] {
+            let f = Filter::new();
+            let mut l = Listing::new(&f);
+            let first = l.next_request().expect("a connection dump");
+            assert_eq!(protocol_of(&first), (0, true));
+            l.on_done(Err(missing())).expect("the probe decides");
+            let probe = l.next_request().expect("the protocol probe");
+            assert_eq!(protocol_of(&probe), (libc::IPPROTO_TCP as u8, true));
+            let r = l.on_done(probe_answer);
+            match r {
+                Err(Error::Unsupported { since, .. }) => {
+                    assert!(want_unsupported);
+                    assert_eq!(since, Some("5.9"));
+                }
+                Err(Error::MissingModule { module, .. }) => {
+                    assert!(!want_unsupported);
+                    assert_eq!(module, MODULE);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// A token's lookup: a probe first, then the lookup, whose ENOENT is "no such
+    /// connection" (an empty listing), not a missing module.
+    #[test]
+    fn an_unknown_token_is_an_empty_listing() {
+        let f = Filter::new().token(crate::Token::new(7));
+        let mut l = Listing::new(&f);
+        let probe = l.next_request().expect("probe");
+        assert!(probe.is_dump());
+        l.on_done(Ok(())).expect("probe ok");
+        let lookup = l.next_request().expect("lookup");
+        assert!(!lookup.is_dump());
+        l.on_done(Err(missing())).expect("ENOENT of a lookup");
+        assert!(
+            l.next_request().is_none(),
+            "no subflow dumps without connections"
+        );
+        assert!(l.finish().0.is_empty());
+    }
+}

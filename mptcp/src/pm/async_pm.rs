@@ -6,7 +6,7 @@ use super::endpoint::{added_id, check_endpoint_addr, endpoints_in, limits_in};
 use super::netlink::{Family, Request};
 use super::{classify, Endpoint, EndpointFlags, Events, Limits};
 use crate::error::Result;
-use crate::Token;
+use crate::token::Token;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -73,7 +73,7 @@ impl AsyncPathManager {
             .conn
             .transact(family.id, &req)
             .await
-            .map_err(|e| classify(family, req.cmd, e))
+            .map_err(|e| classify(family, &req, e))
     }
 
     async fn exec(&self, req: Request) -> Result<()> {

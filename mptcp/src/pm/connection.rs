@@ -4,7 +4,7 @@ use super::endpoint::{endpoints_in, local_attrs, Endpoint, EndpointFlags};
 use super::netlink::{nla_nested, nla_u32, nla_u8, Request};
 use super::PathManager;
 use crate::error::{Error, Result};
-use crate::Token;
+use crate::token::Token;
 use mptcp_sys as sys;
 use netlink_packet_core::DefaultNla;
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 
 use super::netlink::{messages, recv, Reply, RECV_BUF};
 use crate::error::{Error, Result};
-use crate::Token;
+use crate::token::Token;
 use mptcp_sys as sys;
 use netlink_packet_core::{DecodeError, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN};
 use netlink_sys::{protocols::NETLINK_GENERIC, Socket};
@@ -481,10 +481,10 @@ impl Events {
                 format!("{bytes} bytes is more than the kernel takes"),
             )
         })?;
-        match crate::sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v) {
+        match crate::sys::set_so_rcvbuf(fd, v, true) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                crate::sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, v)
+                crate::sys::set_so_rcvbuf(fd, v, false)
                     .map_err(|e| Error::os("setsockopt(SO_RCVBUF)", e))?
             }
             Err(e) => return Err(Error::os("setsockopt(SO_RCVBUFFORCE)", e)),
@@ -495,7 +495,7 @@ impl Events {
     /// The socket's receive buffer size (`getsockopt(SO_RCVBUF)`).
     pub fn receive_buffer(&self) -> Result<usize> {
         let fd = std::os::fd::AsFd::as_fd(&self.sock);
-        crate::sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)
+        crate::sys::so_rcvbuf(fd)
             .map(|v| usize::try_from(v).unwrap_or(0))
             .map_err(|e| Error::os("getsockopt(SO_RCVBUF)", e))
     }

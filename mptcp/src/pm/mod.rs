@@ -80,7 +80,7 @@ impl PathManager {
     /// Runs `req`, handing each reply to `each`.
     fn run(&mut self, req: &Request, each: impl FnMut(Reply<'_>) -> Result<()>) -> Result<()> {
         let outcome = self.conn.transact(self.family.id, req, each);
-        outcome.map_err(|e| classify(&self.family, req.cmd, e))
+        outcome.map_err(|e| classify(&self.family, req, e))
     }
 
     /// Runs a request that has no reply but its ACK.
@@ -112,22 +112,31 @@ fn subscribe(family: &Family) -> Result<Events> {
     Events::subscribe(group)
 }
 
-/// The typed error for a refusal of the `mptcp_pm` command `cmd`.
-fn classify(family: &Family, cmd: u8, e: Error) -> Error {
+/// The typed error for a refusal of the `mptcp_pm` request `req`. Decided from the
+/// errno, the request and a probe of the namespace's path manager, never from the
+/// kernel's message text (which the error keeps for people).
+fn classify(family: &Family, req: &Request, e: Error) -> Error {
+    let cmd = req.cmd;
     match &e {
-        // Per-connection commands on a connection of the in-kernel PM.
-        Error::Netlink {
-            op,
-            message: Some(m),
-            source,
-        } if m.contains("userspace PM not selected") => Error::NeedsUserspacePm {
-            op,
-            errno: source.raw_os_error().unwrap_or(libc::EINVAL),
-        },
+        // A per-connection command (it names a token) refused with EINVAL where the
+        // namespace does not run the userspace path manager: the kernel looks the
+        // connection up and finds it is not userspace-managed.
+        Error::Netlink { op, error, .. }
+            if error.raw_os_error() == Some(libc::EINVAL)
+                && req.nlas.iter().any(|a| {
+                    netlink_packet_core::Nla::kind(a) == sys::MPTCP_PM_ATTR_TOKEN as u16
+                })
+                && sysctl::kind().is_ok_and(|k| k == PmKind::Kernel) =>
+        {
+            Error::NeedsUserspacePm {
+                op,
+                errno: libc::EINVAL,
+            }
+        }
         // A command the kernel does not know (not in the family's op list; Generic
         // Netlink answers EOPNOTSUPP). Any other refusal is the kernel's own words.
-        Error::Netlink { source, .. }
-            if source.raw_os_error() == Some(libc::EOPNOTSUPP)
+        Error::Netlink { error, .. }
+            if error.raw_os_error() == Some(libc::EOPNOTSUPP)
                 && !family.ops.is_empty()
                 && !family.ops.contains(&u32::from(cmd)) =>
         {

@@ -219,7 +219,7 @@ fn netlink_error(op: &'static str, errno: i32, message: Option<String>) -> Error
     }
     Error::Netlink {
         op,
-        source: io::Error::from_raw_os_error(errno),
+        error: io::Error::from_raw_os_error(errno),
         message,
     }
 }

@@ -3,8 +3,9 @@
 
 use super::{Endpoint, Event, EventItem, PathManager, SubflowEvent};
 use crate::error::{Error, Result};
+use crate::subflow::SubflowTuple;
 use crate::sys;
-use crate::{SubflowTuple, Token};
+use crate::token::Token;
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
@@ -91,7 +92,7 @@ impl<S: AsFd, P> SubflowHandle<S, P> {
     /// [`PathManager`], or an [`AsyncPathManager`](super::AsyncPathManager) shared with
     /// other tasks).
     pub fn with_path_manager(socket: S, pm: P) -> Result<Self> {
-        let token = crate::token(&socket)?;
+        let token = crate::info::token(&socket)?;
         Ok(SubflowHandle {
             socket,
             pm,
@@ -117,7 +118,7 @@ impl<S: AsFd, P> SubflowHandle<S, P> {
     }
 
     fn tuples(&self) -> Result<Vec<SubflowTuple>> {
-        crate::subflows(&self.socket)?
+        crate::subflow::subflows(&self.socket)?
             .into_iter()
             .map(|s| {
                 let id = s.id.ok_or(Error::Unsupported {
@@ -217,7 +218,7 @@ impl<S: AsFd, P> SubflowHandle<S, P> {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<Option<u32>> {
-        Ok(crate::subflows(&self.socket)?
+        Ok(crate::subflow::subflows(&self.socket)?
             .into_iter()
             .find(|s| {
                 s.id.is_some_and(|id| !before.contains(&id))
@@ -249,8 +250,7 @@ impl<S: AsFd, P> SubflowHandle<S, P> {
     #[doc(alias = "GetSubSockoptInt")]
     pub fn subflow_sockopt_int(&self, id: u32, level: i32, name: i32) -> Result<i32> {
         self.subflow(id)?;
-        sys::getsockopt_int(self.socket.as_fd(), level, name)
-            .map_err(|e| Error::os("getsockopt", e))
+        sys::int_option(self.socket.as_fd(), level, name).map_err(|e| Error::os("getsockopt", e))
     }
 
     /// Sets an integer socket option "on a subflow". Upstream has no per-subflow
@@ -267,7 +267,7 @@ impl<S: AsFd, P> SubflowHandle<S, P> {
         value: i32,
     ) -> Result<()> {
         self.subflow(id)?;
-        sys::setsockopt_int(self.socket.as_fd(), level, name, value)
+        sys::set_int_option(self.socket.as_fd(), level, name, value)
             .map_err(|e| Error::os("setsockopt", e))
     }
 }
