@@ -10,6 +10,7 @@ mod demo;
 mod miri;
 mod mptcpd;
 mod public_api;
+mod selftest;
 mod sys;
 mod targets;
 mod test_task;
@@ -76,6 +77,13 @@ enum Cmd {
         /// Only the benchmarks whose name matches this (criterion's filter).
         filter: Option<String>,
     },
+    /// Run the kernel's MPTCP selftest pm_netlink.sh (Linux 6.12, root) with mptcp-pm
+    /// standing in for `ip mptcp`, and report its results.
+    Selftest {
+        /// Run it with the real `ip mptcp` instead (the reference).
+        #[arg(long)]
+        ip: bool,
+    },
     /// Run the test suite on a matrix of kernels in qemu.
     VmTest {
         /// Kernels: suite names (bullseye, bookworm, trixie, trixie-backports), version
@@ -108,6 +116,7 @@ fn main() {
             without_mptcp,
         } => demo::run(json, without_mptcp),
         Cmd::Bench { runs, filter } => bench::run(runs, filter),
+        Cmd::Selftest { ip } => selftest::run(ip),
         Cmd::VmTest {
             kernels,
             verbose,

@@ -67,6 +67,12 @@ pub fn run(no_vm: bool) -> Result<()> {
     sh(cargo()
         .args(["test", "-p", "mptcp-sys", "--no-default-features"])
         .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
+    // The kernel's own path-manager selftest, with mptcp-pm in place of `ip mptcp`.
+    if crate::sys::is_root() {
+        crate::selftest::run(false)?;
+    } else {
+        eprintln!("xtask: skipping the kernel's pm_netlink.sh (it needs root)");
+    }
     // The demo, once, held to the figures it exists to show.
     demo_check()?;
     // Benchmarks are not tests: they are only built here (`cargo xtask bench` runs them).
