@@ -205,6 +205,14 @@ fn json_agrees_with_the_socket_and_the_library() {
     let info = &j["info"];
     assert!(info.is_object(), "info: {j}");
     assert_eq!(info["token"], conn.token.as_str(), "info.token in hex");
+    assert_eq!(
+        info["extra_subflows"], 1,
+        "the subflows beyond the initial one: {j}"
+    );
+    assert!(
+        info.get("subflows").is_none(),
+        "one name for the count: {j}"
+    );
     let subflows = j["subflows"].as_array().expect("subflows");
     assert_eq!(subflows.len(), 2, "{j}");
     let listed: BTreeSet<(String, String)> = subflows
@@ -252,6 +260,10 @@ fn text_names_the_token_and_both_subflows() {
         out.contains("bytes_sent "),
         "the mptcp_info counters: {out}"
     );
+    // One name for the count, as the library and the JSON have it: the subflows beyond
+    // the initial one are `extra_subflows` (1 of the 2), all of them `subflows_total`.
+    assert!(out.contains(" extra_subflows 1 "), "{out}");
+    assert!(!out.contains(" subflows 1 "), "{out}");
     for (local, remote) in conn.subflows() {
         let line = out
             .lines()

@@ -88,7 +88,7 @@ fn info_bytes() -> Vec<u8> {
 #[test]
 fn mptcp_info_from_kernel_bytes() {
     let info = MptcpInfo::decode(&info_bytes()).expect("decode");
-    assert_eq!(info.subflows(), 3);
+    assert_eq!(info.extra_subflows(), 3);
     assert_eq!(info.flags().bits(), 0x102);
     assert!(info.flags().contains(crate::InfoFlags::REMOTE_KEY_RECEIVED));
     assert_eq!(info.token(), crate::Token::new(0x1234_5678));

@@ -262,13 +262,13 @@ versioned! {
     pub struct MptcpInfo from mptcp_sys::mptcp_info, base 48 {
         /// Extra subflows: those beyond the initial one that the path manager accounts
         /// for (`mptcpi_subflows`). A connection with two paths in use reads 1.
-        subflows: u8 = mptcpi_subflows,
+        extra_subflows: u8 = mptcpi_subflows,
         /// Addresses announced to the peer (ADD_ADDR sent).
         add_addr_signal: u8 = mptcpi_add_addr_signal,
         /// Addresses the peer announced that were accepted.
         add_addr_accepted: u8 = mptcpi_add_addr_accepted,
         /// Limit on extra subflows (in-kernel path manager).
-        subflows_max: u8 = mptcpi_subflows_max,
+        extra_subflows_max: u8 = mptcpi_subflows_max,
         /// Limit on addresses to announce (in-kernel path manager).
         add_addr_signal_max: u8 = mptcpi_add_addr_signal_max,
         /// Limit on accepted announced addresses (in-kernel path manager).
@@ -353,7 +353,7 @@ fn read_info(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
 /// # if !mptcp::is_mptcp(&stream)? { return Ok(()) } // this machine has no MPTCP
 /// let info = mptcp::info(&stream)?;
 /// assert_ne!(info.token().get(), 0);
-/// println!("token {}, {} extra subflows", info.token(), info.subflows());
+/// println!("token {}, {} extra subflows", info.token(), info.extra_subflows());
 /// # Ok(()) }
 /// ```
 #[doc(alias = "MPTCP_INFO")]

@@ -187,7 +187,7 @@ pub fn forget_unavailable() {
 /// let addr = listener.local_addr()?;
 /// let sock = MptcpSocket::for_addr(&addr, Mode::Prefer)?;
 /// sock.socket().set_tcp_nodelay(true)?;
-/// println!("MPTCP: {}", sock.is_mptcp());
+/// println!("MPTCP: {}", sock.created_as_mptcp());
 /// let stream = sock.connect(&addr)?;
 /// assert!(stream.nodelay()?);
 /// # Ok(()) }
@@ -275,8 +275,9 @@ impl MptcpSocket {
     }
 
     /// True when the socket was created as MPTCP (whether a connection then uses MPTCP
-    /// depends on the peer: see [`crate::status`]).
-    pub fn is_mptcp(&self) -> bool {
+    /// depends on the peer: see [`crate::status`] and [`crate::is_mptcp`]).
+    #[doc(alias = "is_mptcp")]
+    pub fn created_as_mptcp(&self) -> bool {
         self.unavailable.is_none()
     }
 
@@ -309,7 +310,7 @@ impl MptcpSocket {
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let tcp = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     /// let sock = mptcp::MptcpSocket::from_socket(tcp)?;
-    /// assert!(!sock.is_mptcp());
+    /// assert!(!sock.created_as_mptcp());
     /// # Ok(()) }
     /// ```
     #[cfg(any(target_os = "linux", target_os = "android"))]

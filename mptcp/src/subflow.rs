@@ -713,7 +713,7 @@ mod tests {
     fn short_replies_give_none() {
         let raw = [7u8; 48];
         let info = MptcpInfo::decode(&raw).expect("48 bytes");
-        assert_eq!(info.subflows(), 7);
+        assert_eq!(info.extra_subflows(), 7);
         assert_eq!(info.csum_enabled(), 7);
         assert_eq!(
             info.retransmits(),

@@ -66,8 +66,10 @@ impl MptcpSocket {
         crate::socket::MptcpSocket::for_addr(addr, mode).and_then(Self::try_from)
     }
 
-    /// True when the socket was created as MPTCP.
-    pub fn is_mptcp(&self) -> bool {
+    /// True when the socket was created as MPTCP (whether a connection then uses MPTCP
+    /// depends on the peer: see [`crate::status`] and [`crate::is_mptcp`]).
+    #[doc(alias = "is_mptcp")]
+    pub fn created_as_mptcp(&self) -> bool {
         self.unavailable.is_none()
     }
 

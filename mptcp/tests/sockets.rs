@@ -225,7 +225,11 @@ fn two_paths(v6: bool) {
             assert!(subs.iter().all(|s| s.id.is_none()), "no ids before 6.5");
         }
         let info = mptcp::info(c).expect("info");
-        assert_eq!(info.subflows(), 1, "one subflow beyond the initial one");
+        assert_eq!(
+            info.extra_subflows(),
+            1,
+            "one subflow beyond the initial one"
+        );
     });
     assert!(served.status.using_mptcp);
     assert!(mptcp::is_mptcp(&client).expect("is_mptcp"));
@@ -434,7 +438,7 @@ fn probe_cache_is_per_namespace() {
     off.client.sysctl("net.mptcp.enabled", "1");
     assert!(off
         .client
-        .run(move || MptcpSocket::for_addr(&sa, Mode::Require).map(|s| s.is_mptcp()))
+        .run(move || MptcpSocket::for_addr(&sa, Mode::Require).map(|s| s.created_as_mptcp()))
         .expect("require after re-enabling"));
     // A namespace created after another was deleted may reuse its inode: the cookie
     // check tells them apart.

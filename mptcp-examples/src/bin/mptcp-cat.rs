@@ -142,11 +142,7 @@ impl Summary {
             let shown: Vec<String> = fields
                 .iter()
                 .filter(|(k, v)| !v.is_null() && k.as_str() != "token")
-                // The kernel's `subflows` counts the subflows beyond the initial one.
-                .map(|(k, v)| match k.as_str() {
-                    "subflows" => format!("extra_subflows={v}"),
-                    _ => format!("{k}={v}"),
-                })
+                .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             eprintln!("mptcp-cat: info: {}", shown.join(" "));
         }

@@ -246,9 +246,9 @@ fn subflow_flag_words(sf: &DiagSubflow) -> Vec<&'static str> {
 
 fn info_line(i: &MptcpInfo) -> String {
     format!(
-        "subflows {} subflows_total {} add_addr_signal {} add_addr_accepted {} \
+        "extra_subflows {} subflows_total {} add_addr_signal {} add_addr_accepted {} \
          bytes_sent {} bytes_received {} bytes_acked {} retransmits {} flags {}",
-        i.subflows(),
+        i.extra_subflows(),
         dash(i.subflows_total()),
         i.add_addr_signal(),
         i.add_addr_accepted(),

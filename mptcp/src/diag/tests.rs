@@ -54,7 +54,7 @@ fn connection_from_kernel_bytes() {
     assert_eq!(c.uid, 1000);
     assert_eq!(c.inode, 4242);
     assert_eq!(c.cookie, 0x55_1122_3344);
-    assert_eq!(c.info.as_ref().map(|i| i.subflows()), Some(1));
+    assert_eq!(c.info.as_ref().map(|i| i.extra_subflows()), Some(1));
     // A 40-byte mptcp_info (kernels before 5.16): the token, no info.
     let mut b = msg(1, [192, 0, 2, 1], 40000, [192, 0, 2, 2], 443);
     b.extend(nla(sys::INET_DIAG_INFO, &info[..40]));
