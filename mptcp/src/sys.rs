@@ -140,6 +140,7 @@ unsafe fn getsockopt_bytes(
 }
 
 /// `setsockopt` with the bytes of `value`.
+#[cfg_attr(not(any(feature = "pm", feature = "legacy")), allow(dead_code))]
 fn setsockopt_bytes(fd: BorrowedFd<'_>, level: i32, name: i32, value: &[u8]) -> io::Result<()> {
     let len = libc::socklen_t::try_from(value.len())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
@@ -184,6 +185,7 @@ pub(crate) fn int_option(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Resul
 }
 
 /// `setsockopt` of an `int` option the caller names.
+#[cfg_attr(not(feature = "pm"), allow(dead_code))]
 pub(crate) fn set_int_option(
     fd: BorrowedFd<'_>,
     level: i32,

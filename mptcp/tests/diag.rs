@@ -335,7 +335,7 @@ fn lookup_listeners_and_filters() {
             .build()
             .expect("runtime");
         let (a_all, a_one) = rt.block_on(async {
-            let d = mptcp::diag::AsyncDiag::new()?;
+            let d = mptcp::diag::AsyncDiag::new().await?;
             let all = d.connections(&Filter::new()).await?;
             let one = d.connection_by_token(token).await?;
             Ok::<_, Error>((all, one))

@@ -958,11 +958,7 @@ fn tokio_event_stream_and_async_requests() {
                 .expect("add");
             let eps = pm.endpoints().await.expect("endpoints");
             pm.delete_endpoint(id).await.expect("delete");
-            let mut stream = pm
-                .events()
-                .expect("subscribe")
-                .into_stream()
-                .expect("stream");
+            let mut stream = pm.events().expect("subscribe");
             let c = mptcp::tokio::connect_with(sa, Mode::Require)
                 .await
                 .expect("connect");
@@ -971,10 +967,8 @@ fn tokio_event_stream_and_async_requests() {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             while !kinds.contains(&EventKind::Established) && tokio::time::Instant::now() < deadline
             {
-                let next = std::future::poll_fn(|cx| {
-                    futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
-                });
-                match tokio::time::timeout(Duration::from_millis(500), next).await {
+                // The stream's own next(): no futures-util needed.
+                match tokio::time::timeout(Duration::from_millis(500), stream.next()).await {
                     Ok(Some(Ok(EventItem::Event(e)))) if e.token() == Some(token) => {
                         kinds.push(e.kind())
                     }

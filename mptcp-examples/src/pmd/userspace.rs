@@ -56,7 +56,6 @@ impl UserspaceMode {
         let events = pm.events()?;
         // A burst of connections must not overflow the subscription.
         let _ = events.set_receive_buffer(4 << 20);
-        let events = events.into_stream()?;
         let current = mptcp::pm::kind()?;
         let previous = earlier
             .and_then(|e| super::state::replaced_pm(e, current))
@@ -92,7 +91,6 @@ impl UserspaceMode {
     }
 
     pub(crate) async fn next_event(&mut self) -> Option<Item> {
-        use futures_util::StreamExt;
         self.events.next().await
     }
 

@@ -4,7 +4,7 @@ use super::{on_datagram, DiagConnection, DiagRequest, Filter, Listing};
 use crate::error::{Error, Result};
 use crate::netlink::{recv, RECV_BUF};
 use crate::token::Token;
-use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NlAddr};
+use netlink_sys::Socket;
 use tokio::io::unix::AsyncFd;
 
 /// [`Diag`](super::Diag) for async code (feature `tokio`): the same listings as futures
@@ -14,7 +14,7 @@ use tokio::io::unix::AsyncFd;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> mptcp::Result<()> {
-/// let diag = mptcp::diag::AsyncDiag::new()?;
+/// let diag = mptcp::diag::AsyncDiag::new().await?;
 /// # match diag.connections(&mptcp::diag::Filter::new()).await {
 /// #   Err(mptcp::Error::MissingModule { .. }) => return Ok(()), // no mptcp_diag here
 /// #   r => { r?; }
@@ -38,20 +38,17 @@ struct Inner {
 
 impl AsyncDiag {
     /// Opens a non-blocking `NETLINK_SOCK_DIAG` socket on the current tokio runtime
-    /// (outside one: [`Error::InvalidArgument`]).
-    pub fn new() -> Result<AsyncDiag> {
+    /// (outside one: [`Error::InvalidArgument`]). `async`, as
+    /// [`AsyncPathManager::new`](crate::pm::AsyncPathManager::new) is, although
+    /// nothing here waits.
+    pub async fn new() -> Result<AsyncDiag> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::invalid(
                 "open an async sock_diag client",
                 "not called from inside a tokio runtime",
             ));
         }
-        let mut sock = Socket::new(NETLINK_SOCK_DIAG)
-            .map_err(|e| Error::os("socket(NETLINK_SOCK_DIAG)", e))?;
-        sock.bind_auto()
-            .map_err(|e| Error::os("bind netlink socket", e))?;
-        sock.connect(&NlAddr::new(0, 0))
-            .map_err(|e| Error::os("connect netlink socket", e))?;
+        let sock = super::open_socket()?;
         sock.set_non_blocking(true)
             .map_err(|e| Error::os("fcntl(O_NONBLOCK)", e))?;
         let fd =
@@ -92,9 +89,7 @@ impl Inner {
         req: &DiagRequest,
         mut each: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        let bytes = req.serialize(seq);
+        let (seq, bytes) = super::serialize_next(&mut self.seq, req);
         loop {
             let mut guard = self
                 .fd

@@ -340,14 +340,8 @@ const FEATURE: &str = "listing MPTCP sockets (sock_diag)";
 impl Diag {
     /// Opens a `NETLINK_SOCK_DIAG` socket.
     pub fn new() -> Result<Diag> {
-        let mut sock = Socket::new(NETLINK_SOCK_DIAG)
-            .map_err(|e| Error::os("socket(NETLINK_SOCK_DIAG)", e))?;
-        sock.bind_auto()
-            .map_err(|e| Error::os("bind netlink socket", e))?;
-        sock.connect(&NlAddr::new(0, 0))
-            .map_err(|e| Error::os("connect netlink socket", e))?;
         Ok(Diag {
-            sock,
+            sock: open_socket()?,
             seq: 0,
             buf: Vec::with_capacity(RECV_BUF),
             ulp_seen: None,
@@ -396,10 +390,9 @@ impl Diag {
         req: &DiagRequest,
         mut each: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
+        let (seq, bytes) = serialize_next(&mut self.seq, req);
         self.sock
-            .send(&req.serialize(seq), 0)
+            .send(&bytes, 0)
             .map_err(|e| Error::os("send sock_diag request", e))?;
         loop {
             recv(&self.sock, &mut self.buf).map_err(|e| Error::os("receive sock_diag reply", e))?;
@@ -420,6 +413,23 @@ enum Stage {
     ProtocolProbe,
     /// The TCP dumps the subflows are among.
     Subflows,
+}
+
+/// The request's bytes with the client's next sequence number (both clients').
+pub(crate) fn serialize_next(seq: &mut u32, req: &DiagRequest) -> (u32, Vec<u8>) {
+    *seq = seq.wrapping_add(1);
+    (*seq, req.serialize(*seq))
+}
+
+/// A `NETLINK_SOCK_DIAG` socket bound and connected to the kernel (both clients').
+pub(crate) fn open_socket() -> Result<Socket> {
+    let mut sock =
+        Socket::new(NETLINK_SOCK_DIAG).map_err(|e| Error::os("socket(NETLINK_SOCK_DIAG)", e))?;
+    sock.bind_auto()
+        .map_err(|e| Error::os("bind netlink socket", e))?;
+    sock.connect(&NlAddr::new(0, 0))
+        .map_err(|e| Error::os("connect netlink socket", e))?;
+    Ok(sock)
 }
 
 /// One listing in progress, without a socket: the requests to make, in turn, and what

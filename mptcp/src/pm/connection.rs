@@ -1,9 +1,8 @@
 //! The userspace path manager's per-connection commands, by token.
 
-use super::endpoint::{endpoints_in, local_attrs, Endpoint, EndpointFlags};
+use super::endpoint::{local_attrs, EndpointFlags};
 use super::netlink::{nla_nested, nla_u32, nla_u8, Request};
-use super::PathManager;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::token::Token;
 use mptcp_sys as sys;
 use netlink_packet_core::DefaultNla;
@@ -120,76 +119,3 @@ pub(super) const NO_TOKEN_DUMP: Error = Error::Unsupported {
     feature: "listing a connection's addresses (MPTCP_PM_CMD_GET_ADDR with a token)",
     since: Some("6.7"),
 };
-
-impl PathManager {
-    /// Userspace PM: announces a local address (with a nonzero id) on the connection with
-    /// this token (ADD_ADDR).
-    #[doc(alias = "MPTCP_PM_CMD_ANNOUNCE")]
-    pub fn announce_address(&mut self, token: Token, id: u8, addr: SocketAddr) -> Result<()> {
-        self.exec(&Request::announce_address(token, id, addr))
-    }
-
-    /// Userspace PM: withdraws the announced address with this id (REMOVE_ADDR).
-    #[doc(alias = "MPTCP_PM_CMD_REMOVE")]
-    pub fn remove_address(&mut self, token: Token, id: u8) -> Result<()> {
-        self.exec(&Request::remove_address(token, id))
-    }
-
-    /// Userspace PM: opens a subflow from `local` (address id `local_id`; port 0 lets
-    /// the kernel choose) to `remote`.
-    #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_CREATE")]
-    pub fn create_subflow(
-        &mut self,
-        token: Token,
-        local_id: u8,
-        local: SocketAddr,
-        remote: SocketAddr,
-    ) -> Result<()> {
-        self.exec(&Request::create_subflow(token, local_id, local, remote))
-    }
-
-    /// Userspace PM: closes the subflow between `local` and `remote` (both with ports).
-    #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_DESTROY")]
-    pub fn destroy_subflow(
-        &mut self,
-        token: Token,
-        local: SocketAddr,
-        remote: SocketAddr,
-    ) -> Result<()> {
-        self.exec(&Request::destroy_subflow(token, local, remote))
-    }
-
-    /// Userspace PM: sets or clears backup on the subflow between `local` and `remote`;
-    /// the kernel sends MP_PRIO to the peer.
-    #[doc(alias = "MPTCP_PM_CMD_SET_FLAGS")]
-    pub fn set_subflow_backup(
-        &mut self,
-        token: Token,
-        local: SocketAddr,
-        remote: SocketAddr,
-        backup: bool,
-    ) -> Result<()> {
-        self.exec(&Request::set_subflow_backup(token, local, remote, backup))
-    }
-
-    /// Userspace PM: the addresses announced on the connection with this token.
-    ///
-    /// Kernels before 6.7 ignore the token of this request and would list the in-kernel
-    /// path manager's endpoints instead; that is detected (once per client, by asking
-    /// about token 0, which no connection has) and reported as [`Error::Unsupported`].
-    #[doc(alias = "MPTCP_PM_CMD_GET_ADDR")]
-    pub fn announced_addresses(&mut self, token: Token) -> Result<Vec<Endpoint>> {
-        if self.token_dump.is_none() {
-            let probe = self.exec(&Request::dump_announced(Token::new(0)));
-            self.token_dump = Some(probe.is_err());
-        }
-        if self.token_dump == Some(false) {
-            return Err(NO_TOKEN_DUMP);
-        }
-        let mut out = Vec::new();
-        self.run(&Request::dump_announced(token), |r| {
-            endpoints_in(r, &mut out)
-        })?;
-        Ok(out)
-    }
-}

@@ -3,7 +3,6 @@
 use super::netlink::{
     nla_bytes, nla_i32, nla_nested, nla_u16, nla_u32, nla_u8, nlas, Reply, Request,
 };
-use super::PathManager;
 use crate::error::{Error, Result};
 use mptcp_sys as sys;
 use netlink_packet_core::DefaultNla;
@@ -307,84 +306,6 @@ pub(super) fn check_endpoint_addr(id: u8, current: &Endpoint, addr: IpAddr) -> R
         ));
     }
     Ok(())
-}
-
-impl PathManager {
-    /// Adds an endpoint (`ip mptcp endpoint add`) and returns its id (the kernel picks
-    /// one when `ep.id` is 0).
-    #[doc(alias = "MPTCP_PM_CMD_ADD_ADDR")]
-    pub fn add_endpoint(&mut self, ep: &Endpoint) -> Result<u8> {
-        self.exec(&Request::add_endpoint(ep))?;
-        if ep.id != 0 {
-            return Ok(ep.id);
-        }
-        added_id(ep, &self.endpoints()?)
-    }
-
-    /// Deletes the endpoint with this id (`ip mptcp endpoint delete id N`). Id 0 is not
-    /// an endpoint: it names the address of connections' initial subflows, which
-    /// [`delete_endpoint_addr`](Self::delete_endpoint_addr) takes with that address; here
-    /// it is [`Error::InvalidArgument`] (the kernel would answer success and delete
-    /// nothing).
-    #[doc(alias = "MPTCP_PM_CMD_DEL_ADDR")]
-    pub fn delete_endpoint(&mut self, id: u8) -> Result<()> {
-        self.exec(&Request::delete_endpoint(id)?)
-    }
-
-    /// Deletes an endpoint given by id and address (`ip mptcp endpoint delete id N ADDR`;
-    /// id 0 names the initial subflows' address). For a non-zero id the address must be
-    /// that endpoint's, else [`Error::InvalidArgument`] and nothing is deleted (the
-    /// kernel itself would go by the id alone).
-    #[doc(alias = "MPTCP_PM_CMD_DEL_ADDR")]
-    pub fn delete_endpoint_addr(&mut self, id: u8, addr: IpAddr) -> Result<()> {
-        if id != 0 {
-            check_endpoint_addr(id, &self.endpoint(id)?, addr)?;
-        }
-        self.exec(&Request::delete_endpoint_addr(id, addr))
-    }
-
-    /// The endpoint with this id (`ip mptcp endpoint show id N`).
-    #[doc(alias = "MPTCP_PM_CMD_GET_ADDR")]
-    pub fn endpoint(&mut self, id: u8) -> Result<Endpoint> {
-        let mut out = Vec::with_capacity(1);
-        self.run(&Request::get_endpoint(id), |r| endpoints_in(r, &mut out))?;
-        out.pop().ok_or_else(|| bad("no endpoint in the reply"))
-    }
-
-    /// All endpoints (`ip mptcp endpoint show`).
-    #[doc(alias = "MPTCP_PM_CMD_GET_ADDR")]
-    pub fn endpoints(&mut self) -> Result<Vec<Endpoint>> {
-        let mut out = Vec::new();
-        self.run(&Request::dump_endpoints(), |r| endpoints_in(r, &mut out))?;
-        Ok(out)
-    }
-
-    /// Deletes every endpoint (`ip mptcp endpoint flush`).
-    #[doc(alias = "MPTCP_PM_CMD_FLUSH_ADDRS")]
-    pub fn flush_endpoints(&mut self) -> Result<()> {
-        self.exec(&Request::flush_endpoints())
-    }
-
-    /// Changes the flags of an endpoint (`ip mptcp endpoint change id N backup|nobackup
-    /// fullmesh|nofullmesh`): the kernel applies `backup` and `fullmesh` from `flags`.
-    #[doc(alias = "MPTCP_PM_CMD_SET_FLAGS")]
-    pub fn set_endpoint_flags(&mut self, id: u8, flags: EndpointFlags) -> Result<()> {
-        self.exec(&Request::set_endpoint_flags(id, flags))
-    }
-
-    /// The limits (`ip mptcp limits show`).
-    #[doc(alias = "MPTCP_PM_CMD_GET_LIMITS")]
-    pub fn limits(&mut self) -> Result<Limits> {
-        let mut l = Limits::default();
-        self.run(&Request::get_limits(), |r| limits_in(r, &mut l))?;
-        Ok(l)
-    }
-
-    /// Sets the limits given (`ip mptcp limits set`); `None` fields stay as they are.
-    #[doc(alias = "MPTCP_PM_CMD_SET_LIMITS")]
-    pub fn set_limits(&mut self, limits: Limits) -> Result<()> {
-        self.exec(&Request::set_limits(limits))
-    }
 }
 
 /// The index of a network interface in the calling thread's network namespace

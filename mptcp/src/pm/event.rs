@@ -474,30 +474,12 @@ impl Events {
     #[doc(alias = "SO_RCVBUFFORCE")]
     #[doc(alias = "SO_RCVBUF")]
     pub fn set_receive_buffer(&self, bytes: usize) -> Result<usize> {
-        let fd = std::os::fd::AsFd::as_fd(&self.sock);
-        let v = i32::try_from(bytes).map_err(|_| {
-            Error::invalid(
-                "set the event buffer",
-                format!("{bytes} bytes is more than the kernel takes"),
-            )
-        })?;
-        match crate::sys::set_so_rcvbuf(fd, v, true) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                crate::sys::set_so_rcvbuf(fd, v, false)
-                    .map_err(|e| Error::os("setsockopt(SO_RCVBUF)", e))?
-            }
-            Err(e) => return Err(Error::os("setsockopt(SO_RCVBUFFORCE)", e)),
-        }
-        self.receive_buffer()
+        set_receive_buffer(std::os::fd::AsFd::as_fd(&self.sock), bytes)
     }
 
     /// The socket's receive buffer size (`getsockopt(SO_RCVBUF)`).
     pub fn receive_buffer(&self) -> Result<usize> {
-        let fd = std::os::fd::AsFd::as_fd(&self.sock);
-        crate::sys::so_rcvbuf(fd)
-            .map(|v| usize::try_from(v).unwrap_or(0))
-            .map_err(|e| Error::os("getsockopt(SO_RCVBUF)", e))
+        receive_buffer(std::os::fd::AsFd::as_fd(&self.sock))
     }
 
     /// Sets a timeout for [`next`](Iterator::next): `None` blocks; a zero duration is
@@ -562,6 +544,29 @@ impl Events {
     }
 }
 
+/// `SO_RCVBUFFORCE` where allowed, else `SO_RCVBUF`; the size the kernel granted.
+fn set_receive_buffer(fd: std::os::fd::BorrowedFd<'_>, bytes: usize) -> Result<usize> {
+    let v = i32::try_from(bytes).map_err(|_| {
+        Error::invalid(
+            "set the event buffer",
+            format!("{bytes} bytes is more than the kernel takes"),
+        )
+    })?;
+    match crate::sys::set_so_rcvbuf(fd, v, true) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => crate::sys::set_so_rcvbuf(fd, v, false)
+            .map_err(|e| Error::os("setsockopt(SO_RCVBUF)", e))?,
+        Err(e) => return Err(Error::os("setsockopt(SO_RCVBUFFORCE)", e)),
+    }
+    receive_buffer(fd)
+}
+
+fn receive_buffer(fd: std::os::fd::BorrowedFd<'_>) -> Result<usize> {
+    crate::sys::so_rcvbuf(fd)
+        .map(|v| usize::try_from(v).unwrap_or(0))
+        .map_err(|e| Error::os("getsockopt(SO_RCVBUF)", e))
+}
+
 /// The events of one datagram: each message decoded, or an error item for one that
 /// cannot be (never dropped silently).
 pub(crate) fn decode_datagram(data: &[u8], out: &mut VecDeque<Result<EventItem>>) {
@@ -608,6 +613,41 @@ pub struct EventStream {
     fd: tokio::io::unix::AsyncFd<Socket>,
     queue: VecDeque<Result<EventItem>>,
     buf: Vec<u8>,
+}
+
+#[cfg(feature = "tokio")]
+impl EventStream {
+    /// [`Events::set_receive_buffer`].
+    #[doc(alias = "SO_RCVBUFFORCE")]
+    #[doc(alias = "SO_RCVBUF")]
+    pub fn set_receive_buffer(&self, bytes: usize) -> Result<usize> {
+        set_receive_buffer(std::os::fd::AsFd::as_fd(self.fd.get_ref()), bytes)
+    }
+
+    /// [`Events::receive_buffer`].
+    pub fn receive_buffer(&self) -> Result<usize> {
+        receive_buffer(std::os::fd::AsFd::as_fd(self.fd.get_ref()))
+    }
+
+    /// The next item, as `StreamExt::next` gives it, without a dependency on
+    /// `futures-util`; `None` never comes (the subscription lasts as long as the
+    /// stream).
+    ///
+    /// ```no_run
+    /// # async fn f() -> mptcp::Result<()> {
+    /// let pm = mptcp::pm::AsyncPathManager::new().await?;
+    /// let mut events = pm.events()?;
+    /// while let Some(item) = events.next().await {
+    ///     if let mptcp::pm::EventItem::Event(ev) = item? {
+    ///         println!("{} token {:?}", ev.kind().name(), ev.token());
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn next(&mut self) -> Option<Result<EventItem>> {
+        use futures_core::Stream;
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut *self).poll_next(cx)).await
+    }
 }
 
 #[cfg(feature = "tokio")]

@@ -23,10 +23,12 @@ mod abi_tests;
 mod async_netlink;
 #[cfg(feature = "tokio")]
 mod async_pm;
+mod command;
 mod connection;
 mod endpoint;
 mod event;
 mod netlink;
+mod operations;
 mod ops;
 #[cfg(test)]
 mod prop_tests;
@@ -46,8 +48,9 @@ pub use endpoint::{interface_index, interface_name, Endpoint, EndpointFlags, Lim
 pub use sysctl::{kind, set_kind, PmKind};
 
 use crate::error::{Error, Result};
+use command::{Command, Probes};
 use mptcp_sys as sys;
-use netlink::{Conn, Family, Reply, Request};
+use netlink::{Conn, Family, Request};
 
 /// A client of the path manager of the network namespace it was created in.
 #[derive(Debug)]
@@ -56,8 +59,7 @@ use netlink::{Conn, Family, Reply, Request};
 pub struct PathManager {
     conn: Conn,
     family: Family,
-    /// Whether GET_ADDR honours a token (probed on first use).
-    token_dump: Option<bool>,
+    probes: Probes,
 }
 
 impl PathManager {
@@ -68,7 +70,7 @@ impl PathManager {
         Ok(PathManager {
             conn,
             family,
-            token_dump: None,
+            probes: Probes::default(),
         })
     }
 
@@ -77,23 +79,25 @@ impl PathManager {
         self.family.id
     }
 
-    /// Runs `req`, handing each reply to `each`.
-    fn run(&mut self, req: &Request, each: impl FnMut(Reply<'_>) -> Result<()>) -> Result<()> {
-        let outcome = self.conn.transact(self.family.id, req, each);
-        outcome.map_err(|e| classify(&self.family, req, e))
-    }
-
-    /// Runs a request that has no reply but its ACK.
-    fn exec(&mut self, req: &Request) -> Result<()> {
-        self.run(req, |_| Ok(()))
-    }
-
     /// Subscribes to the path manager's events (needs CAP_NET_ADMIN).
     #[doc(alias = "mptcp_pm_events")]
     #[doc(alias = "MPTCP_PM_EV_GRP_NAME")]
     pub fn events(&self) -> Result<Events> {
         subscribe(&self.family)
     }
+}
+
+/// The blocking driver: runs a command's requests in turn on `conn`, each until its
+/// ACK or DONE, handing the replies to the command. (A function of the client's parts,
+/// so that a command may borrow the client's probe cells meanwhile.)
+fn run<C: Command>(conn: &mut Conn, family: &Family, mut cmd: C) -> Result<C::Output> {
+    while let Some(req) = cmd.next_request()? {
+        let outcome = conn
+            .transact(family.id, &req, |r| cmd.on_reply(r))
+            .map_err(|e| classify(family, &req, e));
+        cmd.on_done(outcome)?;
+    }
+    cmd.finish()
 }
 
 /// Joins the family's event group on a new socket.

@@ -150,8 +150,17 @@ impl<S: AsFd, P> SubflowHandle<S, P> {
             .ok_or(Error::NoSuchSubflow(id))
     }
 
-    /// The address id to open a subflow from `local` with: the one it was announced
-    /// with, else a fresh one.
+    /// What opening a subflow from `local` starts from: the subflows there are now, and
+    /// the address id to open it with (the one `local` was announced with, else a fresh
+    /// one).
+    fn plan_open(
+        &mut self,
+        local: SocketAddr,
+        announced: Result<Vec<Endpoint>>,
+    ) -> Result<(Vec<u32>, u8)> {
+        Ok((self.subflow_ids()?, self.local_id_for(local, announced)?))
+    }
+
     fn local_id_for(&mut self, local: SocketAddr, announced: Result<Vec<Endpoint>>) -> Result<u8> {
         let announced = match announced {
             // Older kernels cannot list them: choose a fresh id below.
@@ -285,9 +294,8 @@ impl<S: AsFd> SubflowHandle<S> {
         remote: SocketAddr,
         timeout: Duration,
     ) -> Result<u32> {
-        let before: Vec<u32> = self.subflow_ids()?;
         let announced = self.pm.announced_addresses(self.token);
-        let local_id = self.local_id_for(local, announced)?;
+        let (before, local_id) = self.plan_open(local, announced)?;
         // Subscribe first, so the subflow's event cannot be missed.
         let mut events = self.pm.events()?;
         self.pm
@@ -341,18 +349,18 @@ impl<S: AsFd> SubflowHandle<S, super::AsyncPathManager> {
         remote: SocketAddr,
         timeout: Duration,
     ) -> Result<u32> {
-        use futures_core::Stream;
-        let before: Vec<u32> = self.subflow_ids()?;
         let announced = self.pm.announced_addresses(self.token).await;
-        let local_id = self.local_id_for(local, announced)?;
-        let mut events = self.pm.events()?.into_stream()?;
+        let (before, local_id) = self.plan_open(local, announced)?;
+        let mut events = self.pm.events()?;
         self.pm
             .create_subflow(self.token, local_id, local, remote)
             .await?;
         let wait = async {
             loop {
-                let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut events).poll_next(cx));
-                let item = next.await.unwrap_or(Err(Error::TimedOut("open subflow")));
+                let item = events
+                    .next()
+                    .await
+                    .unwrap_or(Err(Error::TimedOut("open subflow")));
                 if let Some(result) = self.opened(item, &before, local, remote) {
                     return result;
                 }
