@@ -302,7 +302,7 @@ pub enum Unavailable {
     #[error("turned off (mode off)")]
     TurnedOff,
     /// The socket was created as plain TCP elsewhere and adopted
-    /// ([`MptcpSocket::from_socket`](crate::MptcpSocket::from_socket)).
+    /// (`MptcpSocket::try_from(OwnedFd)`).
     #[error("the socket was created as plain TCP")]
     CreatedAsTcp,
     /// The operating system has no MPTCP sockets: only Linux (and Android) do. The

@@ -67,6 +67,7 @@ pub mod legacy;
     any(target_os = "linux", target_os = "android")
 ))]
 mod netlink;
+mod options;
 #[cfg(all(feature = "pm", any(target_os = "linux", target_os = "android")))]
 pub mod pm;
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
@@ -83,9 +84,6 @@ mod token;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
-/// The socket2 crate, whose `Socket` [`MptcpSocket`] hands out for setting options.
-pub use socket2;
-
 pub use error::{Error, NoConnection, NotMptcp, ParseModeError, Result, Unavailable};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use info::{info, token, InfoFlags, MptcpInfo};
@@ -93,7 +91,8 @@ pub use info::{info, token, InfoFlags, MptcpInfo};
 pub use mptcp_sys as sys_bindings;
 pub use proto::IPPROTO_MPTCP;
 pub use socket::{
-    connect, connect_with, forget_unavailable, listen, listen_with, Mode, MptcpSocket, MODE_ENV,
+    connect, connect_with, forget_unavailable, listen, listen_with, Domain, Mode, MptcpSocket,
+    MODE_ENV,
 };
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use status::{is_mptcp, status, Detection, Status};

@@ -4,7 +4,7 @@ use crate::error::{Error, ParseModeError, Result, Unavailable};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use crate::proto::mptcp_protocol;
 use crate::proto::IPPROTO_MPTCP;
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Socket, Type};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -172,54 +172,52 @@ pub fn forget_unavailable() {
     linux::forget();
 }
 
-/// A new, unconnected stream socket: MPTCP when possible under its [`Mode`], plain TCP
-/// otherwise. Set options on it (through [`socket`](Self::socket), a `socket2::Socket`),
-/// then [`connect`](Self::connect) or [`listen`](Self::listen).
-///
-/// ```
-/// use mptcp::{Mode, MptcpSocket};
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let server = MptcpSocket::for_addr(&"127.0.0.1:0".parse()?, Mode::Prefer)?;
-/// server.socket().set_reuse_address(true)?;
-/// server.bind(&"127.0.0.1:0".parse()?)?;
-/// let listener = server.listen(16)?;
-///
-/// let addr = listener.local_addr()?;
-/// let sock = MptcpSocket::for_addr(&addr, Mode::Prefer)?;
-/// sock.socket().set_tcp_nodelay(true)?;
-/// println!("MPTCP: {}", sock.created_as_mptcp());
-/// let stream = sock.connect(&addr)?;
-/// assert!(stream.nodelay()?);
-/// # Ok(()) }
-/// ```
-#[derive(Debug)]
-#[doc(alias = "IPPROTO_MPTCP")]
-pub struct MptcpSocket {
-    socket: Socket,
-    unavailable: Option<Unavailable>,
+/// The address family of a socket to create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Domain {
+    /// IPv4 (`AF_INET`).
+    Ipv4,
+    /// IPv6 (`AF_INET6`; IPv4 peers too, as mapped addresses, unless `IPV6_V6ONLY`).
+    Ipv6,
 }
 
-impl MptcpSocket {
-    /// A socket of the given family (`Domain::IPV4` or `Domain::IPV6`; any other is
-    /// [`Error::InvalidArgument`]).
-    pub fn new(domain: Domain, mode: Mode) -> Result<Self> {
-        if domain != Domain::IPV4 && domain != Domain::IPV6 {
-            // socket() would answer EPROTONOSUPPORT, which for MPTCP otherwise means a
-            // kernel without MPTCP: say what is really wrong.
-            return Err(Error::invalid(
-                "create MPTCP socket",
-                format!("{domain:?} is not an IP family: MPTCP needs IPv4 or IPv6"),
-            ));
+impl Domain {
+    /// The family of `addr`.
+    pub fn of(addr: &SocketAddr) -> Domain {
+        match addr {
+            SocketAddr::V4(_) => Domain::Ipv4,
+            SocketAddr::V6(_) => Domain::Ipv6,
         }
+    }
+
+    fn raw(self) -> socket2::Domain {
+        match self {
+            Domain::Ipv4 => socket2::Domain::IPV4,
+            Domain::Ipv6 => socket2::Domain::IPV6,
+        }
+    }
+}
+
+/// What both socket builders hold: the socket, and why it is plain TCP when it is.
+/// Created here (MPTCP under the mode's rule, the refusal cache), configured through
+/// the option methods of `options.rs`.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) socket: Socket,
+    pub(crate) unavailable: Option<Unavailable>,
+}
+
+impl Core {
+    pub(crate) fn new(domain: Domain, mode: Mode) -> Result<Self> {
         let mode = mode.effective()?;
         if mode == Mode::Off {
-            return Ok(Self::plain(tcp(domain)?, Unavailable::TurnedOff));
+            return Ok(Self::plain(tcp(domain.raw())?, Unavailable::TurnedOff));
         }
-        Self::new_mptcp(domain, mode)
+        Self::new_mptcp(domain.raw(), mode)
     }
 
     fn plain(socket: Socket, why: Unavailable) -> Self {
-        MptcpSocket {
+        Core {
             socket,
             unavailable: Some(why),
         }
@@ -227,7 +225,7 @@ impl MptcpSocket {
 
     /// No MPTCP on this OS: plain TCP under `Prefer`, as Go's `net` does.
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    fn new_mptcp(domain: Domain, mode: Mode) -> Result<Self> {
+    fn new_mptcp(domain: socket2::Domain, mode: Mode) -> Result<Self> {
         let why = Unavailable::UnsupportedOs(std::env::consts::OS);
         if mode == Mode::Require {
             return Err(Error::Unavailable(why));
@@ -236,7 +234,7 @@ impl MptcpSocket {
     }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    fn new_mptcp(domain: Domain, mode: Mode) -> Result<Self> {
+    fn new_mptcp(domain: socket2::Domain, mode: Mode) -> Result<Self> {
         // "Prefer" trusts an earlier refusal in this namespace; "require" always asks the
         // kernel, so its error is current.
         if mode == Mode::Prefer {
@@ -251,7 +249,7 @@ impl MptcpSocket {
             }
         }
         match Socket::new(domain, Type::STREAM, Some(mptcp_protocol())) {
-            Ok(socket) => Ok(MptcpSocket {
+            Ok(socket) => Ok(Core {
                 socket,
                 unavailable: None,
             }),
@@ -269,141 +267,110 @@ impl MptcpSocket {
         }
     }
 
-    /// A socket of the family of `addr`.
-    pub fn for_addr(addr: &SocketAddr, mode: Mode) -> Result<Self> {
-        Self::new(Domain::for_address(*addr), mode)
-    }
-
-    /// True when the socket was created as MPTCP (whether a connection then uses MPTCP
-    /// depends on the peer: see [`crate::status`] and [`crate::is_mptcp`]).
-    #[doc(alias = "is_mptcp")]
-    pub fn created_as_mptcp(&self) -> bool {
-        self.unavailable.is_none()
-    }
-
-    /// Why the socket is plain TCP, when it is.
-    pub fn unavailable(&self) -> Option<Unavailable> {
-        self.unavailable
-    }
-
-    /// The socket, to set options on: socket2 has one method per option, and this is
-    /// the crate's one way of setting them (on MPTCP, the kernel applies TCP-level
-    /// options such as `TCP_NODELAY` and `SO_KEEPALIVE` to every subflow).
-    ///
-    /// ```
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let sock = mptcp::MptcpSocket::new(mptcp::socket2::Domain::IPV4, mptcp::Mode::Prefer)?;
-    /// sock.socket().set_tcp_nodelay(true)?;
-    /// assert!(sock.socket().tcp_nodelay()?);
-    /// # Ok(()) }
-    /// ```
-    pub fn socket(&self) -> &Socket {
-        &self.socket
-    }
-
-    /// Adopts a socket created elsewhere (a stream socket of an IP family): MPTCP when it
-    /// was created with `IPPROTO_MPTCP`, else plain TCP with
-    /// [`Unavailable::CreatedAsTcp`].
-    ///
-    /// ```
-    /// use mptcp::socket2::{Domain, Protocol, Socket, Type};
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let tcp = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
-    /// let sock = mptcp::MptcpSocket::from_socket(tcp)?;
-    /// assert!(!sock.created_as_mptcp());
-    /// # Ok(()) }
-    /// ```
+    /// A socket created elsewhere: MPTCP when created with `IPPROTO_MPTCP`.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub fn from_socket(socket: Socket) -> Result<Self> {
+    pub(crate) fn adopt(socket: Socket) -> Result<Self> {
         use std::os::fd::AsFd;
         let protocol = crate::kernel::stream_protocol(socket.as_fd())?;
         let unavailable = (protocol != IPPROTO_MPTCP).then_some(Unavailable::CreatedAsTcp);
-        Ok(MptcpSocket {
+        Ok(Core {
             socket,
             unavailable,
         })
     }
 
-    /// Adopts a socket created elsewhere: on this OS it is plain TCP
-    /// ([`Unavailable::CreatedAsTcp`]).
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    pub fn from_socket(socket: Socket) -> Result<Self> {
+    /// A socket created elsewhere: on this OS, plain TCP.
+    #[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+    pub(crate) fn adopt(socket: Socket) -> Result<Self> {
         Ok(Self::plain(socket, Unavailable::CreatedAsTcp))
     }
+}
 
-    /// Binds to a local address.
-    pub fn bind(&self, addr: &SocketAddr) -> Result<()> {
-        self.socket
-            .bind(&SockAddr::from(*addr))
-            .map_err(|e| Error::os("bind", e))
+/// A new, unconnected stream socket: MPTCP when possible under its [`Mode`], plain TCP
+/// otherwise. Set options on it, then [`connect`](Self::connect) or
+/// [`listen`](Self::listen). Its methods are those of
+/// [`tokio::MptcpSocket`](crate::tokio::MptcpSocket), which has the shape of tokio's
+/// `TcpSocket`; options it lacks are set on the borrowed descriptor (it is `AsFd`), for
+/// instance with `socket2::SockRef`.
+///
+/// ```
+/// use mptcp::{Mode, MptcpSocket};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = MptcpSocket::new_v4(Mode::Prefer)?;
+/// server.set_reuseaddr(true)?;
+/// server.bind("127.0.0.1:0".parse()?)?;
+/// let listener = server.listen(16)?;
+///
+/// let addr = listener.local_addr()?;
+/// let sock = MptcpSocket::for_addr(addr, Mode::Prefer)?;
+/// sock.set_nodelay(true)?;
+/// println!("MPTCP: {}", sock.created_as_mptcp());
+/// let stream = sock.connect(addr)?;
+/// assert!(stream.nodelay()?);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[doc(alias = "IPPROTO_MPTCP")]
+pub struct MptcpSocket {
+    core: Core,
+}
+
+crate::options::socket_api!(MptcpSocket);
+
+impl MptcpSocket {
+    fn from_core(core: Core) -> Result<Self> {
+        Ok(MptcpSocket { core })
+    }
+
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn into_core(self) -> Core {
+        self.core
+    }
+
+    /// For the conversions of `tokio::MptcpSocket`.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_core_for_tokio(self) -> Core {
+        self.core
+    }
+
+    /// For the conversions of `tokio::MptcpSocket`.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn from_core_for_tokio(core: Core) -> Self {
+        MptcpSocket { core }
     }
 
     /// Connects (one attempt) and returns the stream.
-    pub fn connect(self, addr: &SocketAddr) -> Result<TcpStream> {
-        self.socket
-            .connect(&SockAddr::from(*addr))
+    pub fn connect(self, addr: SocketAddr) -> Result<TcpStream> {
+        let s = self.core.socket;
+        s.connect(&addr.into())
             .map_err(|e| Error::os("connect", e))?;
-        Ok(self.socket.into())
+        Ok(s.into())
     }
 
-    /// Connects with a timeout (one attempt) and returns the stream.
-    pub fn connect_timeout(self, addr: &SocketAddr, timeout: Duration) -> Result<TcpStream> {
-        self.socket
-            .connect_timeout(&SockAddr::from(*addr), timeout)
+    /// Connects with a timeout (one attempt) and returns the stream. (Under tokio, wrap
+    /// the connect future in `tokio::time::timeout` instead.)
+    pub fn connect_timeout(self, addr: SocketAddr, timeout: Duration) -> Result<TcpStream> {
+        let s = self.core.socket;
+        s.connect_timeout(&addr.into(), timeout)
             .map_err(|e| Error::os("connect", e))?;
-        Ok(self.socket.into())
+        Ok(s.into())
     }
 
-    /// Starts listening with the given backlog and returns the listener.
-    pub fn listen(self, backlog: i32) -> Result<TcpListener> {
-        self.socket
-            .listen(backlog)
+    /// Starts listening with the given backlog (capped at `i32::MAX`) and returns the
+    /// listener.
+    pub fn listen(self, backlog: u32) -> Result<TcpListener> {
+        let s = self.core.socket;
+        s.listen(i32::try_from(backlog).unwrap_or(i32::MAX))
             .map_err(|e| Error::os("listen", e))?;
-        Ok(self.socket.into())
-    }
-
-    /// The underlying socket.
-    pub fn into_socket(self) -> Socket {
-        self.socket
-    }
-}
-
-impl From<MptcpSocket> for Socket {
-    fn from(s: MptcpSocket) -> Socket {
-        s.socket
-    }
-}
-
-#[cfg(unix)]
-impl std::os::fd::AsFd for MptcpSocket {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.socket.as_fd()
-    }
-}
-
-#[cfg(unix)]
-impl std::os::fd::AsRawFd for MptcpSocket {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.socket.as_raw_fd()
-    }
-}
-
-#[cfg(windows)]
-impl std::os::windows::io::AsSocket for MptcpSocket {
-    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
-        self.socket.as_socket()
-    }
-}
-
-#[cfg(windows)]
-impl std::os::windows::io::AsRawSocket for MptcpSocket {
-    fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
-        self.socket.as_raw_socket()
+        Ok(s.into())
     }
 }
 
 /// A plain TCP socket of the family.
-fn tcp(domain: Domain) -> Result<Socket> {
+fn tcp(domain: socket2::Domain) -> Result<Socket> {
     Socket::new(domain, Type::STREAM, Some(socket2::Protocol::TCP))
         .map_err(|e| Error::os("socket", e))
 }
@@ -503,7 +470,7 @@ pub fn connect(addr: impl ToSocketAddrs) -> Result<TcpStream> {
 /// [`connect`] with an explicit [`Mode`].
 pub fn connect_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpStream> {
     each_addr(addr.to_socket_addrs(), |a| {
-        Ok(MptcpSocket::for_addr(&a, mode)?.connect(&a))
+        Ok(MptcpSocket::for_addr(a, mode)?.connect(a))
     })
 }
 
@@ -529,11 +496,9 @@ pub fn listen(addr: impl ToSocketAddrs) -> Result<TcpListener> {
 /// [`listen`] with an explicit [`Mode`]; binds with `SO_REUSEADDR` like std.
 pub fn listen_with(addr: impl ToSocketAddrs, mode: Mode) -> Result<TcpListener> {
     let bound = each_addr(addr.to_socket_addrs(), |a| {
-        let s = MptcpSocket::for_addr(&a, mode)?;
-        s.socket
-            .set_reuse_address(true)
-            .map_err(|e| Error::os("setsockopt(SO_REUSEADDR)", e))?;
-        Ok(s.bind(&a).map(|()| s))
+        let s = MptcpSocket::for_addr(a, mode)?;
+        s.set_reuseaddr(true)?;
+        Ok(s.bind(a).map(|()| s))
     })?;
     bound.listen(1024)
 }

@@ -19,7 +19,7 @@ fn kernel_features() {
     let ns = common::Netns::new("features");
     ns.run(|| {
         let sock =
-            mptcp::MptcpSocket::for_addr(&"127.0.0.1:0".parse().expect("addr"), Mode::Require);
+            mptcp::MptcpSocket::for_addr("127.0.0.1:0".parse().expect("addr"), Mode::Require);
         feature("MPTCP sockets", if sock.is_ok() { "yes" } else { "no" });
         if let Err(e) = sock {
             assert!(matches!(e, mptcp::Error::Unavailable(_)), "{e}");

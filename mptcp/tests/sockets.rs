@@ -309,15 +309,15 @@ fn mptcp_disabled_in_namespace() {
     let listener = t.server.run(move || mptcp::listen(sa)).expect("listen");
     let r = t
         .client
-        .run(move || MptcpSocket::for_addr(&sa, Mode::Require).map(|_| ()));
+        .run(move || MptcpSocket::for_addr(sa, Mode::Require).map(|_| ()));
     match r {
         Err(Error::Unavailable(Unavailable::Disabled)) => {}
         other => panic!("require must fail with Disabled, got {other:?}"),
     }
     let (sock, mut stream) = t.client.run(move || {
-        let s = MptcpSocket::for_addr(&sa, Mode::Prefer).expect("prefer socket");
+        let s = MptcpSocket::for_addr(sa, Mode::Prefer).expect("prefer socket");
         let why = s.unavailable();
-        (why, s.connect(&sa).expect("TCP connect"))
+        (why, s.connect(sa).expect("TCP connect"))
     });
     assert_eq!(sock, Some(Unavailable::Disabled));
     let (mut conn, _) = listener.accept().expect("accept");
@@ -383,11 +383,11 @@ fn typed_errors_for_non_connections() {
         ] {
             assert!(expected(&r, NoConnection::Listener), "{r:?}");
         }
-        let unconnected = MptcpSocket::for_addr(&sa, Mode::Prefer).expect("socket");
+        let unconnected = MptcpSocket::for_addr(sa, Mode::Prefer).expect("socket");
         for r in [
-            mptcp::info(unconnected.socket()).map(|_| ()),
-            mptcp::subflows(unconnected.socket()).map(|_| ()),
-            mptcp::token(unconnected.socket()).map(|_| ()),
+            mptcp::info(&unconnected).map(|_| ()),
+            mptcp::subflows(&unconnected).map(|_| ()),
+            mptcp::token(&unconnected).map(|_| ()),
         ] {
             assert!(expected(&r, NoConnection::Unconnected), "{r:?}");
         }
@@ -426,7 +426,7 @@ fn probe_cache_is_per_namespace() {
     off.client.sysctl("net.mptcp.enabled", "0");
     let sa = addr(PATHS[0].server4, 4000);
     let prefer = move || {
-        MptcpSocket::for_addr(&sa, Mode::Prefer)
+        MptcpSocket::for_addr(sa, Mode::Prefer)
             .expect("socket")
             .unavailable()
     };
@@ -438,7 +438,7 @@ fn probe_cache_is_per_namespace() {
     off.client.sysctl("net.mptcp.enabled", "1");
     assert!(off
         .client
-        .run(move || MptcpSocket::for_addr(&sa, Mode::Require).map(|s| s.created_as_mptcp()))
+        .run(move || MptcpSocket::for_addr(sa, Mode::Require).map(|s| s.created_as_mptcp()))
         .expect("require after re-enabling"));
     // A namespace created after another was deleted may reuse its inode: the cookie
     // check tells them apart.
@@ -447,20 +447,29 @@ fn probe_cache_is_per_namespace() {
     assert_eq!(fresh.client.run(prefer), None);
 }
 
-/// Regression: a Unix-domain MPTCP socket was reported as "the kernel was built without
-/// MPTCP" (EPROTONOSUPPORT), on a kernel where MPTCP works.
+/// A non-IP family cannot be asked for (the builders take `mptcp::Domain`, IPv4 or
+/// IPv6: a Unix-domain MPTCP socket was once reported as "the kernel was built without
+/// MPTCP"); a Unix socket adopted from elsewhere is refused as not a TCP/MPTCP stream,
+/// by both builders.
 #[test]
-fn a_non_ip_domain_is_an_invalid_argument() {
-    for mode in [Mode::Prefer, Mode::Require, Mode::Off] {
-        let r = MptcpSocket::new(socket2::Domain::UNIX, mode);
-        match &r {
-            Err(e @ Error::InvalidArgument { reason, .. }) => {
-                assert!(reason.contains("IPv4 or IPv6"), "{reason}");
-                assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
-            }
-            other => panic!("{mode:?}: expected InvalidArgument, got {other:?}"),
+fn a_non_ip_socket_is_refused_when_adopted() {
+    use std::os::fd::OwnedFd;
+    let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+    let r = MptcpSocket::try_from(OwnedFd::from(a));
+    match &r {
+        Err(e @ Error::NotMptcp(NotMptcp::NotStream)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
         }
+        other => panic!("expected NotMptcp(NotStream), got {other:?}"),
     }
+    // A plain TCP socket made elsewhere is adopted as TCP, and says so.
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
+    let adopted = MptcpSocket::try_from(OwnedFd::from(tcp)).expect("a TCP socket");
+    assert!(!adopted.created_as_mptcp());
+    assert_eq!(adopted.unavailable(), Some(Unavailable::CreatedAsTcp));
+    // And the descriptor comes back out unchanged.
+    let fd = OwnedFd::from(adopted);
+    assert!(mptcp::status(&fd).is_ok());
 }
 
 /// An invalid `MPTCP_MODE` must not make explicit `Off` or `Require` fail: the variable
@@ -469,14 +478,14 @@ fn a_non_ip_domain_is_an_invalid_argument() {
 fn an_invalid_mode_variable_only_affects_prefer() {
     if std::env::var_os("MPTCP_TEST_BAD_MODE_CHILD").is_some() {
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        let off = MptcpSocket::for_addr(&addr, Mode::Off).expect("Off ignores MPTCP_MODE");
+        let off = MptcpSocket::for_addr(addr, Mode::Off).expect("Off ignores MPTCP_MODE");
         assert_eq!(off.unavailable(), Some(Unavailable::TurnedOff));
-        let require = MptcpSocket::for_addr(&addr, Mode::Require);
+        let require = MptcpSocket::for_addr(addr, Mode::Require);
         assert!(
             !matches!(require, Err(Error::InvalidEnv { .. })),
             "Require ignores MPTCP_MODE: {require:?}"
         );
-        match MptcpSocket::for_addr(&addr, Mode::Prefer) {
+        match MptcpSocket::for_addr(addr, Mode::Prefer) {
             Err(e @ Error::InvalidEnv { .. }) => {
                 assert!(e.to_string().contains("sometimes"), "{e}");
                 assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);

@@ -121,3 +121,84 @@ fn tokio_disabled_namespace() {
         "{r:?}"
     );
 }
+
+/// Both builders have the same constructors, options (set and read back from the
+/// kernel) and conversions; options survive a conversion either way and into tokio's
+/// own `TcpSocket`. Loopback: no namespace needed.
+#[test]
+fn both_builders_take_the_same_options_and_convert_both_ways() {
+    use std::time::Duration;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        // The same calls on each builder, read back from the kernel.
+        macro_rules! configure_and_check {
+            ($s:expr) => {{
+                let s = $s;
+                s.set_nodelay(true).expect("nodelay");
+                assert!(s.nodelay().expect("nodelay"));
+                s.set_reuseaddr(true).expect("reuseaddr");
+                assert!(s.reuseaddr().expect("reuseaddr"));
+                s.set_reuseport(true).expect("reuseport");
+                assert!(s.reuseport().expect("reuseport"));
+                s.set_keepalive(true).expect("keepalive");
+                assert!(s.keepalive().expect("keepalive"));
+                s.set_send_buffer_size(64 * 1024).expect("sndbuf");
+                assert!(s.send_buffer_size().expect("sndbuf") >= 64 * 1024);
+                s.set_recv_buffer_size(64 * 1024).expect("rcvbuf");
+                assert!(s.recv_buffer_size().expect("rcvbuf") >= 64 * 1024);
+                s.set_linger(Some(Duration::from_secs(3))).expect("linger");
+                assert_eq!(s.linger().expect("linger"), Some(Duration::from_secs(3)));
+                s.set_tos(0x10).expect("tos");
+                assert_eq!(s.tos().expect("tos"), 0x10);
+                assert!(s.take_error().expect("SO_ERROR").is_none());
+                s.bind("127.0.0.1:0".parse().expect("address"))
+                    .expect("bind");
+                assert_eq!(s.local_addr().expect("local").ip().to_string(), "127.0.0.1");
+                s
+            }};
+        }
+        let blocking = configure_and_check!(mptcp::MptcpSocket::new_v4(Mode::Prefer).expect("std"));
+        let tokio_side =
+            configure_and_check!(
+                mptcp::tokio::MptcpSocket::new(mptcp::Domain::Ipv4, Mode::Prefer).expect("tokio")
+            );
+        assert_eq!(blocking.created_as_mptcp(), tokio_side.created_as_mptcp());
+        assert_eq!(blocking.unavailable(), tokio_side.unavailable());
+        let v6 = mptcp::tokio::MptcpSocket::new_v6(Mode::Prefer).expect("v6");
+        assert_eq!(
+            mptcp::MptcpSocket::for_addr("[::1]:1".parse().expect("a"), Mode::Prefer)
+                .expect("for_addr v6")
+                .created_as_mptcp(),
+            v6.created_as_mptcp()
+        );
+
+        // std -> tokio keeps the socket and its options; tokio -> std too.
+        let bound = blocking.local_addr().expect("local");
+        let t = mptcp::tokio::MptcpSocket::try_from(blocking).expect("to tokio");
+        assert_eq!(t.local_addr().expect("local"), bound);
+        assert!(t.nodelay().expect("nodelay"));
+        let back = mptcp::MptcpSocket::try_from(t).expect("to std");
+        assert_eq!(back.local_addr().expect("local"), bound);
+        assert!(back.keepalive().expect("keepalive"));
+        // Into tokio's own socket, and through a descriptor.
+        let tcp: tokio::net::TcpSocket = tokio_side.into();
+        assert!(tcp.nodelay().expect("nodelay"));
+        let fd = std::os::fd::OwnedFd::from(back);
+        let adopted = mptcp::tokio::MptcpSocket::try_from(fd).expect("adopt");
+        assert_eq!(adopted.local_addr().expect("local"), bound);
+
+        // The backlog is the same type on both; the listener works.
+        let listener = adopted.listen(8).expect("listen");
+        let client = mptcp::tokio::connect(bound).await.expect("connect");
+        let (_accepted, peer) = listener.accept().await.expect("accept");
+        assert_eq!(peer, client.local_addr().expect("client"));
+    });
+    // Outside a runtime the tokio builder says why instead of panicking later.
+    match mptcp::tokio::MptcpSocket::new_v4(Mode::Prefer) {
+        Err(Error::InvalidArgument { reason, .. }) => assert!(reason.contains("tokio"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}

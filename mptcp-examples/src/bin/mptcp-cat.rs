@@ -198,13 +198,11 @@ struct Opened {
 fn open(args: &Args) -> Result<Opened, String> {
     let mut last = String::new();
     for a in addresses(args)? {
-        let sock = MptcpSocket::for_addr(&a, args.mode).map_err(|e| e.to_string())?;
+        let sock = MptcpSocket::for_addr(a, args.mode).map_err(|e| e.to_string())?;
         let unavailable = sock.unavailable();
         if args.listen {
-            sock.socket()
-                .set_reuse_address(true)
-                .map_err(|e| e.to_string())?;
-            if let Err(e) = sock.bind(&a) {
+            sock.set_reuseaddr(true).map_err(|e| e.to_string())?;
+            if let Err(e) = sock.bind(a) {
                 last = format!("{a}: {e}");
                 continue;
             }
@@ -216,7 +214,7 @@ fn open(args: &Args) -> Result<Opened, String> {
                 _listener: Some(listener),
             });
         }
-        match sock.connect(&a) {
+        match sock.connect(a) {
             Ok(stream) => {
                 return Ok(Opened {
                     stream,

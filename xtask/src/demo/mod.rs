@@ -203,7 +203,7 @@ fn demo(json: bool, without_mptcp: bool) -> Result<()> {
 /// the path manager's Generic Netlink family.
 fn probe(topo: &Topology) -> Result<Option<String>> {
     Topology::run_in(&topo.client, || {
-        if let Err(e) = mptcp::MptcpSocket::new(mptcp::socket2::Domain::IPV4, Mode::Require) {
+        if let Err(e) = mptcp::MptcpSocket::new_v4(Mode::Require) {
             return Ok(Some(match e {
                 mptcp::Error::Unavailable(why) => format!("MPTCP sockets are unavailable: {why}"),
                 other => format!("MPTCP sockets are unavailable: {other}"),
