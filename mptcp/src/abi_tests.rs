@@ -351,8 +351,8 @@ fn ipv6_sockaddr_equals_std() {
     let sa = socket2::SockAddr::from(a);
     // SAFETY: `as_ptr` points at `len()` initialised bytes of the socket address.
     let raw = unsafe { std::slice::from_raw_parts(sa.as_ptr().cast::<u8>(), sa.len() as usize) };
-    assert_eq!(crate::subflow::sockaddr(raw), Some(a));
-    assert_eq!(crate::subflow::sockaddr(&sockaddr_bytes(&a)), Some(a));
+    assert_eq!(crate::sockaddr::decode(raw), Some(a));
+    assert_eq!(crate::sockaddr::decode(&sockaddr_bytes(&a)), Some(a));
     #[cfg(feature = "legacy")]
-    assert_eq!(crate::legacy::encode_sockaddr(&a), raw.to_vec());
+    assert_eq!(crate::sockaddr::encode(&a), raw.to_vec());
 }

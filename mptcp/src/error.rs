@@ -205,6 +205,7 @@ impl Error {
         }
     }
 
+    #[cfg_attr(not(any(feature = "pm", feature = "tokio")), allow(dead_code))]
     pub(crate) fn invalid(op: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
             op,

@@ -17,15 +17,13 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::sockaddr::{SIN6_LEN, SIN_LEN};
 use crate::subflow::SubflowTuple;
 use crate::sys::{self, OotCall};
 use mptcp_sys::legacy as oot;
 use std::mem::size_of;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
-
-const SIN_LEN: usize = size_of::<libc::sockaddr_in>();
-const SIN6_LEN: usize = size_of::<libc::sockaddr_in6>();
 
 /// The state of one subflow (`struct mptcp_sub_status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,29 +103,6 @@ fn short(what: &str) -> Error {
     Error::decode("out-of-tree API reply", format!("short {what}"))
 }
 
-/// Encodes a `struct sockaddr_in`/`sockaddr_in6` (port and address in network order).
-pub(crate) fn encode_sockaddr(a: &SocketAddr) -> Vec<u8> {
-    match a {
-        SocketAddr::V4(v4) => {
-            let mut b = vec![0u8; SIN_LEN];
-            b[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
-            b[2..4].copy_from_slice(&v4.port().to_be_bytes());
-            b[4..8].copy_from_slice(&v4.ip().octets());
-            b
-        }
-        SocketAddr::V6(v6) => {
-            let mut b = vec![0u8; SIN6_LEN];
-            b[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
-            b[2..4].copy_from_slice(&v6.port().to_be_bytes());
-            // Unconverted, as std does.
-            b[4..8].copy_from_slice(&v6.flowinfo().to_ne_bytes());
-            b[8..24].copy_from_slice(&v6.ip().octets());
-            b[24..28].copy_from_slice(&v6.scope_id().to_ne_bytes());
-            b
-        }
-    }
-}
-
 /// Request of `MPTCP_OPEN_SUB_TUPLE`: id 0, then local and remote address: exactly 33
 /// bytes for IPv4, 57 for IPv6.
 pub(crate) fn open_sub_buffer(local: &SocketAddr, remote: &SocketAddr) -> Result<Vec<u8>> {
@@ -141,8 +116,8 @@ pub(crate) fn open_sub_buffer(local: &SocketAddr, remote: &SocketAddr) -> Result
         ));
     }
     let mut b = vec![0u8];
-    b.extend(encode_sockaddr(local));
-    b.extend(encode_sockaddr(remote));
+    b.extend(crate::sockaddr::encode(local));
+    b.extend(crate::sockaddr::encode(remote));
     Ok(b)
 }
 
@@ -154,10 +129,9 @@ pub(crate) fn decode_sub_tuple(buf: &[u8]) -> Result<SubflowTuple> {
         n if n == 1 + 2 * SIN6_LEN => SIN6_LEN,
         _ => return Err(short("mptcp_sub_tuple")),
     };
-    let local =
-        crate::subflow::sockaddr(&buf[1..1 + step]).ok_or_else(|| short("local address"))?;
+    let local = crate::sockaddr::decode(&buf[1..1 + step]).ok_or_else(|| short("local address"))?;
     let remote =
-        crate::subflow::sockaddr(&buf[1 + step..]).ok_or_else(|| short("remote address"))?;
+        crate::sockaddr::decode(&buf[1 + step..]).ok_or_else(|| short("remote address"))?;
     Ok(SubflowTuple {
         id: u32::from(id),
         local,
@@ -328,8 +302,8 @@ mod tests {
         let l: SocketAddr = "198.51.100.1:40000".parse().expect("address");
         let r: SocketAddr = "198.51.100.2:443".parse().expect("address");
         let mut reply = vec![5u8];
-        reply.extend(encode_sockaddr(&l));
-        reply.extend(encode_sockaddr(&r));
+        reply.extend(crate::sockaddr::encode(&l));
+        reply.extend(crate::sockaddr::encode(&r));
         assert_eq!(
             decode_sub_tuple(&reply).expect("decode"),
             SubflowTuple {
@@ -342,8 +316,8 @@ mod tests {
         let l6: SocketAddr = "[2001:db8:2::1]:5".parse().expect("address");
         let r6: SocketAddr = "[2001:db8:2::2]:6".parse().expect("address");
         let mut reply6 = vec![7u8];
-        reply6.extend(encode_sockaddr(&l6));
-        reply6.extend(encode_sockaddr(&r6));
+        reply6.extend(crate::sockaddr::encode(&l6));
+        reply6.extend(crate::sockaddr::encode(&r6));
         assert_eq!(reply6.len(), 57);
         assert_eq!(decode_sub_tuple(&reply6).expect("decode").remote, r6);
         assert!(decode_sub_tuple(&reply6[..40]).is_err());

@@ -73,6 +73,8 @@ pub mod pm;
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod prop_tests;
 mod proto;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod sockaddr;
 mod socket;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod status;

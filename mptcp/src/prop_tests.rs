@@ -3,7 +3,8 @@
 //! bounded (256 per property), so `cargo test` stays fast.
 
 use crate::info::MptcpInfo;
-use crate::subflow::{addrs, decode_full_info, sockaddr, TcpInfo};
+use crate::sockaddr;
+use crate::subflow::{addrs, decode_full_info, TcpInfo};
 use proptest::prelude::*;
 #[cfg(feature = "legacy")]
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -64,7 +65,7 @@ proptest! {
 
     #[test]
     fn sockaddr_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-        let _ = sockaddr(&bytes);
+        let _ = sockaddr::decode(&bytes);
         let _ = addrs(&bytes);
     }
 

@@ -4,9 +4,10 @@
 use crate::error::{Error, Result};
 use crate::info::{raw_info, versioned, MptcpInfo};
 use crate::kernel::{classify, features, no_connection};
+use crate::sockaddr;
 use crate::sys;
 use std::mem::{offset_of, size_of};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 
 versioned! {
@@ -243,38 +244,14 @@ fn plausible(count: usize) -> Result<usize> {
     Ok(count)
 }
 
-/// Decodes a `struct sockaddr_in`/`sockaddr_in6` stored at the start of `b`.
-#[inline(always)]
-pub(crate) fn sockaddr(b: &[u8]) -> Option<SocketAddr> {
-    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
-    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
-    match i32::from(family) {
-        libc::AF_INET => {
-            let ip: [u8; 4] = b.get(4..8)?.try_into().ok()?;
-            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
-        }
-        libc::AF_INET6 => {
-            // Passed through unconverted, as std does (SocketAddrV6::flowinfo is the
-            // raw `sin6_flowinfo`), so that addresses equal std's for the same socket.
-            let flow = u32::from_ne_bytes(b.get(4..8)?.try_into().ok()?);
-            let ip: [u8; 16] = b.get(8..24)?.try_into().ok()?;
-            let scope = u32::from_ne_bytes(b.get(24..28)?.try_into().ok()?);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(ip),
-                port,
-                flow,
-                scope,
-            )))
-        }
-        _ => None,
-    }
-}
-
 /// Local and remote address of a `struct mptcp_subflow_addrs` at the start of `b`.
 #[inline(always)]
 pub(crate) fn addrs(b: &[u8]) -> Result<(SocketAddr, SocketAddr)> {
     const REMOTE: usize = size_of::<mptcp_sys::mptcp_subflow_addrs>() / 2;
-    match (sockaddr(b), b.get(REMOTE..).and_then(sockaddr)) {
+    match (
+        sockaddr::decode(b),
+        b.get(REMOTE..).and_then(sockaddr::decode),
+    ) {
         (Some(l), Some(r)) => Ok((l, r)),
         _ => Err(Error::decode(
             "subflow addresses",
