@@ -13,10 +13,15 @@ use std::time::Duration;
 
 /// An example's binary, built by `cargo test` next to the test binaries: the newest of
 /// `examples/NAME` and `examples/NAME-HASH` (cargo keeps both, and `cargo test` may
-/// refresh only the second).
-fn example(name: &str) -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?.join("examples");
+/// refresh only the second). A missing one fails the test: `cargo test` always builds
+/// the examples, so missing means a broken build or a copied test binary without them.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("this test's path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("the test binary's directory")
+        .join("examples");
     let newest = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()
@@ -32,14 +37,13 @@ fn example(name: &str) -> Option<PathBuf> {
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .max()
         .map(|(_, p)| p);
-    if newest.is_none() {
-        eprintln!(
-            "skipped: the example {name} is not built next to this test binary (in {}); \
+    newest.unwrap_or_else(|| {
+        panic!(
+            "the example {name} is not built next to this test binary (in {}); \
              `cargo test -p mptcp --all-features` builds it",
             dir.display()
-        );
-    }
-    newest
+        )
+    })
 }
 
 /// A child process that is killed when dropped (bounded tests leave nothing behind).
@@ -100,9 +104,7 @@ fn output(cmd: &mut Command) -> String {
 }
 
 fn echo_with(server_example: &str) {
-    let (Some(server), Some(client)) = (example(server_example), example("echo_client")) else {
-        return;
-    };
+    let (server, client) = (example(server_example), example("echo_client"));
     let mut srv = Running::start(Command::new(server).args(["127.0.0.1:0", "--max", "1"]));
     let line = srv.line_starting("listening on ");
     let addr = line.trim_start_matches("listening on ").to_string();
@@ -134,9 +136,7 @@ fn tokio_echo_server_and_client() {
 
 #[test]
 fn subflow_watch_prints_counters() {
-    let (Some(server), Some(watch)) = (example("echo_server"), example("subflow_watch")) else {
-        return;
-    };
+    let (server, watch) = (example("echo_server"), example("subflow_watch"));
     if !common::caps().mptcp {
         eprintln!("skipped: no MPTCP in this kernel, nothing to watch");
         return;
@@ -165,9 +165,7 @@ fn subflow_watch_prints_counters() {
 #[test]
 fn connections_lists_the_namespace() {
     require_netns!();
-    let Some(list) = example("connections") else {
-        return;
-    };
+    let list = example("connections");
     if !common::caps().mptcp {
         eprintln!("skipped: no MPTCP in this kernel, nothing to list");
         return;
@@ -200,9 +198,7 @@ fn connections_lists_the_namespace() {
 #[test]
 fn userspace_pm_adds_a_subflow() {
     require_netns!();
-    let Some(pm) = example("userspace_pm") else {
-        return;
-    };
+    let pm = example("userspace_pm");
     if !common::caps().mptcp {
         eprintln!("skipped: no MPTCP in this kernel");
         return;
@@ -250,9 +246,7 @@ fn userspace_pm_adds_a_subflow() {
 /// The axum example serves HTTP over an MPTCP connection.
 #[test]
 fn http_server_answers_over_mptcp() {
-    let Some(server) = example("http_server") else {
-        return;
-    };
+    let server = example("http_server");
     let mut srv = Running::start(Command::new(server).arg("127.0.0.1:0"));
     let line = srv.line_starting("listening on ");
     let addr = line.trim_start_matches("listening on ").to_string();

@@ -60,10 +60,19 @@ pub fn run(no_vm: bool) -> Result<()> {
     // are checked against the C compiler's view of those same headers.
     // mptcpd, unpacked under target/ (not installed), for mptcp-pmd's comparison test.
     let mptcpd = crate::mptcpd::root()?;
-    sh(cargo()
-        .args(["test", "--workspace", "--all-features"])
-        .env("MPTCP_SYS_KERNEL_HEADERS", &headers)
-        .env("MPTCP_TEST_MPTCPD_ROOT", &mptcpd))?;
+    let out = run_showing(
+        cargo()
+            .args([
+                "test",
+                "--workspace",
+                "--all-features",
+                "--",
+                "--show-output",
+            ])
+            .env("MPTCP_SYS_KERNEL_HEADERS", &headers)
+            .env("MPTCP_TEST_MPTCPD_ROOT", &mptcpd),
+    )?;
+    no_skips(&out)?;
     sh(cargo()
         .args(["test", "-p", "mptcp-sys", "--no-default-features"])
         .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
@@ -92,6 +101,87 @@ pub fn run(no_vm: bool) -> Result<()> {
     }
     eprintln!("xtask: all tests passed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skipped_tests;
+
+    #[test]
+    fn skips_are_read_from_the_shown_output() {
+        let out = "running 2 tests\ntest a ... ok\ntest b ... ok\n\nsuccesses:\n\n\
+                   ---- a stdout ----\nskipped: needs root\n\n---- b stdout ----\nall fine\n\n\
+                   successes:\n    a\n    b\n\ntest result: ok. 2 passed\n";
+        assert_eq!(
+            skipped_tests(out),
+            [("a".to_string(), "needs root".to_string())]
+        );
+    }
+}
+
+/// Runs a command, passing its standard output through as it comes, and returns it.
+fn run_showing(cmd: &mut Command) -> Result<String> {
+    eprintln!("xtask: $ {cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("start cargo test")?;
+    let mut all = String::new();
+    for line in BufReader::new(child.stdout.take().context("cargo test's output")?).lines() {
+        let line = line.context("read cargo test's output")?;
+        println!("{line}");
+        all.push_str(&line);
+        all.push('\n');
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("the tests failed ({status})");
+    }
+    Ok(all)
+}
+
+/// The tests that said they could not run (`skipped: REASON` in their output, which
+/// `--show-output` prints under `---- NAME stdout ----`): (test, reason).
+fn skipped_tests(output: &str) -> Vec<(String, String)> {
+    let mut current = None;
+    let mut found = Vec::new();
+    for line in output.lines() {
+        if let Some(name) = line
+            .strip_prefix("---- ")
+            .and_then(|l| l.strip_suffix(" stdout ----"))
+        {
+            current = Some(name.to_string());
+        } else if line.trim() == "successes:" || line.starts_with("test result:") {
+            current = None;
+        } else if let (Some(t), Some(reason)) = (&current, line.trim().strip_prefix("skipped: ")) {
+            found.push((t.clone(), reason.to_string()));
+        }
+    }
+    found
+}
+
+/// `cargo xtask test` installs what the tests need and runs as root: a test that
+/// skipped on the host would pass without having run, so every skip fails the step,
+/// named with its reason. (Unprivileged, the namespace tests cannot run: the step says
+/// so instead of counting them as passed.)
+fn no_skips(output: &str) -> Result<()> {
+    let skipped = skipped_tests(output);
+    if skipped.is_empty() {
+        eprintln!("xtask: no test skipped on the host");
+        return Ok(());
+    }
+    for (test, reason) in &skipped {
+        eprintln!("xtask: skipped: {test}: {reason}");
+    }
+    let hint = if crate::sys::is_root() {
+        ""
+    } else {
+        " (run as root: the namespace tests need it)"
+    };
+    bail!(
+        "{} tests skipped on the host instead of running{hint}",
+        skipped.len()
+    )
 }
 
 /// MPTCP over two paths against single-path TCP, as `cargo xtask demo --json` measures
