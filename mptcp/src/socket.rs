@@ -2,8 +2,7 @@
 
 use crate::error::{Error, ParseModeError, Result, Unavailable};
 #[cfg(any(target_os = "linux", target_os = "android"))]
-use crate::proto::mptcp_protocol;
-use crate::proto::IPPROTO_MPTCP;
+use crate::proto::{mptcp_protocol, IPPROTO_MPTCP};
 use socket2::{Socket, Type};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::OnceLock;
@@ -326,6 +325,7 @@ impl MptcpSocket {
         &self.core
     }
 
+    #[cfg_attr(not(unix), allow(dead_code))]
     fn into_core(self) -> Core {
         self.core
     }

@@ -74,6 +74,7 @@ impl MptcpSocket {
         &self.core
     }
 
+    #[cfg_attr(not(unix), allow(dead_code))]
     fn into_core(self) -> Core {
         self.core
     }

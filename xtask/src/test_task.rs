@@ -103,22 +103,6 @@ pub fn run(no_vm: bool) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::skipped_tests;
-
-    #[test]
-    fn skips_are_read_from_the_shown_output() {
-        let out = "running 2 tests\ntest a ... ok\ntest b ... ok\n\nsuccesses:\n\n\
-                   ---- a stdout ----\nskipped: needs root\n\n---- b stdout ----\nall fine\n\n\
-                   successes:\n    a\n    b\n\ntest result: ok. 2 passed\n";
-        assert_eq!(
-            skipped_tests(out),
-            [("a".to_string(), "needs root".to_string())]
-        );
-    }
-}
-
 /// Runs a command, passing its standard output through as it comes, and returns it.
 fn run_showing(cmd: &mut Command) -> Result<String> {
     eprintln!("xtask: $ {cmd:?}");
@@ -270,4 +254,20 @@ fn demo_check() -> Result<()> {
         after * 100.0
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skipped_tests;
+
+    #[test]
+    fn skips_are_read_from_the_shown_output() {
+        let out = "running 2 tests\ntest a ... ok\ntest b ... ok\n\nsuccesses:\n\n\
+                   ---- a stdout ----\nskipped: needs root\n\n---- b stdout ----\nall fine\n\n\
+                   successes:\n    a\n    b\n\ntest result: ok. 2 passed\n";
+        assert_eq!(
+            skipped_tests(out),
+            [("a".to_string(), "needs root".to_string())]
+        );
+    }
 }
