@@ -256,7 +256,8 @@ versioned! {
     /// The kernel returns 48 bytes up to Linux 6.4, 80 on 6.5-6.7, 88 on 6.8-6.9 and 96
     /// from 6.10 (44 and 84 instead of 48 and 88 on 32-bit x86, which aligns 64-bit
     /// integers to 4 bytes: the lengths tell the version on each architecture). The 48-byte fields are plain values; the later ones are `None` when
-    /// the running kernel did not return them, never zero. [`as_raw`](Self::as_raw)
+    /// the reply is too short to hold them (a field inside it is what the kernel wrote,
+    /// which may be 0 where the kernel does not fill it in that state). [`as_raw`](Self::as_raw)
     /// gives the C struct itself ([`sys_bindings`](crate::sys_bindings)`::mptcp_info`). The `*_max` limit fields are
     /// only filled under the in-kernel path manager.
     pub struct MptcpInfo from mptcp_sys::mptcp_info, base 48 {

@@ -15,8 +15,8 @@ versioned! {
     /// method that reads it (nothing is decoded until asked). The kernel's struct grows
     /// over versions: every kernel with MPTCP's subflow calls (5.16+) returns at least
     /// 232 bytes, up to `snd_wnd`, whose fields are plain values; 6.2 returns 240, 6.7
-    /// 248, 6.18 280, and the fields past what the running kernel returned are `None`,
-    /// never zero. [`as_raw`](Self::as_raw) gives the C struct itself.
+    /// 248, 6.18 280, and the fields past what the running kernel returned are `None`
+    /// (a field inside the reply is what the kernel wrote, 0 where it does not fill it). [`as_raw`](Self::as_raw) gives the C struct itself.
     pub struct TcpInfo from mptcp_sys::tcp_info, base 232 {
         /// Connection state (`TCP_ESTABLISHED` = 1, ...).
         state: u8 = tcpi_state,
@@ -334,8 +334,10 @@ pub fn connection(fd: impl AsFd) -> Result<Connection> {
 }
 
 /// Reusable buffers for reading a connection's info and subflows again and again, as a
-/// monitoring loop does: after the first read (or after the number of subflows grows),
-/// a read makes its system call and allocates nothing. [`connection`] and [`subflows`]
+/// monitoring loop does. It keeps two subflow buffers that swap after each read (the
+/// previous read's is what a subflow's addresses are compared with), so the first two
+/// reads allocate one each; after them, a read makes its system call and allocates
+/// nothing, until the number of subflows grows past what the buffers hold. [`connection`] and [`subflows`]
 /// are the one-line forms (they reuse a per-thread query and copy the result out).
 ///
 /// ```
@@ -685,7 +687,7 @@ mod tests {
         }
     }
 
-    /// Fields past the returned length are `None`, never zero.
+    /// Fields past the returned length are `None`, not a zero.
     #[test]
     fn short_replies_give_none() {
         let raw = [7u8; 48];

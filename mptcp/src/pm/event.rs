@@ -460,8 +460,8 @@ impl Events {
     /// event costs about 830 bytes of buffer, so the default (`net.core.rmem_default`,
     /// 212 992 bytes) holds 256 events, and a 32 MiB one took a 4 000-event burst without
     /// loss. Reading
-    /// is rarely the limit (this crate decodes about 650 000 events per second on the
-    /// same machine, `cargo xtask bench`); what a buffer must cover is the events that
+    /// is rarely the limit (see the event-decode row of the README's benchmark table,
+    /// from `cargo xtask bench`); what a buffer must cover is the events that
     /// arrive while the reader is busy elsewhere: a reader that pauses 10 ms keeps up
     /// with about 25 000 events per second on the default buffer. Each connection makes
     /// at least three events per end (created, established, closed), plus two per extra
