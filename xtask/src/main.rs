@@ -51,7 +51,8 @@ enum Cmd {
     },
     /// Run the decode/encode unit tests under Miri (needs a nightly toolchain).
     Miri,
-    /// Compare the public API of `mptcp` with the checked-in `mptcp/public-api.txt`.
+    /// Compare the public APIs of `mptcp` (default and all features) and `mptcp-sys` with
+    /// their checked-in snapshots.
     PublicApi {
         /// Write the current API to the file instead of comparing.
         #[arg(long)]

@@ -1,47 +1,93 @@
-//! `cargo xtask public-api [--bless]`: the public API of `mptcp` (all features, Linux),
-//! listed one item per line from rustdoc's JSON output and compared with the
-//! checked-in `mptcp/public-api.txt`, so that every change of the public API shows in
-//! review.
+//! `cargo xtask public-api [--bless]`: the public API of `mptcp` with its default
+//! features and with all of them, and of `mptcp-sys`, each listed one item per line
+//! from rustdoc's JSON output and compared with its checked-in snapshot
+//! (`mptcp/public-api.default.txt`, `mptcp/public-api.all-features.txt`,
+//! `mptcp-sys/public-api.txt`), so that every change of a public API shows in review.
 //!
-//! rustdoc's JSON output is unstable; `RUSTC_BOOTSTRAP=1` lets the stable toolchain
-//! write it, so no nightly toolchain is needed.
+//! rustdoc's JSON output is unstable and its format changes between releases, so the
+//! listing is made by one pinned toolchain, [`TOOLCHAIN`] (installed with rustup when
+//! missing), whatever the machine's own stable is; `RUSTC_BOOTSTRAP=1` lets that
+//! release write the JSON. Moving the pin is a reviewed change like any other (the
+//! snapshots may change with it).
 
-use crate::sys::{root, target_dir};
+use crate::sys::{output, root, run as sh, target_dir};
 use anyhow::{bail, Context, Result};
 use std::fs;
+use std::path::PathBuf;
 use std::process::Command;
 
-const CRATE: &str = "mptcp";
+/// The toolchain that writes rustdoc's JSON (its format, 57, is the one the
+/// `public-api` crate in `xtask` reads).
+pub const TOOLCHAIN: &str = "1.95.0";
 
-fn snapshot_path() -> std::path::PathBuf {
-    root().join(CRATE).join("public-api.txt")
+/// One snapshot: the package, its feature arguments, and the file.
+struct Snapshot {
+    package: &'static str,
+    features: &'static [&'static str],
+    file: &'static str,
+    /// Whether the rule of allowed public dependencies applies.
+    check_dependencies: bool,
 }
 
-/// The public API, one item per line, sorted.
-fn current() -> Result<String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+const SNAPSHOTS: &[Snapshot] = &[
+    Snapshot {
+        package: "mptcp",
+        features: &[],
+        file: "mptcp/public-api.default.txt",
+        check_dependencies: true,
+    },
+    Snapshot {
+        package: "mptcp",
+        features: &["--all-features"],
+        file: "mptcp/public-api.all-features.txt",
+        check_dependencies: true,
+    },
+    Snapshot {
+        package: "mptcp-sys",
+        features: &[],
+        file: "mptcp-sys/public-api.txt",
+        check_dependencies: false,
+    },
+];
+
+/// Installs the pinned toolchain when rustup does not have it.
+fn ensure_toolchain() -> Result<()> {
+    let have = output(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();
+    if have.lines().any(|l| l.starts_with(TOOLCHAIN)) {
+        return Ok(());
+    }
+    sh(Command::new("rustup")
+        .args(["toolchain", "install", TOOLCHAIN, "--profile", "minimal"])
+        .env("RUSTUP_AUTO_INSTALL", "1"))
+    .with_context(|| format!("install Rust {TOOLCHAIN} for the public-API listing"))
+}
+
+/// The public API of one snapshot's package, one item per line, sorted.
+fn current(snap: &Snapshot) -> Result<String> {
+    // One target directory for all three: their dependencies are built once.
     let dir = target_dir().join("public-api");
-    let status = Command::new(cargo)
+    let status = Command::new("cargo")
         .current_dir(root())
-        .args([
-            "rustdoc",
-            "-q",
-            "-p",
-            CRATE,
-            "--lib",
-            "--all-features",
-            "--target-dir",
-        ])
+        .arg(format!("+{TOOLCHAIN}"))
+        .args(["rustdoc", "-q", "-p", snap.package, "--lib"])
+        .args(snap.features)
+        .arg("--target-dir")
         .arg(&dir)
         .args(["--", "-Z", "unstable-options", "--output-format", "json"])
         .env("RUSTC_BOOTSTRAP", "1")
         .env("RUSTDOCFLAGS", "-A rustdoc::all")
+        // The pinned toolchain's own tools, not the caller's (cargo xtask sets these).
+        .env_remove("RUSTC")
+        .env_remove("RUSTDOC")
+        .env_remove("CARGO")
         .status()
         .context("run cargo rustdoc")?;
     if !status.success() {
-        bail!("cargo rustdoc --output-format json failed");
+        bail!("cargo +{TOOLCHAIN} rustdoc --output-format json failed");
     }
-    let json = dir.join("doc").join(format!("{CRATE}.json"));
+    let json = dir
+        .join("doc")
+        .join(format!("{}.json", snap.package.replace('-', "_")));
     // Blanket impls (From<T> for T, Borrow, ...) say nothing about this crate; auto
     // traits (Send, Sync, Unpin) do, and stay.
     let api = public_api::Builder::from_rustdoc_json(&json)
@@ -104,48 +150,100 @@ fn foreign_crates(api: &str) -> Vec<(String, String)> {
 }
 
 pub fn run(bless: bool) -> Result<()> {
-    let now = current()?;
-    let foreign = foreign_crates(&now);
-    if !foreign.is_empty() {
-        for (krate, item) in &foreign {
-            eprintln!("xtask: the public API names {krate}: {item}");
+    ensure_toolchain()?;
+    let mut differ = Vec::new();
+    for snap in SNAPSHOTS {
+        let now = current(snap)?;
+        if snap.check_dependencies {
+            check_dependencies(snap, &now)?;
         }
+        let path: PathBuf = root().join(snap.file);
+        if bless {
+            fs::write(&path, &now)?;
+            eprintln!("xtask: wrote {} ({} items)", snap.file, now.lines().count());
+            continue;
+        }
+        let old = fs::read_to_string(&path).unwrap_or_default();
+        if old == now {
+            eprintln!(
+                "xtask: the public API matches {} ({} items)",
+                snap.file,
+                now.lines().count()
+            );
+            continue;
+        }
+        let old_set: std::collections::BTreeSet<&str> = old.lines().collect();
+        let new_set: std::collections::BTreeSet<&str> = now.lines().collect();
+        eprintln!("xtask: {} differs:", snap.file);
+        for l in old_set.difference(&new_set) {
+            eprintln!("- {l}");
+        }
+        for l in new_set.difference(&old_set) {
+            eprintln!("+ {l}");
+        }
+        differ.push(snap.file);
+    }
+    if !differ.is_empty() {
         bail!(
-            "the public API of {CRATE} names crates it must not (allowed: {}; mptcp_sys only through as_raw): a new version of those would be a breaking change of {CRATE}",
-            ALLOWED.join(", ")
+            "the public API differs from {} (above: - removed, + added). If the change is \
+             intended, run `cargo xtask public-api --bless` and commit the files.",
+            differ.join(", ")
         );
     }
-    let path = snapshot_path();
-    if bless {
-        fs::write(&path, &now)?;
+    Ok(())
+}
+
+/// `cargo semver-checks` of `mptcp` and `mptcp-sys` against the newest tag `vX.Y.Z`,
+/// once there is one (it installs the tool with `cargo install --locked` when missing);
+/// before the first tag it says so and does nothing.
+pub fn semver_checks() -> Result<()> {
+    let tags = output(Command::new("git").current_dir(root()).args([
+        "tag",
+        "--list",
+        "v*",
+        "--sort=-v:refname",
+    ]))
+    .unwrap_or_default();
+    let Some(tag) = tags.lines().next().map(str::trim).filter(|t| !t.is_empty()) else {
         eprintln!(
-            "xtask: wrote {} ({} items)",
-            path.display(),
-            now.lines().count()
+            "xtask: no version is tagged yet: cargo semver-checks runs once one is (git tag vX.Y.Z)"
         );
         return Ok(());
+    };
+    let have = Command::new("cargo")
+        .args(["semver-checks", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        sh(Command::new("cargo").args(["install", "--locked", "cargo-semver-checks"]))
+            .context("install cargo-semver-checks")?;
     }
-    let old = fs::read_to_string(&path).unwrap_or_default();
-    if old == now {
-        eprintln!(
-            "xtask: the public API matches {} ({} items)",
-            path.display(),
-            now.lines().count()
-        );
+    sh(Command::new("cargo").current_dir(root()).args([
+        "semver-checks",
+        "-p",
+        "mptcp",
+        "-p",
+        "mptcp-sys",
+        "--baseline-rev",
+        tag,
+    ]))
+    .with_context(|| format!("the public API broke compatibility with {tag}"))
+}
+
+fn check_dependencies(snap: &Snapshot, api: &str) -> Result<()> {
+    let foreign = foreign_crates(api);
+    if foreign.is_empty() {
         return Ok(());
     }
-    let old_set: std::collections::BTreeSet<&str> = old.lines().collect();
-    let new_set: std::collections::BTreeSet<&str> = now.lines().collect();
-    for l in old_set.difference(&new_set) {
-        eprintln!("- {l}");
-    }
-    for l in new_set.difference(&old_set) {
-        eprintln!("+ {l}");
+    for (krate, item) in &foreign {
+        eprintln!("xtask: the public API names {krate}: {item}");
     }
     bail!(
-        "the public API of {CRATE} differs from {} (above: - removed, + added). If the \
-         change is intended, run `cargo xtask public-api --bless` and commit the file.",
-        path.display()
+        "the public API of {} ({}) names crates it must not (allowed: {}; mptcp_sys only \
+         through as_raw): a new version of those would be a breaking change",
+        snap.package,
+        snap.file,
+        ALLOWED.join(", ")
     )
 }
 

@@ -90,8 +90,10 @@ pub fn run(no_vm: bool) -> Result<()> {
         .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
     // The unsafe code under Miri, where a nightly toolchain is installed.
     crate::miri::run()?;
-    // Every change of the public API is a reviewed change of mptcp/public-api.txt.
+    // Every change of a public API is a reviewed change of its snapshot; after the
+    // first release, no change may break what was released.
     crate::public_api::run(false)?;
+    crate::public_api::semver_checks()?;
     // Other architectures under qemu-user, and the other platforms compiled.
     crate::cross::run(Vec::new())?;
     if no_vm {
