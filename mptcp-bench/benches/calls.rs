@@ -6,8 +6,7 @@
 //! Each group has two functions, `mptcp` and `floor`; `cargo xtask bench` prints their
 //! ratio.
 
-#[path = "../../mptcp/tests/common/mod.rs"]
-mod common;
+use mptcp_testnet as common;
 
 use common::{Topology, PATHS};
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -2,8 +2,7 @@
 //! what people run today for the same listing, `ss -Mi` and `ss -tiO`, on 1000 MPTCP
 //! connections (500 loopback pairs) in a namespace the benchmark creates. Needs root.
 
-#[path = "../../mptcp/tests/common/mod.rs"]
-mod common;
+use mptcp_testnet as common;
 
 use common::Netns;
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -2,8 +2,7 @@
 //! bytes on a plain netlink socket (the floor), in the same run. Needs root: it builds its
 //! own network namespaces (removed at the end).
 
-#[path = "../../mptcp/tests/common/mod.rs"]
-mod common;
+use mptcp_testnet as common;
 
 use common::{Topology, PATHS};
 use criterion::{criterion_group, criterion_main, Criterion};

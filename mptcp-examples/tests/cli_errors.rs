@@ -2,8 +2,9 @@
 //! wrong, exit code 2, and does nothing. Run in a namespace of their own, so that a
 //! command accepted by mistake cannot touch the machine's endpoints or connect anywhere.
 
-#[path = "../../mptcp/tests/common/mod.rs"]
-mod common;
+#[macro_use]
+extern crate mptcp_testnet;
+use mptcp_testnet as common;
 
 use common::Netns;
 use std::process::{Command, Output, Stdio};

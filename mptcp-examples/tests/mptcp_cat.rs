@@ -1,7 +1,8 @@
 //! `mptcp-cat` end to end through a two-path topology of network namespaces.
 
-#[path = "../../mptcp/tests/common/mod.rs"]
-mod common;
+#[macro_use]
+extern crate mptcp_testnet;
+use mptcp_testnet as common;
 
 use common::{data, sha256, Topology, PATHS};
 use serde_json::Value;

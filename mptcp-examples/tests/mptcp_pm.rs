@@ -1,7 +1,8 @@
 //! `mptcp-pm` against `ip mptcp`, in both directions, in network namespaces.
 
-#[path = "../../mptcp/tests/common/mod.rs"]
-mod common;
+#[macro_use]
+extern crate mptcp_testnet;
+use mptcp_testnet as common;
 
 use common::{wait_for, Netns, Topology, PATHS};
 use serde_json::Value;

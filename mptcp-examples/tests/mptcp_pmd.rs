@@ -3,8 +3,9 @@
 //! marks, closes and recreates subflows; a lost-notification burst still converges;
 //! bad configurations are refused with file, line and key.
 
-#[path = "../../mptcp/tests/common/mod.rs"]
-mod common;
+#[macro_use]
+extern crate mptcp_testnet;
+use mptcp_testnet as common;
 
 use common::{slow, wait_for, Netns, Topology, PATHS};
 use std::io::{Read, Write};

@@ -9,8 +9,9 @@
 //! the current sources, even under `cargo test -p mptcp-examples`, which does not build
 //! it by itself.
 
-#[path = "../../mptcp/tests/common/mod.rs"]
-mod common;
+#[macro_use]
+extern crate mptcp_testnet;
+use mptcp_testnet as common;
 
 use common::{Netns, Topology, PATHS};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -2,8 +2,9 @@
 //! `mptcp::diag::connections`) on live two-subflow connections in network namespaces;
 //! its filters, its argument errors, and `--watch` on a pseudo-terminal and on a pipe.
 
-#[path = "../../mptcp/tests/common/mod.rs"]
-mod common;
+#[macro_use]
+extern crate mptcp_testnet;
+use mptcp_testnet as common;
 
 use common::{wait_for, Netns, Topology, PATHS};
 use serde_json::Value;

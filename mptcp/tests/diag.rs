@@ -2,7 +2,9 @@
 //! counters move, filters run in the kernel, namespaces isolate, and an unprivileged
 //! caller gets what the kernel allows. Needs root (namespaces); skips otherwise.
 
-mod common;
+#[macro_use]
+extern crate mptcp_testnet;
+use mptcp_testnet as common;
 
 use common::{Netns, Topology, PATHS};
 use mptcp::diag::{Diag, DiagConnection, Filter, SocketState};

@@ -3,7 +3,9 @@
 //! watcher, and the userspace path manager in a two-path namespace topology.
 #![cfg(all(feature = "tokio", feature = "pm"))]
 
-mod common;
+#[macro_use]
+extern crate mptcp_testnet;
+use mptcp_testnet as common;
 
 use common::{wait_for, Topology, PATHS};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -3,7 +3,9 @@
 //! support table), with the consistency checks that must hold on every kernel.
 #![cfg(all(feature = "pm", feature = "diag"))]
 
-mod common;
+#[macro_use]
+extern crate mptcp_testnet;
+use mptcp_testnet as common;
 
 use mptcp::pm::{Endpoint, EndpointFlags, EventItem, EventKind, PathManager};
 use mptcp::{Detection, Mode};

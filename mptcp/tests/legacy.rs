@@ -1,7 +1,9 @@
 //! The out-of-tree API on the real (upstream) kernel: every call must say the kernel does
 //! not offer it, never return garbage.
 
-mod common;
+#[macro_use]
+extern crate mptcp_testnet;
+use mptcp_testnet as common;
 
 use common::{Topology, PATHS};
 use mptcp::legacy;

@@ -1,7 +1,9 @@
 //! The path manager against the real kernel, in network namespaces.
 #![cfg(feature = "pm")]
 
-mod common;
+#[macro_use]
+extern crate mptcp_testnet;
+use mptcp_testnet as common;
 
 use common::{data, sha256, wait_for, Netns, Topology, PATHS};
 use mptcp::pm::{

@@ -1,6 +1,8 @@
 //! MPTCP sockets against the real kernel, in network namespaces the tests create.
 
-mod common;
+#[macro_use]
+extern crate mptcp_testnet;
+use mptcp_testnet as common;
 
 use common::{data, sha256, wait_for, Topology, PATHS};
 use mptcp::{Error, Mode, MptcpSocket, NoConnection, NotMptcp, Unavailable};

@@ -5,7 +5,7 @@
 //! thread's system calls between them. Every system call strace reports counts, not only
 //! network ones.
 
-mod common;
+use mptcp_testnet as common;
 
 use mptcp::pm::PathManager;
 use mptcp::Mode;

@@ -1,6 +1,8 @@
 //! The core socket cases through tokio, in network namespaces.
 
-mod common;
+#[macro_use]
+extern crate mptcp_testnet;
+use mptcp_testnet as common;
 
 use common::{data, sha256, Topology, PATHS};
 use mptcp::{Error, Mode, Unavailable};

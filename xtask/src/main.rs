@@ -117,7 +117,7 @@ fn main() {
             without_mptcp,
         } => demo::run(json, without_mptcp),
         Cmd::Bench { runs, filter } => bench::run(runs, filter),
-        Cmd::Selftest { ip } => selftest::run(ip),
+        Cmd::Selftest { ip } => selftest::run(ip, None),
         Cmd::VmTest {
             kernels,
             verbose,

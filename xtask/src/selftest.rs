@@ -50,7 +50,9 @@ const MEMBERS: &[&str] = &[
 /// its namespace's MPTCP sysctls).
 const PACKAGES: &[&str] = &["iproute2", "xz-utils", "procps"];
 
-pub fn run(real_ip: bool) -> Result<()> {
+/// `headers`: the kernel headers the caller's builds use (`MPTCP_SYS_KERNEL_HEADERS`),
+/// so that building `mptcp-pm` here reuses them instead of rebuilding everything.
+pub fn run(real_ip: bool, headers: Option<&Path>) -> Result<()> {
     if !is_root() {
         eprintln!(
             "xtask: selftest: skipped: {SCRIPT} needs root (it creates a network namespace \
@@ -64,7 +66,7 @@ pub fn run(real_ip: bool) -> Result<()> {
     let (mode, pm) = if real_ip {
         ("ip", None)
     } else {
-        ("mptcp-pm", Some(build_mptcp_pm()?))
+        ("mptcp-pm", Some(build_mptcp_pm(headers)?))
     };
     let run_dir = target_dir().join("selftests").join(format!("run-{mode}"));
     let _ = fs::remove_dir_all(&run_dir);
@@ -263,15 +265,15 @@ fn real_ip_path() -> Result<PathBuf> {
 }
 
 /// Builds `mptcp-pm` and returns its path.
-fn build_mptcp_pm() -> Result<PathBuf> {
+fn build_mptcp_pm(headers: Option<&Path>) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    sh(Command::new(cargo).current_dir(root()).args([
-        "build",
-        "-p",
-        "mptcp-examples",
-        "--bin",
-        "mptcp-pm",
-    ]))?;
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root())
+        .args(["build", "-p", "mptcp-examples", "--bin", "mptcp-pm"]);
+    if let Some(h) = headers {
+        cmd.env("MPTCP_SYS_KERNEL_HEADERS", h);
+    }
+    sh(&mut cmd)?;
     let pm = target_dir().join("debug/mptcp-pm");
     if !pm.is_file() {
         bail!("cargo built mptcp-pm, but {} is not there", pm.display());

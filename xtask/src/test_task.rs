@@ -78,7 +78,7 @@ pub fn run(no_vm: bool) -> Result<()> {
         .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
     // The kernel's own path-manager selftest, with mptcp-pm in place of `ip mptcp`.
     if crate::sys::is_root() {
-        crate::selftest::run(false)?;
+        crate::selftest::run(false, Some(&headers))?;
     } else {
         eprintln!("xtask: skipping the kernel's pm_netlink.sh (it needs root)");
     }

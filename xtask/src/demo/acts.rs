@@ -149,7 +149,7 @@ impl Stage<'_> {
             let mut pm = PathManager::new()?;
             pm.flush_endpoints()?;
             pm.set_limits(limits)?;
-            let ep = Endpoint::new(PATHS[1].client.into(), flags).with_device(PATHS[1].dev)?;
+            let ep = Endpoint::new(PATHS[1].client_ip(), flags).with_device(PATHS[1].dev)?;
             pm.add_endpoint(&ep)?;
             Ok(())
         })

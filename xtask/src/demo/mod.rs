@@ -83,8 +83,8 @@ fn demo(json: bool, without_mptcp: bool) -> Result<()> {
         display.say(&format!(
             "  path {}: {} <-> {} ({})",
             i + 1,
-            p.client,
-            p.server,
+            p.client4,
+            p.server4,
             p.dev
         ));
     }
@@ -151,7 +151,7 @@ fn demo(json: bool, without_mptcp: bool) -> Result<()> {
         stage.endpoints(false)?;
         stage.display.say(&format!(
             "The client's in-kernel path manager has a subflow endpoint {} bound to {}: once a connection is fully established, it opens a second subflow from there, over path 2, to the server's address {} (the only one the server gives).",
-            PATHS[1].client, PATHS[1].dev, PATHS[0].server
+            PATHS[1].client4, PATHS[1].dev, PATHS[0].server4
         ));
     }
     let mut acts = Vec::new();

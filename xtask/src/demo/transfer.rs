@@ -417,5 +417,5 @@ fn read_tcp(stream: &TcpStream) -> (Vec<SubflowView>, ConnView) {
 
 /// The server's address on path 1, at `port`.
 pub fn server_addr(port: u16) -> SocketAddr {
-    SocketAddr::new(PATHS[0].server.into(), port)
+    SocketAddr::new(PATHS[0].server_ip(), port)
 }

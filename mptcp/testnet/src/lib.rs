@@ -1,11 +1,20 @@
-//! Test topology: network namespaces joined by veth links, created and removed by the
-//! tests themselves. Addresses come from the documentation ranges.
-#![allow(dead_code)]
+//! The workspace's test network: a client and a server network namespace joined by
+//! one or two veth paths with documentation-range addresses (optionally shaped by a tbf
+//! qdisc), created by whoever needs them and deleted on drop, even when a test fails;
+//! and the helpers the tests, the benchmarks and the demo share (waits scaled under
+//! emulation, kernel capability probes, test data). Dev-only: not published.
+//!
+//! Two ways in: the panicking helpers for tests (`Netns::new`, `Topology::new`, a
+//! failed command is a failed test), and the fallible ones for tools (`Netns::create`,
+//! `Topology::build`, errors as `io::Error`, every namespace registered for
+//! [`delete_all`] from a signal handler).
+#![deny(missing_docs)]
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Why this machine cannot run namespace tests, if it cannot.
@@ -24,7 +33,7 @@ pub fn cannot_run() -> Option<String> {
 #[macro_export]
 macro_rules! require_netns {
     () => {
-        if let Some(why) = common::cannot_run() {
+        if let Some(why) = $crate::cannot_run() {
             eprintln!("skipped: {why}");
             return;
         }
@@ -51,8 +60,8 @@ pub fn sh(args: &[&str]) -> String {
 #[macro_export]
 macro_rules! mptcp_or_fallback {
     () => {
-        if !common::caps().mptcp {
-            common::assert_no_mptcp_path(&common::Topology::new(1));
+        if !$crate::caps().mptcp {
+            $crate::assert_no_mptcp_path(&$crate::Topology::new(1));
             let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
             eprintln!(
                 "no MPTCP in Linux {}: checked the documented fallback instead",
@@ -65,26 +74,71 @@ macro_rules! mptcp_or_fallback {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The namespaces this process created and has not deleted yet, for [`delete_all`].
+static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Deletes every namespace this process created and has not deleted yet (for a
+/// Ctrl-C handler: the owners' `Drop` may never run).
+pub fn delete_all() {
+    let names = match LIVE.lock() {
+        Ok(mut v) => std::mem::take(&mut *v),
+        Err(_) => return,
+    };
+    for ns in names {
+        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+    }
+}
+
+/// Runs a command; its stdout, or an error with its stderr.
+pub fn try_sh(args: &[&str]) -> std::io::Result<String> {
+    let out = Command::new(args[0]).args(&args[1..]).output()?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!(
+            "{}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// A network namespace, deleted (with its links) on drop.
+#[derive(Debug)]
 pub struct Netns {
+    /// Its name (`ip netns` lists it; `/run/netns/NAME`).
     pub name: String,
 }
 
 impl Netns {
+    /// A new namespace for a test, with a name unique to this process and call, and
+    /// its loopback up; panics when it cannot be made.
     pub fn new(role: &str) -> Netns {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("mptcp-t{}-{n}-{role}", std::process::id());
-        sh(&["ip", "netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
+        Netns::create(name).expect("create a network namespace")
     }
 
-    /// `ip -n NAME ...`
+    /// A new namespace called `name`, with its loopback up.
+    pub fn create(name: String) -> std::io::Result<Netns> {
+        try_sh(&["ip", "netns", "add", &name])?;
+        if let Ok(mut v) = LIVE.lock() {
+            v.push(name.clone());
+        }
+        let ns = Netns { name };
+        ns.try_ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// `ip -n NAME ...`, panicking when it fails.
     pub fn ip(&self, args: &[&str]) -> String {
+        self.try_ip(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `ip -n NAME ...`.
+    pub fn try_ip(&self, args: &[&str]) -> std::io::Result<String> {
         let mut v = vec!["ip", "-n", &self.name];
         v.extend_from_slice(args);
-        sh(&v)
+        try_sh(&v)
     }
 
     /// `ip netns exec NAME ...`
@@ -94,8 +148,16 @@ impl Netns {
         sh(&v)
     }
 
+    /// Sets a sysctl in this namespace, panicking when it fails.
     pub fn sysctl(&self, key: &str, value: &str) {
-        self.exec(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
+        self.try_sysctl(key, value)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Sets a sysctl in this namespace.
+    pub fn try_sysctl(&self, key: &str, value: &str) -> std::io::Result<()> {
+        let kv = format!("{key}={value}");
+        try_sh(&["ip", "netns", "exec", &self.name, "sysctl", "-q", "-w", &kv]).map(drop)
     }
 
     /// Runs `f` on a thread that has entered this namespace; sockets it creates belong
@@ -104,20 +166,55 @@ impl Netns {
         self.spawn(f).join().expect("namespace thread panicked")
     }
 
+    /// [`run`](Self::run) without waiting.
     pub fn spawn<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> std::thread::JoinHandle<T> {
         let path = format!("/run/netns/{}", self.name);
         std::thread::spawn(move || {
-            enter(&path);
+            enter(&path).unwrap_or_else(|e| panic!("{e}"));
             f()
         })
     }
 
+    /// Runs `f` on a thread that has entered the namespace called `name`, as
+    /// [`run`](Self::run) does, with the failure to enter it as an error.
+    pub fn try_run_in<T: Send + 'static>(
+        name: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::io::Result<T> {
+        let path = format!("/run/netns/{name}");
+        std::thread::spawn(move || enter(&path).map(|()| f()))
+            .join()
+            .map_err(|_| std::io::Error::other(format!("a thread in namespace {name} panicked")))?
+    }
+
     /// Moves the calling thread into this namespace for good.
     pub fn enter_current_thread(&self) {
-        enter(&format!("/run/netns/{}", self.name));
+        enter(&format!("/run/netns/{}", self.name)).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// A tbf qdisc on `dev`'s egress (the burst is one 1500-byte packet and a bit).
+    pub fn shape(&self, dev: &str, shape: &Shape) -> std::io::Result<()> {
+        try_sh(&[
+            "tc",
+            "-n",
+            &self.name,
+            "qdisc",
+            "add",
+            "dev",
+            dev,
+            "root",
+            "tbf",
+            "rate",
+            &shape.rate,
+            "burst",
+            "32kbit",
+            "latency",
+            &shape.latency,
+        ])
+        .map(drop)
     }
 
     /// A counter of `/proc/net/snmp` or `/proc/net/netstat` in this namespace, e.g.
@@ -151,38 +248,82 @@ impl Netns {
     }
 }
 
-fn enter(path: &str) {
-    let file = File::open(path).expect("open netns");
+/// Moves the calling thread into the network namespace mounted at `path`.
+fn enter(path: &str) -> std::io::Result<()> {
+    let file = File::open(path)?;
     // SAFETY: setns on a valid namespace descriptor affects only the calling thread.
     let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(e.kind(), format!("setns {path}: {e}")));
+    }
+    Ok(())
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
-            .status();
+            .output();
+        if let Ok(mut v) = LIVE.lock() {
+            v.retain(|n| n != &self.name);
+        }
     }
 }
 
-/// One path of the topology: client and server addresses.
+/// One path of the topology: its interface (the same name at both ends) and the client
+/// and server addresses.
 #[derive(Clone, Copy, Debug)]
 pub struct Path {
+    /// The veth device at both ends.
+    pub dev: &'static str,
+    /// The client's IPv4 address.
     pub client4: &'static str,
+    /// The server's IPv4 address.
     pub server4: &'static str,
+    /// The client's IPv6 address.
     pub client6: &'static str,
+    /// The server's IPv6 address.
     pub server6: &'static str,
 }
 
+impl Path {
+    /// The client's IPv4 address, parsed.
+    pub fn client_ip(&self) -> std::net::IpAddr {
+        ip(self.client4)
+    }
+
+    /// The server's IPv4 address, parsed.
+    pub fn server_ip(&self) -> std::net::IpAddr {
+        ip(self.server4)
+    }
+}
+
+fn ip(s: &str) -> std::net::IpAddr {
+    s.parse()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
+/// The path (index into [`PATHS`]) whose client or server address is `addr`.
+pub fn path_of(addr: std::net::IpAddr) -> Option<usize> {
+    PATHS.iter().position(|p| {
+        [p.client4, p.server4, p.client6, p.server6]
+            .iter()
+            .any(|a| ip(a) == addr)
+    })
+}
+
+/// Path 1 (192.0.2.0/24, 2001:db8:1::/64) and path 2 (198.51.100.0/24, 2001:db8:2::/64).
 pub const PATHS: [Path; 2] = [
     Path {
+        dev: "eth0",
         client4: "192.0.2.1",
         server4: "192.0.2.2",
         client6: "2001:db8:1::1",
         server6: "2001:db8:1::2",
     },
     Path {
+        dev: "eth1",
         client4: "198.51.100.1",
         server4: "198.51.100.2",
         client6: "2001:db8:2::1",
@@ -190,47 +331,86 @@ pub const PATHS: [Path; 2] = [
     },
 ];
 
+/// A token bucket on each end's egress of every path: its rate and how long its queue
+/// may be (tbf; this machine's kernel has no netem).
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// The rate, as `tc` takes it (`50mbit`).
+    pub rate: String,
+    /// The queue's length in time, as `tc` takes it (`5ms`).
+    pub latency: String,
+}
+
+/// What [`Topology::build`] makes.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The namespaces' names: `PREFIX-client` and `PREFIX-server`.
+    pub prefix: String,
+    /// How many paths (1 or 2).
+    pub paths: usize,
+    /// IPv6 addresses as well as IPv4.
+    pub ipv6: bool,
+    /// Every path shaped, when set.
+    pub shape: Option<Shape>,
+}
+
 /// A client and a server namespace joined by `paths` veth links (`eth0`, `eth1`).
+#[derive(Debug)]
 pub struct Topology {
+    /// The client's namespace.
     pub client: Netns,
+    /// The server's namespace.
     pub server: Netns,
+    /// How many paths join them.
     pub paths: usize,
 }
 
 impl Topology {
+    /// A test's topology of `paths` unshaped paths (IPv4 and IPv6, path-manager limits
+    /// of 4), panicking when it cannot be made.
     pub fn new(paths: usize) -> Topology {
-        let t = Topology {
-            client: Netns::new("c"),
-            server: Netns::new("s"),
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let spec = Spec {
+            prefix: format!("mptcp-t{}-{n}", std::process::id()),
             paths,
+            ipv6: true,
+            shape: None,
         };
-        for (i, p) in PATHS.iter().take(paths).enumerate() {
-            let dev = format!("eth{i}");
-            t.client.ip(&[
-                "link",
-                "add",
-                &dev,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &dev,
-                "netns",
-                &t.server.name,
-            ]);
+        Topology::build(&spec).expect("build the test topology")
+    }
+
+    /// The topology `spec` describes; the in-kernel path manager's limits are set to 4
+    /// subflows and 4 accepted addresses where the kernel has MPTCP.
+    pub fn build(spec: &Spec) -> std::io::Result<Topology> {
+        let t = Topology {
+            client: Netns::create(format!("{}-client", spec.prefix))?,
+            server: Netns::create(format!("{}-server", spec.prefix))?,
+            paths: spec.paths,
+        };
+        for p in PATHS.iter().take(spec.paths) {
+            let dev = p.dev;
+            let server = t.server.name.as_str();
+            t.client.try_ip(&[
+                "link", "add", dev, "type", "veth", "peer", "name", dev, "netns", server,
+            ])?;
             for (ns, a4, a6) in [
                 (&t.client, p.client4, p.client6),
                 (&t.server, p.server4, p.server6),
             ] {
-                ns.ip(&["addr", "add", &format!("{a4}/24"), "dev", &dev]);
-                ns.ip(&["addr", "add", &format!("{a6}/64"), "dev", &dev, "nodad"]);
-                ns.ip(&["link", "set", &dev, "up"]);
+                ns.try_ip(&["addr", "add", &format!("{a4}/24"), "dev", dev])?;
+                if spec.ipv6 {
+                    ns.try_ip(&["addr", "add", &format!("{a6}/64"), "dev", dev, "nodad"])?;
+                }
+                ns.try_ip(&["link", "set", dev, "up"])?;
+                if let Some(shape) = &spec.shape {
+                    ns.shape(dev, shape)?;
+                }
             }
         }
         // The path manager exists only where MPTCP does (not in Debian's 5.10).
         if caps().mptcp {
             for ns in [&t.client, &t.server] {
-                ns.ip(&[
+                ns.try_ip(&[
                     "mptcp",
                     "limits",
                     "set",
@@ -238,21 +418,30 @@ impl Topology {
                     "4",
                     "add_addr_accepted",
                     "4",
-                ]);
+                ])?;
             }
         }
-        t
+        Ok(t)
     }
 
-    /// Limits every link's egress (both directions) with a tbf qdisc.
+    /// Takes path `i`'s link down or up at the client's end (the veth peer in the
+    /// server namespace loses its carrier with it).
+    pub fn set_link(&self, i: usize, up: bool) -> std::io::Result<()> {
+        let state = if up { "up" } else { "down" };
+        self.client
+            .try_ip(&["link", "set", "dev", PATHS[i].dev, state])
+            .map(drop)
+    }
+
+    /// Limits every link's egress (both directions) with a tbf qdisc of 100 ms.
     pub fn rate_limit(&self, rate: &str) {
-        for i in 0..self.paths {
-            let dev = format!("eth{i}");
+        let shape = Shape {
+            rate: rate.to_string(),
+            latency: "100ms".to_string(),
+        };
+        for p in PATHS.iter().take(self.paths) {
             for ns in [&self.client, &self.server] {
-                ns.exec(&[
-                    "tc", "qdisc", "add", "dev", &dev, "root", "tbf", "rate", rate, "burst",
-                    "32kbit", "latency", "100ms",
-                ]);
+                ns.shape(p.dev, &shape).unwrap_or_else(|e| panic!("{e}"));
             }
         }
     }
@@ -330,6 +519,7 @@ pub fn data(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// The SHA-256 of `b`, to check that bytes arrived intact.
 pub fn sha256(b: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(b).into()
@@ -347,6 +537,7 @@ pub struct Caps {
     pub tcp_is_mptcp: bool,
 }
 
+/// The running kernel's [`Caps`], asked of a fresh MPTCP socket.
 pub fn caps() -> Caps {
     use std::os::fd::AsRawFd;
     let s = match socket2::Socket::new(
