@@ -2,7 +2,8 @@
 
 use crate::apt::{self, Suite};
 use crate::codegen;
-use crate::sys::{ensure_packages, root, target_dir};
+use crate::packages::ensure_packages;
+use crate::sys::{root, target_dir};
 use crate::targets::{Arch, ARCHES};
 use anyhow::{anyhow, bail, Result};
 use std::fs;

@@ -8,7 +8,8 @@
 //! architecture. A summary goes to `target/cross/summary.json`.
 
 use crate::codegen_task;
-use crate::sys::{ensure_qemu_packages, root, target_dir};
+use crate::packages::ensure_qemu_packages;
+use crate::sys::{root, target_dir};
 use crate::targets::{by_rust, Target};
 use anyhow::{bail, Context, Result};
 use std::fs;

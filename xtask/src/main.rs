@@ -9,6 +9,7 @@ mod cross;
 mod demo;
 mod miri;
 mod mptcpd;
+mod packages;
 mod public_api;
 mod selftest;
 mod sys;

@@ -23,7 +23,8 @@
 //! script creates a network namespace): without it, it says so and fails.
 
 use crate::apt::{extract_into, Suite};
-use crate::sys::{ensure_packages, is_root, root, run as sh, target_dir};
+use crate::packages::ensure_packages;
+use crate::sys::{is_root, root, run as sh, target_dir};
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::io::{BufRead, BufReader};

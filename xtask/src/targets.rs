@@ -1,7 +1,7 @@
 //! The Linux targets the project builds for: their names in Rust, Debian, GNU and qemu, and
 //! the Debian packages that cross-compile and run their code on this (x86_64) machine.
 
-use crate::sys::ensure_packages;
+use crate::packages::ensure_packages;
 use anyhow::Result;
 use std::process::Command;
 

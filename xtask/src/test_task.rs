@@ -1,7 +1,8 @@
 //! `cargo xtask test`: everything CI runs.
 
 use crate::codegen_task;
-use crate::sys::{ensure_packages, root, run as sh};
+use crate::packages::ensure_packages;
+use crate::sys::{root, run as sh};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -18,7 +18,8 @@ mod report;
 mod topology;
 mod transfer;
 
-use crate::sys::{ensure_packages, is_root, root, target_dir};
+use crate::packages::ensure_packages;
+use crate::sys::{is_root, root, target_dir};
 use acts::{Stage, MPTCP_PORT, RATE_MBIT, TCP_PORT};
 use anyhow::{bail, Context, Result};
 use display::Display;

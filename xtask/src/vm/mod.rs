@@ -17,7 +17,8 @@ mod userland;
 pub use machine::TcgThreads;
 
 use crate::apt::{self, Suite};
-use crate::sys::{ensure_packages, ensure_qemu_packages, root, run as sh, target_dir};
+use crate::packages::{ensure_packages, ensure_qemu_packages};
+use crate::sys::{root, run as sh, target_dir};
 use anyhow::{bail, Context, Result};
 use cargo_metadata::Message;
 use machine::{Arch, X86_64};

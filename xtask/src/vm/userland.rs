@@ -7,7 +7,8 @@
 
 use super::machine::Arch;
 use crate::apt::{self, Suite};
-use crate::sys::{installed_version, output};
+use crate::packages::installed_version;
+use crate::sys::output;
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;

@@ -1,0 +1,124 @@
+//! Installing the Debian packages the tasks need: only what is missing, with apt-get
+//! `--no-remove`, as root (otherwise an error naming them); qemu's packages from the
+//! suite of the qemu already installed, through `apt.rs`'s private state.
+
+use crate::apt::with_extra_suite;
+use crate::sys::{is_root, run};
+use anyhow::{bail, Context, Result};
+use std::process::Command;
+
+/// Debian packages of `pkgs` that are not installed.
+fn missing_packages<'a>(pkgs: &[&'a str]) -> Vec<&'a str> {
+    pkgs.iter()
+        .copied()
+        .filter(|p| installed_version(p).is_none())
+        .collect()
+}
+
+/// The installed version of a Debian package.
+pub fn installed_version(pkg: &str) -> Option<String> {
+    let o = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}|${Version}", pkg])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let (status, version) = text.split_once('|')?;
+    status
+        .contains("install ok installed")
+        .then(|| version.to_string())
+}
+
+/// Makes sure the Debian packages are installed: installs the missing ones with apt-get
+/// when running as root, otherwise fails with a message naming them. apt-get runs with
+/// `--no-remove`: it fails rather than remove (or, through a removal, downgrade) anything.
+pub fn ensure_packages(pkgs: &[&str]) -> Result<()> {
+    install(&missing_packages(pkgs), None)
+}
+
+/// Like [`ensure_packages`], for packages built from qemu's source. Installing any of
+/// them must agree with the qemu packages already there: when `qemu-utils` (or another
+/// qemu package) came from a backports suite (`~bpoNN` in its version), the missing ones
+/// are installed from that same suite, through a private apt state that adds it to the
+/// machine's own sources; the machine's apt configuration is left as it was.
+pub fn ensure_qemu_packages(pkgs: &[&str]) -> Result<()> {
+    let missing = missing_packages(pkgs);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let suite = [
+        "qemu-utils",
+        "qemu-system-common",
+        "qemu-user",
+        "qemu-block-extra",
+    ]
+    .iter()
+    .filter_map(|p| installed_version(p))
+    .find_map(|v| backports_suite(&v));
+    install(&missing, suite.as_deref())
+}
+
+/// `bookworm-backports` for a version like `1:10.0.2+ds-2+deb13u1~bpo12+1`.
+fn backports_suite(version: &str) -> Option<String> {
+    let n: String = version
+        .split("~bpo")
+        .nth(1)?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let codename = match n.as_str() {
+        "10" => "buster",
+        "11" => "bullseye",
+        "12" => "bookworm",
+        "13" => "trixie",
+        "14" => "forky",
+        _ => return None,
+    };
+    Some(format!("{codename}-backports"))
+}
+
+fn install(missing: &[&str], from_suite: Option<&str>) -> Result<()> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let from = from_suite.map(|s| format!(" -t {s}")).unwrap_or_default();
+    if !is_root() {
+        bail!(
+            "missing system packages: {}. Install them as root: apt-get install --no-remove{from} {}",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    eprintln!(
+        "xtask: installing {}{}",
+        missing.join(" "),
+        from_suite
+            .map(|s| format!(" (from {s}, like the qemu packages already installed)"))
+            .unwrap_or_default()
+    );
+    let private = match from_suite {
+        Some(s) => with_extra_suite(s)?,
+        None => Vec::new(),
+    };
+    run(Command::new("apt-get")
+        .args(["update", "-q"])
+        .args(&private)
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    let mut cmd = Command::new("apt-get");
+    cmd.args([
+        "install",
+        "-y",
+        "-q",
+        "--no-remove",
+        "--no-install-recommends",
+    ])
+    .args(&private);
+    if let Some(s) = from_suite {
+        cmd.args(["-t", s]);
+    }
+    run(cmd.args(missing).env("DEBIAN_FRONTEND", "noninteractive")).with_context(|| {
+        format!(
+            "apt-get could not install {} without removing anything; nothing was changed",
+            missing.join(" ")
+        )
+    })
+}
