@@ -1,8 +1,6 @@
 //! Shared bits of the example tools.
 #![deny(missing_docs)]
 
-pub mod pmd;
-
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 

@@ -6,7 +6,7 @@
 //! ```
 
 use clap::{Parser, Subcommand};
-use mptcp_examples::pmd::{self, Config, State};
+use mptcp_pmd::{self as pmd, Config, State};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -133,3 +133,123 @@ impl Arch {
         c
     }
 }
+
+use super::initramfs::{Initramfs, SENTINEL};
+use super::kernels::Kernel;
+use crate::sys::target_dir;
+use anyhow::Context;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Boots a kernel and streams its console: Ok(lines) once the sentinel appears.
+pub(super) fn boot(
+    k: &Kernel,
+    initrd: &Path,
+    accel: &str,
+    tcg: TcgThreads,
+    timeout: Duration,
+    echo: bool,
+) -> Result<(Vec<String>, Option<String>)> {
+    let mut child = k
+        .arch
+        .qemu_command(&k.vmlinuz, initrd, accel, tcg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start {}", k.arch.qemu))?;
+    let stdout = child.stdout.take().context("qemu stdout")?;
+    // qemu's own complaints (a kernel it cannot load, a bad option), kept for the report.
+    let stderr = child.stderr.take().context("qemu stderr")?;
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+        text
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let end = Instant::now() + timeout;
+    let mut lines = Vec::new();
+    let problem = loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left.min(Duration::from_secs(1))) {
+            Ok(l) => {
+                let l = l.trim_end_matches('\r').to_string();
+                if echo {
+                    println!("  [{}] {l}", k.label);
+                }
+                let stop = if l.contains(SENTINEL) {
+                    Some(None)
+                } else if l.contains("Kernel panic") {
+                    Some(Some(format!("kernel panic: {l}")))
+                } else if l.contains("Call Trace:") {
+                    Some(Some("kernel oops (Call Trace:)".to_string()))
+                } else {
+                    None
+                };
+                lines.push(l);
+                if let Some(p) = stop {
+                    break p;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= end => {
+                break Some(format!("timed out after {} s", timeout.as_secs()))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break Some("qemu exited before the tests finished".to_string())
+            }
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let problem = problem.map(|p| match errors.join().ok().as_deref().map(str::trim) {
+        Some(e) if !e.is_empty() => format!("{p}; {}: {}", k.arch.qemu, e.replace('\n', " ")),
+        _ => p,
+    });
+    Ok((lines, problem))
+}
+
+/// Whether KVM works here: a short boot of the given kernel with an init that only
+/// prints the sentinel.
+pub(super) fn kvm_works(k: &Kernel) -> bool {
+    if !k.arch.kvm || !Path::new("/dev/kvm").exists() {
+        return false;
+    }
+    let mut probe = Initramfs::new();
+    if probe
+        .add_host_file("bin/busybox", Path::new("/bin/busybox"))
+        .is_err()
+    {
+        return false;
+    }
+    probe.add(
+        "init",
+        format!("#!/bin/busybox sh\n/bin/busybox echo {SENTINEL}\n/bin/busybox poweroff -f\n")
+            .into_bytes(),
+        0o100755,
+    );
+    let path = target_dir().join("vm/kvm-probe.cpio");
+    if probe.write(&path).is_err() {
+        return false;
+    }
+    matches!(
+        boot(
+            k,
+            &path,
+            "kvm",
+            TcgThreads::Multi,
+            Duration::from_secs(10),
+            false
+        ),
+        Ok((_, None))
+    )
+}

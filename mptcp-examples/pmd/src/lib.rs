@@ -22,6 +22,7 @@
 //! [`Policy`] is the small trait a program implements to decide; [`Rules`] is the one
 //! the `mptcp-pmd` binary builds from its TOML configuration.
 
+#![deny(missing_docs)]
 mod config;
 mod kernel;
 mod links;
