@@ -173,6 +173,91 @@ fn calls(c: &mut Criterion, conn: &TcpStream) {
     });
     g.bench_function("floor", |b| b.iter(&mut full_info_floor));
     g.finish();
+
+    interleaved(conn, &mut full_info_floor);
+}
+
+/// The same comparisons, interleaved (`mptcp_testnet::interleave`): the ratio
+/// `cargo xtask bench` reports for each group.
+fn interleaved(conn: &TcpStream, full_info_floor: &mut impl FnMut() -> u32) {
+    use common::interleave::{compare, timed};
+    let fd = conn.as_raw_fd();
+    let sol_mptcp = mptcp_sys::SOL_MPTCP as i32;
+    let info_floor = || {
+        let mut buf = [0u8; size_of::<mptcp_sys::mptcp_info>()];
+        black_box(getsockopt(
+            fd,
+            sol_mptcp,
+            mptcp_sys::MPTCP_INFO as i32,
+            &mut buf,
+        ));
+        black_box(buf);
+    };
+    compare(
+        "info",
+        timed(|| mptcp::info(black_box(conn)).expect("info")),
+        timed(info_floor),
+    );
+    const AT: usize = offset_of!(mptcp_sys::mptcp_info, mptcpi_token);
+    compare(
+        "token",
+        timed(|| mptcp::token(black_box(conn)).expect("token")),
+        timed(|| {
+            let mut buf = [0u8; AT + 4];
+            getsockopt(fd, sol_mptcp, mptcp_sys::MPTCP_INFO as i32, &mut buf);
+            black_box(u32::from_ne_bytes([
+                buf[AT],
+                buf[AT + 1],
+                buf[AT + 2],
+                buf[AT + 3],
+            ]));
+        }),
+    );
+    compare(
+        "status",
+        timed(|| mptcp::status(black_box(conn)).expect("status")),
+        timed(|| {
+            let mut v = [0u8; 4];
+            let mut p = [0u8; 4];
+            getsockopt(fd, libc::SOL_TCP, mptcp_sys::TCP_IS_MPTCP as i32, &mut v);
+            getsockopt(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL, &mut p);
+            black_box((v, p));
+        }),
+    );
+    compare(
+        "is_mptcp",
+        timed(|| mptcp::is_mptcp(black_box(conn)).expect("is_mptcp")),
+        timed(|| {
+            let mut v = [0u8; 4];
+            getsockopt(fd, libc::SOL_TCP, mptcp_sys::TCP_IS_MPTCP as i32, &mut v);
+            black_box(v);
+        }),
+    );
+    // The three share one floor; `timed` needs it by value, so each takes turns.
+    let mut floor = || full_info_floor();
+    compare(
+        "subflows",
+        timed(|| mptcp::subflows(black_box(conn)).expect("subflows")),
+        timed(&mut floor),
+    );
+    compare(
+        "connection",
+        timed(|| mptcp::connection(black_box(conn)).expect("connection")),
+        timed(&mut floor),
+    );
+    let mut q = mptcp::SubflowQuery::new();
+    compare(
+        "SubflowQuery::connection",
+        timed(|| {
+            black_box(
+                q.connection(black_box(conn))
+                    .expect("connection")
+                    .subflows
+                    .len(),
+            );
+        }),
+        timed(&mut floor),
+    );
 }
 
 fn all(c: &mut Criterion) {

@@ -51,6 +51,12 @@ fn all(c: &mut Criterion) {
     });
     g.bench_function("ss", |b| b.iter(|| ss(&["-Mni"]) + ss(&["-tniO"])));
     g.finish();
+    // The ratio `cargo xtask bench` reports: the same pair, interleaved.
+    mptcp_testnet::interleave::compare(
+        "list 1000 connections",
+        mptcp_testnet::interleave::timed(|| diag.connections(&all).expect("connections").len()),
+        mptcp_testnet::interleave::timed(|| ss(&["-Mni"]) + ss(&["-tniO"])),
+    );
     drop(keep);
 }
 

@@ -4,6 +4,8 @@
 
 use mptcp_testnet as common;
 
+use common::interleave::{compare, timed};
+
 use common::{Topology, PATHS};
 use criterion::{criterion_group, criterion_main, Criterion};
 use mptcp::pm::{Endpoint, EndpointFlags, PathManager, PmKind};
@@ -216,6 +218,21 @@ fn reads(c: &mut Criterion) {
     g.bench_function("mptcp", |b| b.iter(|| pm.endpoints().expect("endpoints")));
     g.bench_function("floor", |b| b.iter(|| raw.until_done(&dump)));
     g.finish();
+
+    // The ratios `cargo xtask bench` reports: the same pairs, interleaved. (Two
+    // clients on one socket each: one closure per side holds its own.)
+    let mut pm2 = PathManager::new().expect("pm");
+    let mut raw2 = Raw::new();
+    compare(
+        "GET_LIMITS",
+        timed(|| pm.limits().expect("limits")),
+        timed(|| raw.until_done(&limits)),
+    );
+    compare(
+        "endpoint dump",
+        timed(|| pm2.endpoints().expect("endpoints")),
+        timed(|| raw2.until_done(&dump)),
+    );
     pm.delete_endpoint(60).expect("delete");
     pm.delete_endpoint(61).expect("delete");
 }
@@ -311,6 +328,47 @@ fn events(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // Interleaved (the ratio `cargo xtask bench` reports): both subscribed at once, so
+    // each side first drains, untimed, what the other side's fills queued for it, then
+    // fills its own batch and times reading it.
+    let mut ev = pm.events().expect("subscribe");
+    ev.set_receive_buffer(16 << 20).expect("buffer");
+    ev.set_timeout(Some(Duration::from_millis(5)))
+        .expect("timeout");
+    let lib = |n: u64| {
+        while let Some(Ok(_)) = ev.next() {}
+        fill_events(n);
+        let m = n.div_ceil(2) * 2;
+        let t0 = std::time::Instant::now();
+        for _ in 0..m {
+            match ev.next() {
+                Some(Ok(mptcp::pm::EventItem::Event(e))) => {
+                    black_box(e);
+                }
+                other => panic!("expected an event: {other:?}"),
+            }
+        }
+        t0.elapsed().mul_f64(n as f64 / m as f64)
+    };
+    let floor = |n: u64| {
+        while sock.recv(&mut &mut buf[..], libc::MSG_DONTWAIT).is_ok() {}
+        fill_events(n);
+        let m = n.div_ceil(2) * 2;
+        let t0 = std::time::Instant::now();
+        let mut got = 0;
+        while got < m {
+            let len = sock.recv(&mut &mut buf[..], 0).expect("recv");
+            let mut off = 0;
+            while off + 16 <= len {
+                let l = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("len"));
+                off += (l as usize).div_ceil(4) * 4;
+                got += 1;
+            }
+        }
+        t0.elapsed().mul_f64(n as f64 / m as f64)
+    };
+    compare("event decode", lib, floor);
 }
 
 /// The id of the `mptcp_pm_events` multicast group (CTRL_CMD_GETFAMILY, read by hand).

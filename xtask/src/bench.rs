@@ -1,6 +1,10 @@
-//! `cargo xtask bench`: runs the criterion benchmarks of `mptcp-bench` several times and
-//! prints, for every group, the library's time beside its floor (the same system calls
-//! made directly) and their ratio: the median of the runs' ratios.
+//! `cargo xtask bench`: runs the benchmarks of `mptcp-bench` several times and prints,
+//! for every group, the library's time beside its floor (the same system calls made
+//! directly) and their ratio. The ratio is the interleaved one
+//! (`mptcp_testnet::interleave`: 41 rounds of a batch of each, which goes first
+//! alternating, the median of the rounds' ratios), then the median over the runs, with
+//! the runs' spread beside it; criterion's separate timings of the two (one after the
+//! other, so a change of the machine between them moves their ratio) are shown too.
 
 use crate::sys::{is_root, root, run as sh, target_dir};
 use anyhow::{bail, Context, Result};
@@ -22,11 +26,48 @@ const TARGETS: &[(&str, f64)] = &[
     ("list 1000 connections", 1.0),
 ];
 
-/// One group's result in one run: medians in nanoseconds.
+/// One group's result in one run: criterion's medians in nanoseconds, and the
+/// interleaved comparison's ratio and times.
 #[derive(Debug, Clone, Copy)]
 struct Pair {
     mptcp: f64,
     floor: f64,
+    interleaved: Option<Interleaved>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Interleaved {
+    ratio: f64,
+    mptcp: f64,
+    floor: f64,
+}
+
+/// The interleaved results a run wrote (`NAME.json` under `dir`).
+fn read_interleaved(dir: &std::path::Path) -> Result<BTreeMap<String, Interleaved>> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    for e in entries {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(e?.path())?)?;
+        let (Some(name), Some(ratio), Some(a), Some(b)) = (
+            v["name"].as_str(),
+            v["ratio"].as_f64(),
+            v["a_ns"].as_f64(),
+            v["b_ns"].as_f64(),
+        ) else {
+            continue;
+        };
+        out.insert(
+            name.to_string(),
+            Interleaved {
+                ratio,
+                mptcp: a,
+                floor: b,
+            },
+        );
+    }
+    Ok(out)
 }
 
 pub fn run(runs: usize, filter: Option<String>) -> Result<()> {
@@ -40,16 +81,21 @@ pub fn run(runs: usize, filter: Option<String>) -> Result<()> {
     for i in 1..=runs {
         eprintln!("xtask: benchmark run {i} of {runs}");
         let criterion = target_dir().join("criterion");
+        let interleaved_dir = target_dir().join("bench").join("interleaved");
         // Stale results of groups a filter skips must not be read as this run's.
         let _ = std::fs::remove_dir_all(&criterion);
+        let _ = std::fs::remove_dir_all(&interleaved_dir);
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.current_dir(root())
-            .args(["bench", "-p", "mptcp-bench", "--"]);
+            .args(["bench", "-p", "mptcp-bench", "--"])
+            .env("MPTCP_BENCH_OUT", &interleaved_dir);
         if let Some(f) = &filter {
             cmd.arg(f);
         }
         sh(&mut cmd)?;
-        for (group, pair) in read_results(&criterion)? {
+        let interleaved = read_interleaved(&interleaved_dir)?;
+        for (group, mut pair) in read_results(&criterion)? {
+            pair.interleaved = interleaved.get(&group).copied();
             all.entry(group).or_default().push(pair);
         }
     }
@@ -64,7 +110,8 @@ pub fn run(runs: usize, filter: Option<String>) -> Result<()> {
                 serde_json::json!({
                     "mptcp_ns": m, "floor_ns": f, "ratio": r, "target": target,
                     "met": target.map(|t| r <= t),
-                    "ratios": pairs.iter().map(|p| p.mptcp / p.floor).collect::<Vec<_>>(),
+                    "interleaved_ratios": pairs.iter().filter_map(|p| p.interleaved.map(|i| i.ratio)).collect::<Vec<_>>(),
+                    "criterion_ratios": pairs.iter().map(|p| p.mptcp / p.floor).collect::<Vec<_>>(),
                 }),
             )
         })
@@ -90,16 +137,35 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// A run's ratio and times: the interleaved ones where the group has them, else
+/// criterion's.
+fn of_run(p: &Pair) -> (f64, f64, f64) {
+    match p.interleaved {
+        Some(i) => (i.mptcp, i.floor, i.ratio),
+        None => (p.mptcp, p.floor, p.mptcp / p.floor),
+    }
+}
+
 /// The median ratio over the runs, with the two times of the run that gave it (for an
 /// even number of runs, the lower middle one).
 fn medians(pairs: &[Pair]) -> (f64, f64, f64) {
-    let ratio = median(pairs.iter().map(|p| p.mptcp / p.floor).collect());
-    let mut by_ratio = pairs.to_vec();
-    by_ratio.sort_by(|a, b| (a.mptcp / a.floor).total_cmp(&(b.mptcp / b.floor)));
+    let ratio = median(pairs.iter().map(|p| of_run(p).2).collect());
+    let mut by_ratio: Vec<(f64, f64, f64)> = pairs.iter().map(of_run).collect();
+    by_ratio.sort_by(|a, b| a.2.total_cmp(&b.2));
     match by_ratio.get(by_ratio.len().saturating_sub(1) / 2) {
-        Some(p) => (p.mptcp, p.floor, ratio),
+        Some(&(m, f, _)) => (m, f, ratio),
         None => (f64::NAN, f64::NAN, ratio),
     }
+}
+
+/// The lowest and highest of the runs' ratios.
+fn spread(pairs: &[Pair]) -> (f64, f64) {
+    pairs
+        .iter()
+        .map(|p| of_run(p).2)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+            (lo.min(r), hi.max(r))
+        })
 }
 
 /// Reads criterion's `<group>/{mptcp,floor}/new/` results.
@@ -123,6 +189,7 @@ fn read_results(dir: &std::path::Path) -> Result<BTreeMap<String, Pair>> {
             Pair {
                 mptcp: m.1,
                 floor: f.1,
+                interleaved: None,
             },
         );
     }
@@ -149,8 +216,10 @@ fn read_one(dir: &std::path::Path) -> Result<Option<(String, f64)>> {
 }
 
 fn print_table(all: &BTreeMap<String, Vec<Pair>>, runs: usize) {
-    println!("| call | mptcp | floor (or `ss`) | ratio (median of {runs} runs) | target |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| call | mptcp | floor (or `ss`) | ratio, interleaved (median of {runs} runs) | runs' spread | criterion's ratio | target |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     // The table's order first, then any other group.
     let mut order: Vec<&str> = TARGETS.iter().map(|(g, _)| *g).collect();
     order.extend(
@@ -161,13 +230,15 @@ fn print_table(all: &BTreeMap<String, Vec<Pair>>, runs: usize) {
     for g in order {
         let Some(pairs) = all.get(g) else { continue };
         let (m, f, r) = medians(pairs);
+        let (lo, hi) = spread(pairs);
+        let crit = median(pairs.iter().map(|p| p.mptcp / p.floor).collect());
         let target = match target_of(g) {
             Some(t) if r <= t => format!("≤ {t:.2} met"),
             Some(t) => format!("≤ {t:.2} **not met**"),
             None => "-".into(),
         };
         println!(
-            "| `{g}` | {} | {} | {r:.3} | {target} |",
+            "| `{g}` | {} | {} | {r:.3} | {lo:.3}–{hi:.3} | {crit:.3} | {target} |",
             human(m),
             human(f)
         );

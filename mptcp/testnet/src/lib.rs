@@ -667,3 +667,115 @@ pub fn unprivileged() -> Option<[&'static str; 6]> {
         "--bounding-set=-all",
     ])
 }
+
+/// Interleaved comparisons for the benchmarks: a library call and its floor timed in
+/// alternating batches, so that both see the same machine (a busy neighbour, a CPU
+/// frequency change) and their ratio is steady between runs.
+pub mod interleave {
+    use std::time::{Duration, Instant};
+
+    /// How many rounds each comparison has (an odd number: the median is one round's).
+    pub const ROUNDS: usize = 41;
+    /// About how long one batch of one side runs.
+    const BATCH_TIME: Duration = Duration::from_millis(2);
+
+    /// One comparison's result.
+    #[derive(Debug, Clone)]
+    pub struct Ratio {
+        /// The comparison's name (the criterion group's).
+        pub name: String,
+        /// The median of the rounds' ratios, `a` over `b`.
+        pub ratio: f64,
+        /// The lowest and highest round's ratio.
+        pub range: (f64, f64),
+        /// The median time of one call of `a` and of `b`, in nanoseconds.
+        pub a_ns: f64,
+        /// See `a_ns`.
+        pub b_ns: f64,
+        /// Calls per batch.
+        pub batch: u64,
+    }
+
+    impl Ratio {
+        /// One JSON object, as `cargo xtask bench` reads it.
+        pub fn json(&self) -> String {
+            format!(
+                "{{\"name\":{:?},\"ratio\":{},\"min\":{},\"max\":{},\"a_ns\":{},\"b_ns\":{},\"batch\":{},\"rounds\":{}}}",
+                self.name, self.ratio, self.range.0, self.range.1, self.a_ns, self.b_ns, self.batch, ROUNDS
+            )
+        }
+    }
+
+    /// `n` calls of `f` (each result kept from the optimiser), timed.
+    pub fn timed<T>(mut f: impl FnMut() -> T) -> impl FnMut(u64) -> Duration {
+        move |n| {
+            let start = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(f());
+            }
+            start.elapsed()
+        }
+    }
+
+    fn median(v: &mut [f64]) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+
+    /// [`ROUNDS`] rounds of a batch of `a` and a batch of `b` (which one goes first
+    /// alternates); each side measures its own batch of `n` calls (so that set-up, such
+    /// as filling a queue, stays out of the time). The batch is sized to last about
+    /// 2 ms. The result is printed as a line `INTERLEAVED {json}` and, when
+    /// `MPTCP_BENCH_OUT` names a directory, written there as `NAME.json`. A `filter`
+    /// (the benchmark's command-line filter, if any) that `name` does not contain skips
+    /// it.
+    pub fn compare(
+        name: &str,
+        mut a: impl FnMut(u64) -> Duration,
+        mut b: impl FnMut(u64) -> Duration,
+    ) -> Option<Ratio> {
+        let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+        if filter.is_some_and(|f| !name.contains(&f)) {
+            return None;
+        }
+        // Warm both up, then size the batch from `a`'s time per call.
+        a(10);
+        b(10);
+        let probe = a(50).max(Duration::from_nanos(1));
+        let per_call = probe.as_secs_f64() / 50.0;
+        let batch = ((BATCH_TIME.as_secs_f64() / per_call) as u64).max(1);
+        let mut ratios = Vec::with_capacity(ROUNDS);
+        let (mut a_ns, mut b_ns) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
+        for round in 0..ROUNDS {
+            let (ta, tb) = if round % 2 == 0 {
+                let ta = a(batch);
+                (ta, b(batch))
+            } else {
+                let tb = b(batch);
+                (a(batch), tb)
+            };
+            let (ta, tb) = (ta.as_secs_f64(), tb.as_secs_f64().max(1e-12));
+            ratios.push(ta / tb);
+            a_ns.push(ta * 1e9 / batch as f64);
+            b_ns.push(tb * 1e9 / batch as f64);
+        }
+        let ratio = median(&mut ratios);
+        let r = Ratio {
+            name: name.to_string(),
+            ratio,
+            range: (ratios[0], ratios[ratios.len() - 1]),
+            a_ns: median(&mut a_ns),
+            b_ns: median(&mut b_ns),
+            batch,
+        };
+        println!("INTERLEAVED {}", r.json());
+        if let Some(dir) = std::env::var_os("MPTCP_BENCH_OUT") {
+            let dir = std::path::PathBuf::from(dir);
+            let file = name.replace(['/', ' ', ':'], "_") + ".json";
+            if std::fs::create_dir_all(&dir).is_ok() {
+                let _ = std::fs::write(dir.join(file), r.json());
+            }
+        }
+        Some(r)
+    }
+}
