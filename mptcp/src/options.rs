@@ -116,10 +116,19 @@ fn saturate(v: usize) -> u32 {
 }
 
 /// The constructors, options and conversions of an unconnected socket type that holds a
-/// [`Core`] (through its `core()`, `from_core()` and `into_core()`).
+/// [`Core`] in its field `core` and makes itself from one with `from_core()`.
 macro_rules! socket_api {
     ($ty:ident) => {
         impl $ty {
+            fn core(&self) -> &crate::socket::Core {
+                &self.core
+            }
+
+            #[cfg_attr(not(unix), allow(dead_code))]
+            fn into_core(self) -> crate::socket::Core {
+                self.core
+            }
+
             /// A socket of the family, MPTCP when possible under `mode` (see [`Mode`](crate::Mode)).
             pub fn new(domain: crate::Domain, mode: crate::Mode) -> crate::error::Result<Self> {
                 crate::socket::Core::new(domain, mode).and_then(Self::from_core)

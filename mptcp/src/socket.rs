@@ -321,15 +321,6 @@ impl MptcpSocket {
         Ok(MptcpSocket { core })
     }
 
-    fn core(&self) -> &Core {
-        &self.core
-    }
-
-    #[cfg_attr(not(unix), allow(dead_code))]
-    fn into_core(self) -> Core {
-        self.core
-    }
-
     /// For the conversions of `tokio::MptcpSocket`.
     #[cfg(feature = "tokio")]
     pub(crate) fn into_core_for_tokio(self) -> Core {

@@ -70,15 +70,6 @@ impl MptcpSocket {
         Ok(MptcpSocket { core })
     }
 
-    fn core(&self) -> &Core {
-        &self.core
-    }
-
-    #[cfg_attr(not(unix), allow(dead_code))]
-    fn into_core(self) -> Core {
-        self.core
-    }
-
     /// Connects (one attempt).
     pub async fn connect(self, addr: SocketAddr) -> Result<TcpStream> {
         let std: std::net::TcpStream = self.core.socket.into();
