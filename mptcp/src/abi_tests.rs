@@ -4,8 +4,8 @@
 //! addresses. `cargo xtask cross` runs these on 32-bit and big-endian targets under
 //! qemu-user, where a byte-order or word-size mistake in a decoder shows.
 
-use crate::info::MptcpInfo;
-use crate::subflow::{addrs, decode_full_info, TcpInfo};
+use crate::wire::info::MptcpInfo;
+use crate::wire::subflow::{addrs, decode_full_info, TcpInfo};
 use mptcp_sys::{mptcp_full_info, mptcp_info, mptcp_subflow_addrs, mptcp_subflow_info, tcp_info};
 use std::mem::{align_of, offset_of, size_of};
 use std::net::SocketAddr;
@@ -302,7 +302,7 @@ fn full_info_from_kernel_bytes() {
 /// and change places, the result must equal a fresh decode every time.
 #[test]
 fn decoding_in_place_equals_decoding_afresh() {
-    use crate::subflow::{decode_full_info_into, Connection, Previous};
+    use crate::wire::subflow::{decode_full_info_into, Connection, Previous};
     let pairs = four_pairs();
     let steps: [&[usize]; 8] = [
         &[0, 1],
@@ -351,8 +351,8 @@ fn ipv6_sockaddr_equals_std() {
     let sa = socket2::SockAddr::from(a);
     // SAFETY: `as_ptr` points at `len()` initialised bytes of the socket address.
     let raw = unsafe { std::slice::from_raw_parts(sa.as_ptr().cast::<u8>(), sa.len() as usize) };
-    assert_eq!(crate::sockaddr::decode(raw), Some(a));
-    assert_eq!(crate::sockaddr::decode(&sockaddr_bytes(&a)), Some(a));
+    assert_eq!(crate::wire::sockaddr::decode(raw), Some(a));
+    assert_eq!(crate::wire::sockaddr::decode(&sockaddr_bytes(&a)), Some(a));
     #[cfg(feature = "legacy")]
-    assert_eq!(crate::sockaddr::encode(&a), raw.to_vec());
+    assert_eq!(crate::wire::sockaddr::encode(&a), raw.to_vec());
 }

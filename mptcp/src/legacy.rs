@@ -17,9 +17,9 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::sockaddr::{SIN6_LEN, SIN_LEN};
-use crate::subflow::SubflowTuple;
 use crate::sys::{self, OotCall};
+use crate::wire::sockaddr::{SIN6_LEN, SIN_LEN};
+use crate::wire::subflow::SubflowTuple;
 use mptcp_sys::legacy as oot;
 use std::mem::size_of;
 use std::net::SocketAddr;
@@ -116,8 +116,8 @@ pub(crate) fn open_sub_buffer(local: &SocketAddr, remote: &SocketAddr) -> Result
         ));
     }
     let mut b = vec![0u8];
-    b.extend(crate::sockaddr::encode(local));
-    b.extend(crate::sockaddr::encode(remote));
+    b.extend(crate::wire::sockaddr::encode(local));
+    b.extend(crate::wire::sockaddr::encode(remote));
     Ok(b)
 }
 
@@ -129,9 +129,10 @@ pub(crate) fn decode_sub_tuple(buf: &[u8]) -> Result<SubflowTuple> {
         n if n == 1 + 2 * SIN6_LEN => SIN6_LEN,
         _ => return Err(short("mptcp_sub_tuple")),
     };
-    let local = crate::sockaddr::decode(&buf[1..1 + step]).ok_or_else(|| short("local address"))?;
+    let local =
+        crate::wire::sockaddr::decode(&buf[1..1 + step]).ok_or_else(|| short("local address"))?;
     let remote =
-        crate::sockaddr::decode(&buf[1 + step..]).ok_or_else(|| short("remote address"))?;
+        crate::wire::sockaddr::decode(&buf[1 + step..]).ok_or_else(|| short("remote address"))?;
     Ok(SubflowTuple {
         id: u32::from(id),
         local,
@@ -302,8 +303,8 @@ mod tests {
         let l: SocketAddr = "198.51.100.1:40000".parse().expect("address");
         let r: SocketAddr = "198.51.100.2:443".parse().expect("address");
         let mut reply = vec![5u8];
-        reply.extend(crate::sockaddr::encode(&l));
-        reply.extend(crate::sockaddr::encode(&r));
+        reply.extend(crate::wire::sockaddr::encode(&l));
+        reply.extend(crate::wire::sockaddr::encode(&r));
         assert_eq!(
             decode_sub_tuple(&reply).expect("decode"),
             SubflowTuple {
@@ -316,8 +317,8 @@ mod tests {
         let l6: SocketAddr = "[2001:db8:2::1]:5".parse().expect("address");
         let r6: SocketAddr = "[2001:db8:2::2]:6".parse().expect("address");
         let mut reply6 = vec![7u8];
-        reply6.extend(crate::sockaddr::encode(&l6));
-        reply6.extend(crate::sockaddr::encode(&r6));
+        reply6.extend(crate::wire::sockaddr::encode(&l6));
+        reply6.extend(crate::wire::sockaddr::encode(&r6));
         assert_eq!(reply6.len(), 57);
         assert_eq!(decode_sub_tuple(&reply6).expect("decode").remote, r6);
         assert!(decode_sub_tuple(&reply6[..40]).is_err());

@@ -73,8 +73,6 @@ pub mod pm;
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod prop_tests;
 mod proto;
-#[cfg(any(target_os = "linux", target_os = "android"))]
-mod sockaddr;
 mod socket;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod status;
@@ -85,10 +83,12 @@ mod sys;
 mod token;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod wire;
 
 pub use error::{Error, NoConnection, NotMptcp, ParseModeError, Result, Unavailable};
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub use info::{info, token, InfoFlags, MptcpInfo};
+pub use info::{info, token};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use mptcp_sys as sys_bindings;
 pub use proto::IPPROTO_MPTCP;
@@ -99,5 +99,9 @@ pub use socket::{
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use status::{is_mptcp, status, Detection, Status};
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub use subflow::{connection, subflows, Connection, Subflow, SubflowQuery, SubflowTuple, TcpInfo};
+pub use subflow::{connection, subflows, SubflowQuery};
 pub use token::{ParseTokenError, Token};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use wire::info::{InfoFlags, MptcpInfo};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use wire::subflow::{Connection, Subflow, SubflowTuple, TcpInfo};

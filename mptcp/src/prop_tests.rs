@@ -2,9 +2,9 @@
 //! a typed error and never panics; encoders and decoders round-trip. The case count is
 //! bounded (256 per property), so `cargo test` stays fast.
 
-use crate::info::MptcpInfo;
-use crate::sockaddr;
-use crate::subflow::{addrs, decode_full_info, TcpInfo};
+use crate::wire::info::MptcpInfo;
+use crate::wire::sockaddr;
+use crate::wire::subflow::{addrs, decode_full_info, TcpInfo};
 use proptest::prelude::*;
 #[cfg(feature = "legacy")]
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};

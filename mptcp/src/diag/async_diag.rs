@@ -2,8 +2,9 @@
 
 use super::{on_datagram, DiagConnection, DiagRequest, Filter, Listing};
 use crate::error::{Error, Result};
-use crate::netlink::{recv, RECV_BUF};
+use crate::netlink::recv;
 use crate::token::Token;
+use crate::wire::netlink::RECV_BUF;
 use netlink_sys::Socket;
 use tokio::io::unix::AsyncFd;
 

@@ -54,10 +54,11 @@ pub use async_diag::AsyncDiag;
 pub use state::{ParseStateError, SocketState, States};
 
 use crate::error::{Error, Result};
-use crate::info::MptcpInfo;
-use crate::netlink::{messages, recv, Msg, RECV_BUF};
-use crate::subflow::TcpInfo;
+use crate::netlink::recv;
 use crate::token::Token;
+use crate::wire::info::MptcpInfo;
+use crate::wire::netlink::{messages, Msg, RECV_BUF};
+use crate::wire::subflow::TcpInfo;
 use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR};
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NlAddr};
 use request::{DiagRequest, Proto};

@@ -3,10 +3,10 @@
 
 use super::{DiagConnection, DiagSubflow, SocketState, SubflowFlags};
 use crate::error::{Error, Result};
-use crate::info::MptcpInfo;
-use crate::netlink::nlas;
-use crate::subflow::TcpInfo;
 use crate::token::Token;
+use crate::wire::info::MptcpInfo;
+use crate::wire::netlink::nlas;
+use crate::wire::subflow::TcpInfo;
 use mptcp_sys as sys;
 use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};

@@ -3,7 +3,7 @@
 //! protocol field), and the kernel's filter bytecode for ports and addresses.
 
 use super::Filter;
-use crate::netlink::nla_bytes;
+use crate::wire::netlink::nla_bytes;
 use mptcp_sys as sys;
 use netlink_packet_core::{
     DefaultNla, Emitable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,

@@ -5,9 +5,9 @@
 //! errors, and the family lookup.
 
 use crate::error::{Error, Result};
-pub(crate) use crate::netlink::{
-    messages, nla_bytes, nla_i32, nla_nested, nla_u16, nla_u32, nla_u8, nlas, recv, Msg, Nla,
-    RECV_BUF,
+pub(crate) use crate::netlink::recv;
+pub(crate) use crate::wire::netlink::{
+    messages, nla_bytes, nla_i32, nla_nested, nla_u16, nla_u32, nla_u8, nlas, Msg, Nla, RECV_BUF,
 };
 use netlink_packet_core::{
     DecodeError, DefaultNla, DoneBuffer, Emitable, ErrorBuffer, NetlinkHeader, NetlinkMessage,

@@ -3,9 +3,9 @@
 
 use super::{Endpoint, Event, EventItem, PathManager, SubflowEvent};
 use crate::error::{Error, Result};
-use crate::subflow::SubflowTuple;
 use crate::sys;
 use crate::token::Token;
+use crate::wire::subflow::SubflowTuple;
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
