@@ -8,7 +8,8 @@
 //! wait for each other on an async lock; other requests are never held back. No other
 //! lock is held across an `.await`, and nothing blocks a runtime thread.
 
-use super::netlink::{messages, open_socket, recv, step, Reply, Request, Step, RECV_BUF};
+use super::blocking_netlink::open_socket;
+use super::netlink::{messages, recv, step, Reply, Request, Step, RECV_BUF};
 use crate::error::{Error, Result};
 use netlink_sys::Socket;
 use std::collections::HashMap;

@@ -23,21 +23,22 @@ mod abi_tests;
 mod async_netlink;
 #[cfg(feature = "tokio")]
 mod async_pm;
+mod blocking_netlink;
 mod command;
 mod connection;
 mod endpoint;
 mod event;
+mod events;
 mod netlink;
 mod operations;
 mod ops;
 #[cfg(test)]
 mod prop_tests;
 
+pub use event::{ConnectionEvent, Event, EventFlags, EventItem, EventKind, RawEvent, SubflowEvent};
 #[cfg(feature = "tokio")]
-pub use event::EventStream;
-pub use event::{
-    ConnectionEvent, Event, EventFlags, EventItem, EventKind, Events, RawEvent, SubflowEvent,
-};
+pub use events::EventStream;
+pub use events::Events;
 #[cfg(feature = "tokio")]
 pub use ops::AsyncSubflowHandle;
 pub use ops::SubflowHandle;
@@ -48,9 +49,10 @@ pub use endpoint::{interface_index, interface_name, Endpoint, EndpointFlags, Lim
 pub use sysctl::{kind, set_kind, PmKind};
 
 use crate::error::{Error, Result};
+use blocking_netlink::Conn;
 use command::{Command, Probes};
 use mptcp_sys as sys;
-use netlink::{Conn, Family, Request};
+use netlink::{Family, Request};
 
 /// A client of the path manager of the network namespace it was created in.
 #[derive(Debug)]

@@ -17,8 +17,6 @@ use netlink_packet_core::{
 use netlink_packet_generic::ctrl::nlas::{GenlCtrlAttrs, McastGrpAttrs, OpAttrs};
 use netlink_packet_generic::ctrl::GenlCtrl;
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
-use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
-use std::io;
 
 const NLMSGERR_ATTR_MSG: u16 = 1;
 const GENL_ID_CTRL: u16 = 16;
@@ -189,7 +187,7 @@ pub(crate) fn step<'a>(req: &Request, m: &Msg<'a>) -> Result<Step<'a>> {
     }
 }
 
-fn decode_err(e: DecodeError) -> Error {
+pub(crate) fn decode_err(e: DecodeError) -> Error {
     Error::decode("netlink message", e.to_string())
 }
 
@@ -219,25 +217,9 @@ fn netlink_error(op: &'static str, errno: i32, message: Option<String>) -> Error
     }
     Error::Netlink {
         op,
-        error: io::Error::from_raw_os_error(errno),
+        error: std::io::Error::from_raw_os_error(errno),
         message,
     }
-}
-
-// ---- sockets ----------------------------------------------------------------------------
-
-/// A Generic Netlink socket, bound and connected to the kernel, with extended acks asked
-/// for (best effort: older kernels lack them and then send plain errors).
-pub(crate) fn open_socket() -> Result<Socket> {
-    let mut sock =
-        Socket::new(NETLINK_GENERIC).map_err(|e| Error::os("socket(NETLINK_GENERIC)", e))?;
-    sock.bind_auto()
-        .map_err(|e| Error::os("bind netlink socket", e))?;
-    sock.connect(&SocketAddr::new(0, 0))
-        .map_err(|e| Error::os("connect netlink socket", e))?;
-    let _ = sock.set_ext_ack(true);
-    let _ = sock.set_cap_ack(true);
-    Ok(sock)
 }
 
 /// The family's id and its multicast groups, from the Generic Netlink controller.
@@ -310,61 +292,5 @@ impl Family {
             ))),
             Ok(()) => Ok(self),
         }
-    }
-}
-
-/// A blocking Generic Netlink client: one request at a time, replies read in place from
-/// one reused buffer.
-#[derive(Debug)]
-pub(crate) struct Conn {
-    pub sock: Socket,
-    seq: u32,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    pub fn open() -> Result<Conn> {
-        Ok(Conn {
-            sock: open_socket()?,
-            seq: 0,
-            buf: Vec::with_capacity(RECV_BUF),
-        })
-    }
-
-    /// Sends `req` to `family` and hands each reply to `each`, until the ACK (or DONE
-    /// for dumps): one `send`, then one `recv` per datagram.
-    pub fn transact(
-        &mut self,
-        family: u16,
-        req: &Request,
-        mut each: impl FnMut(Reply<'_>) -> Result<()>,
-    ) -> Result<()> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        self.sock
-            .send(&req.serialize(family, seq), 0)
-            .map_err(|e| Error::os(req.op, e))?;
-        loop {
-            recv(&self.sock, &mut self.buf).map_err(|e| Error::os(req.op, e))?;
-            for m in messages(&self.buf) {
-                let m = m.map_err(decode_err)?;
-                if m.sequence_number() != seq {
-                    continue;
-                }
-                match step(req, &m)? {
-                    Step::Reply(r) => each(r)?,
-                    Step::Done => return Ok(()),
-                    Step::Skip => {}
-                }
-            }
-        }
-    }
-
-    /// Resolves a Generic Netlink family by name.
-    pub fn family(&mut self, name: &str) -> Result<Family> {
-        let (req, ctrl) = Family::request(name);
-        let mut fam = Family::default();
-        let outcome = self.transact(ctrl, &req, |r| fam.add_reply(r));
-        fam.finish(outcome)
     }
 }
