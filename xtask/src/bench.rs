@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: runs the benchmarks of `mptcp-bench` several times and prints,
 //! for every group, the library's time beside its floor (the same system calls made
 //! directly) and their ratio. The ratio is the interleaved one
-//! (`mptcp_testnet::interleave`: 41 rounds of a batch of each, which goes first
+//! (`mptcp_testnet::interleave`: 201 rounds of a batch of each, which goes first
 //! alternating, the median of the rounds' ratios), then the median over the runs, with
 //! the runs' spread beside it; criterion's separate timings of the two (one after the
 //! other, so a change of the machine between them moves their ratio) are shown too.

@@ -675,7 +675,7 @@ pub mod interleave {
     use std::time::{Duration, Instant};
 
     /// How many rounds each comparison has (an odd number: the median is one round's).
-    pub const ROUNDS: usize = 41;
+    pub const ROUNDS: usize = 201;
     /// About how long one batch of one side runs.
     const BATCH_TIME: Duration = Duration::from_millis(2);
 
