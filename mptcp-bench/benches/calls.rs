@@ -26,6 +26,41 @@ fn getsockopt(fd: RawFd, level: i32, name: i32, buf: &mut [u8]) -> usize {
     len as usize
 }
 
+/// The floors: the same system calls as each library call, into stack buffers.
+fn info_floor(fd: RawFd) -> [u8; size_of::<mptcp_sys::mptcp_info>()] {
+    let mut buf = [0u8; size_of::<mptcp_sys::mptcp_info>()];
+    let sol_mptcp = mptcp_sys::SOL_MPTCP as i32;
+    black_box(getsockopt(
+        fd,
+        sol_mptcp,
+        mptcp_sys::MPTCP_INFO as i32,
+        &mut buf,
+    ));
+    buf
+}
+
+fn token_floor(fd: RawFd) -> u32 {
+    const AT: usize = offset_of!(mptcp_sys::mptcp_info, mptcpi_token);
+    let mut buf = [0u8; AT + 4];
+    let sol_mptcp = mptcp_sys::SOL_MPTCP as i32;
+    getsockopt(fd, sol_mptcp, mptcp_sys::MPTCP_INFO as i32, &mut buf);
+    u32::from_ne_bytes([buf[AT], buf[AT + 1], buf[AT + 2], buf[AT + 3]])
+}
+
+fn status_floor(fd: RawFd) -> ([u8; 4], [u8; 4]) {
+    let mut v = [0u8; 4];
+    let mut p = [0u8; 4];
+    getsockopt(fd, libc::SOL_TCP, mptcp_sys::TCP_IS_MPTCP as i32, &mut v);
+    getsockopt(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL, &mut p);
+    (v, p)
+}
+
+fn is_mptcp_floor(fd: RawFd) -> [u8; 4] {
+    let mut v = [0u8; 4];
+    getsockopt(fd, libc::SOL_TCP, mptcp_sys::TCP_IS_MPTCP as i32, &mut v);
+    v
+}
+
 /// A client connection with two subflows (the in-kernel path manager adds the second
 /// from the client's `subflow` endpoint on path 2), after data went both ways.
 fn live(t: &Topology) -> (TcpStream, TcpStream, TcpListener) {
@@ -59,60 +94,28 @@ fn calls(c: &mut Criterion, conn: &TcpStream) {
     g.bench_function("mptcp", |b| {
         b.iter(|| mptcp::info(black_box(conn)).expect("info"))
     });
-    g.bench_function("floor", |b| {
-        b.iter(|| {
-            let mut buf = [0u8; size_of::<mptcp_sys::mptcp_info>()];
-            black_box(getsockopt(
-                fd,
-                sol_mptcp,
-                mptcp_sys::MPTCP_INFO as i32,
-                &mut buf,
-            ));
-            buf
-        })
-    });
+    g.bench_function("floor", |b| b.iter(|| info_floor(fd)));
     g.finish();
 
     let mut g = c.benchmark_group("token");
     g.bench_function("mptcp", |b| {
         b.iter(|| mptcp::token(black_box(conn)).expect("token"))
     });
-    g.bench_function("floor", |b| {
-        const AT: usize = offset_of!(mptcp_sys::mptcp_info, mptcpi_token);
-        b.iter(|| {
-            let mut buf = [0u8; AT + 4];
-            getsockopt(fd, sol_mptcp, mptcp_sys::MPTCP_INFO as i32, &mut buf);
-            u32::from_ne_bytes([buf[AT], buf[AT + 1], buf[AT + 2], buf[AT + 3]])
-        })
-    });
+    g.bench_function("floor", |b| b.iter(|| token_floor(fd)));
     g.finish();
 
     let mut g = c.benchmark_group("status");
     g.bench_function("mptcp", |b| {
         b.iter(|| mptcp::status(black_box(conn)).expect("status"))
     });
-    g.bench_function("floor", |b| {
-        b.iter(|| {
-            let mut v = [0u8; 4];
-            let mut p = [0u8; 4];
-            getsockopt(fd, libc::SOL_TCP, mptcp_sys::TCP_IS_MPTCP as i32, &mut v);
-            getsockopt(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL, &mut p);
-            (v, p)
-        })
-    });
+    g.bench_function("floor", |b| b.iter(|| status_floor(fd)));
     g.finish();
 
     let mut g = c.benchmark_group("is_mptcp");
     g.bench_function("mptcp", |b| {
         b.iter(|| mptcp::is_mptcp(black_box(conn)).expect("is_mptcp"))
     });
-    g.bench_function("floor", |b| {
-        b.iter(|| {
-            let mut v = [0u8; 4];
-            getsockopt(fd, libc::SOL_TCP, mptcp_sys::TCP_IS_MPTCP as i32, &mut v);
-            v
-        })
-    });
+    g.bench_function("floor", |b| b.iter(|| is_mptcp_floor(fd)));
     g.finish();
 
     // MPTCP_FULL_INFO into buffers allocated once, as a C monitoring loop would.
@@ -182,56 +185,25 @@ fn calls(c: &mut Criterion, conn: &TcpStream) {
 fn interleaved(conn: &TcpStream, full_info_floor: &mut impl FnMut() -> u32) {
     use common::interleave::{compare, timed};
     let fd = conn.as_raw_fd();
-    let sol_mptcp = mptcp_sys::SOL_MPTCP as i32;
-    let info_floor = || {
-        let mut buf = [0u8; size_of::<mptcp_sys::mptcp_info>()];
-        black_box(getsockopt(
-            fd,
-            sol_mptcp,
-            mptcp_sys::MPTCP_INFO as i32,
-            &mut buf,
-        ));
-        black_box(buf);
-    };
     compare(
         "info",
         timed(|| mptcp::info(black_box(conn)).expect("info")),
-        timed(info_floor),
+        timed(|| info_floor(fd)),
     );
-    const AT: usize = offset_of!(mptcp_sys::mptcp_info, mptcpi_token);
     compare(
         "token",
         timed(|| mptcp::token(black_box(conn)).expect("token")),
-        timed(|| {
-            let mut buf = [0u8; AT + 4];
-            getsockopt(fd, sol_mptcp, mptcp_sys::MPTCP_INFO as i32, &mut buf);
-            black_box(u32::from_ne_bytes([
-                buf[AT],
-                buf[AT + 1],
-                buf[AT + 2],
-                buf[AT + 3],
-            ]));
-        }),
+        timed(|| token_floor(fd)),
     );
     compare(
         "status",
         timed(|| mptcp::status(black_box(conn)).expect("status")),
-        timed(|| {
-            let mut v = [0u8; 4];
-            let mut p = [0u8; 4];
-            getsockopt(fd, libc::SOL_TCP, mptcp_sys::TCP_IS_MPTCP as i32, &mut v);
-            getsockopt(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL, &mut p);
-            black_box((v, p));
-        }),
+        timed(|| status_floor(fd)),
     );
     compare(
         "is_mptcp",
         timed(|| mptcp::is_mptcp(black_box(conn)).expect("is_mptcp")),
-        timed(|| {
-            let mut v = [0u8; 4];
-            getsockopt(fd, libc::SOL_TCP, mptcp_sys::TCP_IS_MPTCP as i32, &mut v);
-            black_box(v);
-        }),
+        timed(|| is_mptcp_floor(fd)),
     );
     // The three share one floor; `timed` needs it by value, so each takes turns.
     let mut floor = || full_info_floor();

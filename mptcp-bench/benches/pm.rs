@@ -245,6 +245,37 @@ fn fill_events(n: u64) {
     }
 }
 
+/// Reads `n` events with the library, timed.
+fn read_events(ev: &mut mptcp::pm::Events, n: u64) -> Duration {
+    let t0 = std::time::Instant::now();
+    for _ in 0..n {
+        match ev.next() {
+            Some(Ok(mptcp::pm::EventItem::Event(e))) => {
+                black_box(e);
+            }
+            other => panic!("expected an event: {other:?}"),
+        }
+    }
+    t0.elapsed()
+}
+
+/// The floor: receives datagrams until `n` messages came, counting them, timed.
+fn recv_events(sock: &Socket, buf: &mut [u8], n: u64) -> Duration {
+    let t0 = std::time::Instant::now();
+    let mut got = 0;
+    while got < n {
+        let len = sock.recv(&mut &mut buf[..], 0).expect("recv");
+        // Count the messages of the datagram.
+        let mut off = 0;
+        while off + 16 <= len {
+            let l = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("len"));
+            off += (l as usize).div_ceil(4) * 4;
+            got += 1;
+        }
+    }
+    t0.elapsed()
+}
+
 /// Event decoding from a pre-filled queue: the library's typed events beside one `recv`
 /// per datagram into a reused buffer, decoding nothing (the floor). One iteration is one
 /// event.
@@ -265,16 +296,7 @@ fn events(c: &mut Criterion) {
             while left > 0 {
                 let n = left.min(CHUNK);
                 fill_events(n);
-                let t0 = std::time::Instant::now();
-                for _ in 0..n {
-                    match ev.next() {
-                        Some(Ok(mptcp::pm::EventItem::Event(e))) => {
-                            black_box(e);
-                        }
-                        other => panic!("expected an event: {other:?}"),
-                    }
-                }
-                spent += t0.elapsed();
+                spent += read_events(&mut ev, n);
                 left -= n;
             }
             spent
@@ -309,19 +331,7 @@ fn events(c: &mut Criterion) {
             while left > 0 {
                 let n = left.min(CHUNK);
                 fill_events(n);
-                let t0 = std::time::Instant::now();
-                let mut got = 0;
-                while got < n {
-                    let len = sock.recv(&mut &mut buf[..], 0).expect("recv");
-                    // Count the messages of the datagram.
-                    let mut off = 0;
-                    while off + 16 <= len {
-                        let l = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("len"));
-                        off += (l as usize).div_ceil(4) * 4;
-                        got += 1;
-                    }
-                }
-                spent += t0.elapsed();
+                spent += recv_events(&sock, &mut buf, n);
                 left -= n;
             }
             spent
@@ -340,33 +350,13 @@ fn events(c: &mut Criterion) {
         while let Some(Ok(_)) = ev.next() {}
         fill_events(n);
         let m = n.div_ceil(2) * 2;
-        let t0 = std::time::Instant::now();
-        for _ in 0..m {
-            match ev.next() {
-                Some(Ok(mptcp::pm::EventItem::Event(e))) => {
-                    black_box(e);
-                }
-                other => panic!("expected an event: {other:?}"),
-            }
-        }
-        t0.elapsed().mul_f64(n as f64 / m as f64)
+        read_events(&mut ev, m).mul_f64(n as f64 / m as f64)
     };
     let floor = |n: u64| {
         while sock.recv(&mut &mut buf[..], libc::MSG_DONTWAIT).is_ok() {}
         fill_events(n);
         let m = n.div_ceil(2) * 2;
-        let t0 = std::time::Instant::now();
-        let mut got = 0;
-        while got < m {
-            let len = sock.recv(&mut &mut buf[..], 0).expect("recv");
-            let mut off = 0;
-            while off + 16 <= len {
-                let l = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("len"));
-                off += (l as usize).div_ceil(4) * 4;
-                got += 1;
-            }
-        }
-        t0.elapsed().mul_f64(n as f64 / m as f64)
+        recv_events(&sock, &mut buf, m).mul_f64(n as f64 / m as f64)
     };
     compare("event decode", lib, floor);
 }
