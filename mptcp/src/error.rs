@@ -50,6 +50,17 @@ pub enum Error {
     /// MPTCP sockets cannot be created here (and the mode required them).
     #[error("MPTCP is unavailable: {0}")]
     Unavailable(Unavailable),
+    /// An MPTCP socket refused an option that plain TCP takes, and the mode was
+    /// [`Mode::Require`](crate::Mode::Require) (under `Prefer` the socket would have
+    /// become plain TCP instead).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[error("setsockopt({option}) on an MPTCP socket: {error} (plain TCP takes it; Mode::Prefer falls back)")]
+    OptionRefused {
+        /// The option.
+        option: crate::sockopt::SockOpt,
+        /// The kernel's error.
+        error: io::Error,
+    },
     /// The `MPTCP_MODE` environment variable holds something other than a mode name.
     #[error("invalid {var}: {error}")]
     InvalidEnv {
@@ -174,6 +185,8 @@ impl Error {
             Error::Unsupported { .. } => K::Unsupported,
             Error::Unavailable(Unavailable::Refused(_)) => K::PermissionDenied,
             Error::Unavailable(_) => K::Unsupported,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Error::OptionRefused { .. } => K::Unsupported,
             Error::InvalidEnv { .. } | Error::InvalidArgument { .. } => K::InvalidInput,
             Error::PermissionDenied { .. } => K::PermissionDenied,
             Error::NoSuchSubflow(_) | Error::NoSuchConnection(_) => K::NotFound,
@@ -189,6 +202,8 @@ impl Error {
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
             Error::Os { error, .. } | Error::Netlink { error, .. } => Some(error),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Error::OptionRefused { error, .. } => Some(error),
             _ => None,
         }
     }
@@ -311,6 +326,17 @@ pub enum Unavailable {
     /// `"windows"`, ...).
     #[error("MPTCP sockets exist only on Linux and Android, not on {0}")]
     UnsupportedOs(&'static str),
+    /// The socket was MPTCP, refused an option that plain TCP takes, and became plain
+    /// TCP under [`Mode::Prefer`](crate::Mode::Prefer) (see
+    /// [`MptcpSocket::set_option`](crate::MptcpSocket::set_option)).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[error("MPTCP refused {option} ({}), which plain TCP takes", crate::sockopt::errno_name(*errno))]
+    OptionRefused {
+        /// The option.
+        option: crate::sockopt::SockOpt,
+        /// The errno of MPTCP's refusal.
+        errno: i32,
+    },
 }
 
 impl Unavailable {
@@ -336,6 +362,8 @@ impl Unavailable {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Unavailable::Disabled => Some(libc::ENOPROTOOPT),
             Unavailable::Refused(e) => Some(*e),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Unavailable::OptionRefused { errno, .. } => Some(*errno),
             // The kernel reasons only arise on Linux; elsewhere there is no errno.
             _ => None,
         }

@@ -56,6 +56,7 @@ mod abi_tests;
 #[cfg(all(feature = "diag", any(target_os = "linux", target_os = "android")))]
 pub mod diag;
 mod error;
+mod fallback;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod info;
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -74,6 +75,8 @@ pub mod pm;
 mod prop_tests;
 mod proto;
 mod socket;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub mod sockopt;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod status;
 #[cfg(any(target_os = "linux", target_os = "android"))]

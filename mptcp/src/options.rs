@@ -9,6 +9,7 @@
 //! whatever socket2 version the program uses.
 
 use crate::error::{Error, Result};
+use crate::fallback::Opt;
 use crate::socket::Core;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,10 +18,22 @@ fn os(op: &'static str) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::os(op, e)
 }
 
+/// The [`Opt`] of a setter: `opt!(TcpNodelay, "TCP_NODELAY")`.
+macro_rules! opt {
+    ($var:ident, $name:literal) => {
+        Opt {
+            op: concat!("setsockopt(", $name, ")"),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            opt: crate::sockopt::SockOpt::$var,
+        }
+    };
+}
+
 impl Core {
     pub(crate) fn set_nodelay(&self, on: bool) -> Result<()> {
-        let r = self.socket.set_tcp_nodelay(on);
-        r.map_err(os("setsockopt(TCP_NODELAY)"))
+        self.apply(opt!(TcpNodelay, "TCP_NODELAY"), move |s| {
+            s.set_tcp_nodelay(on)
+        })
     }
     pub(crate) fn nodelay(&self) -> Result<bool> {
         self.socket
@@ -28,8 +41,9 @@ impl Core {
             .map_err(os("getsockopt(TCP_NODELAY)"))
     }
     pub(crate) fn set_reuseaddr(&self, on: bool) -> Result<()> {
-        let r = self.socket.set_reuse_address(on);
-        r.map_err(os("setsockopt(SO_REUSEADDR)"))
+        self.apply(opt!(SoReuseaddr, "SO_REUSEADDR"), move |s| {
+            s.set_reuse_address(on)
+        })
     }
     pub(crate) fn reuseaddr(&self) -> Result<bool> {
         let r = self.socket.reuse_address();
@@ -37,8 +51,9 @@ impl Core {
     }
     #[cfg(unix)]
     pub(crate) fn set_reuseport(&self, on: bool) -> Result<()> {
-        let r = self.socket.set_reuse_port(on);
-        r.map_err(os("setsockopt(SO_REUSEPORT)"))
+        self.apply(opt!(SoReuseport, "SO_REUSEPORT"), move |s| {
+            s.set_reuse_port(on)
+        })
     }
     #[cfg(unix)]
     pub(crate) fn reuseport(&self) -> Result<bool> {
@@ -46,40 +61,43 @@ impl Core {
         r.map_err(os("getsockopt(SO_REUSEPORT)"))
     }
     pub(crate) fn set_keepalive(&self, on: bool) -> Result<()> {
-        let r = self.socket.set_keepalive(on);
-        r.map_err(os("setsockopt(SO_KEEPALIVE)"))
+        self.apply(opt!(SoKeepalive, "SO_KEEPALIVE"), move |s| {
+            s.set_keepalive(on)
+        })
     }
     pub(crate) fn keepalive(&self) -> Result<bool> {
         let r = self.socket.keepalive();
         r.map_err(os("getsockopt(SO_KEEPALIVE)"))
     }
     pub(crate) fn set_send_buffer_size(&self, size: u32) -> Result<()> {
-        let r = self.socket.set_send_buffer_size(size as usize);
-        r.map_err(os("setsockopt(SO_SNDBUF)"))
+        let size = size as usize;
+        self.apply(opt!(SoSndbuf, "SO_SNDBUF"), move |s| {
+            s.set_send_buffer_size(size)
+        })
     }
     pub(crate) fn send_buffer_size(&self) -> Result<u32> {
         let r = self.socket.send_buffer_size();
         r.map(saturate).map_err(os("getsockopt(SO_SNDBUF)"))
     }
     pub(crate) fn set_recv_buffer_size(&self, size: u32) -> Result<()> {
-        let r = self.socket.set_recv_buffer_size(size as usize);
-        r.map_err(os("setsockopt(SO_RCVBUF)"))
+        let size = size as usize;
+        self.apply(opt!(SoRcvbuf, "SO_RCVBUF"), move |s| {
+            s.set_recv_buffer_size(size)
+        })
     }
     pub(crate) fn recv_buffer_size(&self) -> Result<u32> {
         let r = self.socket.recv_buffer_size();
         r.map(saturate).map_err(os("getsockopt(SO_RCVBUF)"))
     }
     pub(crate) fn set_linger(&self, linger: Option<Duration>) -> Result<()> {
-        let r = self.socket.set_linger(linger);
-        r.map_err(os("setsockopt(SO_LINGER)"))
+        self.apply(opt!(SoLinger, "SO_LINGER"), move |s| s.set_linger(linger))
     }
     pub(crate) fn linger(&self) -> Result<Option<Duration>> {
         let r = self.socket.linger();
         r.map_err(os("getsockopt(SO_LINGER)"))
     }
     pub(crate) fn set_tos(&self, tos: u32) -> Result<()> {
-        let r = self.socket.set_tos_v4(tos);
-        r.map_err(os("setsockopt(IP_TOS)"))
+        self.apply(opt!(IpTos, "IP_TOS"), move |s| s.set_tos_v4(tos))
     }
     pub(crate) fn tos(&self) -> Result<u32> {
         let r = self.socket.tos_v4();
@@ -87,8 +105,10 @@ impl Core {
     }
     #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(crate) fn bind_device(&self, interface: Option<&[u8]>) -> Result<()> {
-        let r = self.socket.bind_device(interface);
-        r.map_err(os("setsockopt(SO_BINDTODEVICE)"))
+        let dev = interface.map(<[u8]>::to_vec);
+        self.apply(opt!(SoBindtodevice, "SO_BINDTODEVICE"), move |s| {
+            s.bind_device(dev.as_deref())
+        })
     }
     #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(crate) fn device(&self) -> Result<Option<Vec<u8>>> {
@@ -97,12 +117,36 @@ impl Core {
     }
     pub(crate) fn bind(&self, addr: SocketAddr) -> Result<()> {
         let r = self.socket.bind(&addr.into());
-        r.map_err(os("bind"))
+        r.map_err(os("bind"))?;
+        self.bound();
+        Ok(())
     }
     pub(crate) fn local_addr(&self) -> Result<SocketAddr> {
         let a = self.socket.local_addr().map_err(os("getsockname"))?;
         a.as_socket()
             .ok_or_else(|| Error::decode("getsockname", "not an IPv4 or IPv6 address"))
+    }
+    /// Sets any option [`SockOpt`](crate::sockopt::SockOpt) names.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn set_option(
+        &self,
+        opt: crate::sockopt::SockOpt,
+        value: &crate::sockopt::Value,
+    ) -> Result<()> {
+        use std::os::fd::AsFd;
+        let bytes = value.encode(opt)?;
+        let o = Opt {
+            op: opt.set_op(),
+            opt,
+        };
+        self.apply(o, move |s| {
+            crate::sys::set_known_option(s.as_fd(), opt, &bytes)
+        })
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn option(&self, opt: crate::sockopt::SockOpt) -> Result<crate::sockopt::Value> {
+        use std::os::fd::AsFd;
+        crate::sockopt::get(self.socket.as_fd(), opt)
     }
     pub(crate) fn take_error(&self) -> Result<Option<std::io::Error>> {
         let r = self.socket.take_error();
@@ -157,12 +201,70 @@ macro_rules! socket_api {
             /// `mptcp::is_mptcp`).
             #[doc(alias = "is_mptcp")]
             pub fn created_as_mptcp(&self) -> bool {
-                self.core().unavailable.is_none()
+                self.core().unavailable().is_none()
             }
 
             /// Why the socket is plain TCP, when it is.
             pub fn unavailable(&self) -> Option<crate::Unavailable> {
-                self.core().unavailable
+                self.core().unavailable()
+            }
+
+            /// Sets any option [`SockOpt`](crate::sockopt::SockOpt) names, with a value
+            /// of its [`kind`](crate::sockopt::SockOpt::kind). Under
+            /// [`Mode::Prefer`](crate::Mode::Prefer), when MPTCP refuses the option and
+            /// plain TCP takes it, the socket becomes plain TCP in the same descriptor
+            /// (the options set through this builder and the bind carried over) and
+            /// [`unavailable`](Self::unavailable) says
+            /// [`Unavailable::OptionRefused`](crate::Unavailable::OptionRefused); under
+            /// `Require` that is [`Error::OptionRefused`](crate::Error::OptionRefused).
+            /// Every setter of this builder does the same.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[doc(alias = "setsockopt")]
+            pub fn set_option(
+                &self,
+                opt: crate::sockopt::SockOpt,
+                value: &crate::sockopt::Value,
+            ) -> crate::error::Result<()> {
+                self.core().set_option(opt, value)
+            }
+
+            /// Reads any option [`SockOpt`](crate::sockopt::SockOpt) names (the kernel
+            /// cannot read back `TCP_MD5SIG`).
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[doc(alias = "getsockopt")]
+            pub fn option(
+                &self,
+                opt: crate::sockopt::SockOpt,
+            ) -> crate::error::Result<crate::sockopt::Value> {
+                self.core().option(opt)
+            }
+
+            /// Sets `TCP_USER_TIMEOUT`: how long sent data may stay unacknowledged
+            /// before the connection is dropped (`None`: the system's default). MPTCP
+            /// sockets refuse it on some kernels; see [`set_option`](Self::set_option)
+            /// for what the builder then does.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[doc(alias = "TCP_USER_TIMEOUT")]
+            pub fn set_user_timeout(
+                &self,
+                timeout: Option<std::time::Duration>,
+            ) -> crate::error::Result<()> {
+                let ms = timeout.map_or(0, |d| i32::try_from(d.as_millis()).unwrap_or(i32::MAX));
+                self.set_option(
+                    crate::sockopt::SockOpt::TcpUserTimeout,
+                    &crate::sockopt::Value::Int(ms),
+                )
+            }
+
+            /// `TCP_USER_TIMEOUT` (`None`: the system's default).
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            pub fn user_timeout(&self) -> crate::error::Result<Option<std::time::Duration>> {
+                match self.option(crate::sockopt::SockOpt::TcpUserTimeout)? {
+                    crate::sockopt::Value::Int(ms) if ms > 0 => {
+                        Ok(Some(std::time::Duration::from_millis(ms as u64)))
+                    }
+                    _ => Ok(None),
+                }
             }
 
             /// Sets `TCP_NODELAY` (on MPTCP, every subflow's).

@@ -189,7 +189,7 @@ impl Domain {
         }
     }
 
-    fn raw(self) -> socket2::Domain {
+    pub(crate) fn raw(self) -> socket2::Domain {
         match self {
             Domain::Ipv4 => socket2::Domain::IPV4,
             Domain::Ipv6 => socket2::Domain::IPV6,
@@ -199,48 +199,89 @@ impl Domain {
 
 /// What both socket builders hold: the socket, and why it is plain TCP when it is.
 /// Created here (MPTCP under the mode's rule, the refusal cache), configured through
-/// the option methods of `options.rs`.
+/// the option methods of `options.rs`, which all go through [`Core::apply`]: under
+/// `Prefer`, an option MPTCP refuses and plain TCP takes turns the socket into plain TCP
+/// in the same descriptor, with everything set before (see `fallback.rs`).
 #[derive(Debug)]
 pub(crate) struct Core {
     pub(crate) socket: Socket,
-    pub(crate) unavailable: Option<Unavailable>,
+    /// Why the socket is plain TCP: set when it is created so, or once, by a fallback.
+    pub(crate) plain: OnceLock<Unavailable>,
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    pub(crate) domain: Domain,
+    /// The mode in effect (`Prefer` resolved through `MPTCP_MODE`).
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    pub(crate) mode: Mode,
+    /// What was set and bound so far, to do again on a plain TCP socket: kept only on
+    /// an MPTCP socket under `Prefer`.
+    pub(crate) replay: Option<std::sync::Mutex<crate::fallback::Replay>>,
 }
 
 impl Core {
     pub(crate) fn new(domain: Domain, mode: Mode) -> Result<Self> {
         let mode = mode.effective()?;
         if mode == Mode::Off {
-            return Ok(Self::plain(tcp(domain.raw())?, Unavailable::TurnedOff));
+            return Ok(Self::plain(
+                tcp(domain.raw())?,
+                domain,
+                mode,
+                Unavailable::TurnedOff,
+            ));
         }
-        Self::new_mptcp(domain.raw(), mode)
+        Self::new_mptcp(domain, mode)
     }
 
-    fn plain(socket: Socket, why: Unavailable) -> Self {
+    fn plain(socket: Socket, domain: Domain, mode: Mode, why: Unavailable) -> Self {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if mode == Mode::Prefer {
+            use std::os::fd::AsFd;
+            crate::fallback::remember(socket.as_fd(), why);
+        }
         Core {
             socket,
-            unavailable: Some(why),
+            plain: OnceLock::from(why),
+            domain,
+            mode,
+            replay: None,
         }
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn mptcp(socket: Socket, domain: Domain, mode: Mode) -> Self {
+        Core {
+            socket,
+            plain: OnceLock::new(),
+            domain,
+            mode,
+            replay: (mode == Mode::Prefer).then(Default::default),
+        }
+    }
+
+    /// Why the socket is plain TCP, when it is.
+    pub(crate) fn unavailable(&self) -> Option<Unavailable> {
+        self.plain.get().copied()
     }
 
     /// No MPTCP on this OS: plain TCP under `Prefer`, as Go's `net` does.
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    fn new_mptcp(domain: socket2::Domain, mode: Mode) -> Result<Self> {
+    fn new_mptcp(domain: Domain, mode: Mode) -> Result<Self> {
         let why = Unavailable::UnsupportedOs(std::env::consts::OS);
         if mode == Mode::Require {
             return Err(Error::Unavailable(why));
         }
-        Ok(Self::plain(tcp(domain)?, why))
+        Ok(Self::plain(tcp(domain.raw())?, domain, mode, why))
     }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    fn new_mptcp(domain: socket2::Domain, mode: Mode) -> Result<Self> {
+    fn new_mptcp(family: Domain, mode: Mode) -> Result<Self> {
+        let domain = family.raw();
         // "Prefer" trusts an earlier refusal in this namespace; "require" always asks the
         // kernel, so its error is current.
         if mode == Mode::Prefer {
             if let Some((ns, r)) = cached_refusal() {
                 let socket = tcp(domain)?;
                 if r.cookie.is_none() || netns_cookie(&socket) == r.cookie {
-                    return Ok(Self::plain(socket, r.why));
+                    return Ok(Self::plain(socket, family, mode, r.why));
                 }
                 if let Some(map) = refusals().as_mut() {
                     map.remove(&ns);
@@ -248,10 +289,7 @@ impl Core {
             }
         }
         match Socket::new(domain, Type::STREAM, Some(mptcp_protocol())) {
-            Ok(socket) => Ok(Core {
-                socket,
-                unavailable: None,
-            }),
+            Ok(socket) => Ok(Self::mptcp(socket, family, mode)),
             Err(e) => {
                 let Some(why) = e.raw_os_error().and_then(Unavailable::from_socket_errno) else {
                     return Err(Error::os("socket(IPPROTO_MPTCP)", e));
@@ -261,7 +299,7 @@ impl Core {
                 }
                 let socket = tcp(domain)?;
                 remember_refusal(&socket, why);
-                Ok(Self::plain(socket, why))
+                Ok(Self::plain(socket, family, mode, why))
             }
         }
     }
@@ -271,17 +309,42 @@ impl Core {
     pub(crate) fn adopt(socket: Socket) -> Result<Self> {
         use std::os::fd::AsFd;
         let protocol = crate::kernel::stream_protocol(socket.as_fd())?;
-        let unavailable = (protocol != IPPROTO_MPTCP).then_some(Unavailable::CreatedAsTcp);
-        Ok(Core {
-            socket,
-            unavailable,
+        let domain = adopted_domain(&socket)?;
+        // An adopted socket keeps what it is: no fallback (its earlier options are not
+        // known), so its mode is the one that never falls back.
+        Ok(if protocol == IPPROTO_MPTCP {
+            Self::mptcp(socket, domain, Mode::Require)
+        } else {
+            Self::plain(socket, domain, Mode::Off, Unavailable::CreatedAsTcp)
         })
     }
 
     /// A socket created elsewhere: on this OS, plain TCP.
     #[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
     pub(crate) fn adopt(socket: Socket) -> Result<Self> {
-        Ok(Self::plain(socket, Unavailable::CreatedAsTcp))
+        let domain = adopted_domain(&socket)?;
+        Ok(Self::plain(
+            socket,
+            domain,
+            Mode::Off,
+            Unavailable::CreatedAsTcp,
+        ))
+    }
+}
+
+/// The family of an adopted socket.
+#[cfg(unix)]
+fn adopted_domain(socket: &Socket) -> Result<Domain> {
+    let d = socket
+        .local_addr()
+        .map_err(|e| Error::os("getsockname", e))?
+        .domain();
+    if d == socket2::Domain::IPV6 {
+        Ok(Domain::Ipv6)
+    } else if d == socket2::Domain::IPV4 {
+        Ok(Domain::Ipv4)
+    } else {
+        Err(Error::NotMptcp(crate::NotMptcp::NotStream))
     }
 }
 
@@ -361,7 +424,7 @@ impl MptcpSocket {
 }
 
 /// A plain TCP socket of the family.
-fn tcp(domain: socket2::Domain) -> Result<Socket> {
+pub(crate) fn tcp(domain: socket2::Domain) -> Result<Socket> {
     Socket::new(domain, Type::STREAM, Some(socket2::Protocol::TCP))
         .map_err(|e| Error::os("socket", e))
 }

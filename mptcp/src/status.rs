@@ -1,6 +1,6 @@
 //! Is this socket MPTCP, and is its connection really using MPTCP?
 
-use crate::error::{Error, NotMptcp, Result};
+use crate::error::{Error, NotMptcp, Result, Unavailable};
 use crate::kernel::{is_unsupported, kernel_has_sol_mptcp, stream_protocol};
 use crate::proto::IPPROTO_MPTCP;
 use crate::sys;
@@ -31,6 +31,11 @@ pub struct Status {
     pub using_mptcp: bool,
     /// Which signal gave the answer.
     pub detection: Detection,
+    /// Why a socket builder of this process made the socket plain TCP under
+    /// [`Mode::Prefer`](crate::Mode::Prefer), when one did: MPTCP refused an option
+    /// ([`Unavailable::OptionRefused`]), or MPTCP sockets could not be created here.
+    /// `None` for sockets made elsewhere and for MPTCP sockets.
+    pub fallback: Option<Unavailable>,
 }
 
 /// The MPTCP status of any socket, borrowed (`std`, `tokio`, `socket2`, raw `BorrowedFd`
@@ -58,10 +63,12 @@ pub fn status(fd: impl AsFd) -> Result<Status> {
         Ok(using_mptcp) => {
             let protocol =
                 sys::so_protocol(fd).map_err(|e| Error::os("getsockopt(SO_PROTOCOL)", e))?;
+            let created_as_mptcp = protocol == IPPROTO_MPTCP;
             return Ok(Status {
-                created_as_mptcp: protocol == IPPROTO_MPTCP,
+                created_as_mptcp,
                 using_mptcp,
                 detection: Detection::TcpIsMptcp,
+                fallback: fallback_of(fd, created_as_mptcp),
             });
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
@@ -76,6 +83,7 @@ pub fn status(fd: impl AsFd) -> Result<Status> {
             created_as_mptcp,
             using_mptcp: false,
             detection: Detection::SoProtocol,
+            fallback: fallback_of(fd, created_as_mptcp),
         });
     }
     // Linux 5.16+: SOL_MPTCP options fail on a socket that fell back. An empty buffer
@@ -85,20 +93,32 @@ pub fn status(fd: impl AsFd) -> Result<Status> {
             created_as_mptcp,
             using_mptcp: true,
             detection: Detection::SolMptcp,
+            fallback: None,
         }),
         Err(e) if is_unsupported(&e) => match kernel_has_sol_mptcp() {
             Some(true) => Ok(Status {
                 created_as_mptcp,
                 using_mptcp: false,
                 detection: Detection::SolMptcp,
+                fallback: None,
             }),
             _ => Ok(Status {
                 created_as_mptcp,
                 using_mptcp: true,
                 detection: Detection::SoProtocol,
+                fallback: None,
             }),
         },
         Err(e) => Err(Error::os("getsockopt(MPTCP_INFO)", e)),
+    }
+}
+
+/// Why this process made a plain TCP socket plain (nothing to look up for MPTCP ones).
+fn fallback_of(fd: std::os::fd::BorrowedFd<'_>, created_as_mptcp: bool) -> Option<Unavailable> {
+    if created_as_mptcp {
+        None
+    } else {
+        crate::fallback::why_plain(fd)
     }
 }
 

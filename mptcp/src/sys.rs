@@ -140,7 +140,6 @@ unsafe fn getsockopt_bytes(
 }
 
 /// `setsockopt` with the bytes of `value`.
-#[cfg_attr(not(any(feature = "pm", feature = "legacy")), allow(dead_code))]
 fn setsockopt_bytes(fd: BorrowedFd<'_>, level: i32, name: i32, value: &[u8]) -> io::Result<()> {
     let len = libc::socklen_t::try_from(value.len())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
@@ -148,6 +147,77 @@ fn setsockopt_bytes(fd: BorrowedFd<'_>, level: i32, name: i32, value: &[u8]) -> 
     // (and, for options that carry pointers, reads through them: a bad pointer is its
     // EFAULT, never a write into this process); the descriptor is borrowed for the call.
     let r = unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, value.as_ptr().cast(), len) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `setsockopt` of one of the options [`SockOpt`](crate::sockopt::SockOpt) names, with
+/// the bytes of its value.
+#[doc(alias = "setsockopt")]
+pub(crate) fn set_known_option(
+    fd: BorrowedFd<'_>,
+    opt: crate::sockopt::SockOpt,
+    value: &[u8],
+) -> io::Result<()> {
+    let (level, name) = opt.raw();
+    setsockopt_bytes(fd, level, name, value)
+}
+
+/// `getsockopt` of one of the options [`SockOpt`](crate::sockopt::SockOpt) names, into
+/// `buf`; how many bytes the kernel wrote.
+#[doc(alias = "getsockopt")]
+pub(crate) fn known_option(
+    fd: BorrowedFd<'_>,
+    opt: crate::sockopt::SockOpt,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let (level, name) = opt.raw();
+    // SAFETY: every option `SockOpt` names has a value of plain data (ints, a name, a
+    // `struct linger`, a `struct tcp_md5sig`): none carries a pointer the kernel would
+    // follow, so it writes only into `buf`, at most its length.
+    unsafe { getsockopt_bytes(fd, level, name, buf) }
+}
+
+/// `SO_COOKIE` (Linux 4.7): the socket's 64-bit id, never reused while the system runs.
+#[doc(alias = "SO_COOKIE")]
+pub(crate) fn so_cookie(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut buf = [0u8; 8];
+    #[cfg(target_os = "android")]
+    const SO_COOKIE: i32 = 57; // the generic asm/socket.h number, which every Android ABI uses
+    #[cfg(not(target_os = "android"))]
+    use libc::SO_COOKIE;
+    // SAFETY: SO_COOKIE writes one u64 into the 8-byte `buf`.
+    let len = unsafe { getsockopt_bytes(fd, libc::SOL_SOCKET, SO_COOKIE, &mut buf) }?;
+    if len != 8 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    Ok(u64::from_ne_bytes(buf))
+}
+
+/// `dup3(with, fd, O_CLOEXEC)`: the descriptor number `fd` now refers to the socket
+/// `with` refers to (the one it referred to before is closed, atomically), and `with`
+/// is closed. The crate's socket builders use it to turn a socket into another in the
+/// same descriptor number.
+#[doc(alias = "dup3")]
+pub(crate) fn replace_socket(fd: BorrowedFd<'_>, with: std::os::fd::OwnedFd) -> io::Result<()> {
+    // SAFETY: both descriptors are open for the whole call (`fd` is borrowed, `with`
+    // owned). dup3 swaps what `fd` refers to in one step: at no moment is the number
+    // closed or free for another open to take, so whoever owns or borrows `fd` keeps a
+    // valid descriptor, now to the new socket. `with` is dropped (closed) afterwards.
+    #[cfg(not(target_os = "android"))]
+    let r = unsafe { libc::dup3(with.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) };
+    // The `libc` crate has no dup3 for Android: dup2, then close-on-exec (bionic's
+    // dup2 makes the number refer to the new socket in one step too).
+    #[cfg(target_os = "android")]
+    // SAFETY: as above; fcntl only sets the descriptor flag of the number we own.
+    let r = unsafe {
+        match libc::dup2(with.as_raw_fd(), fd.as_raw_fd()) {
+            -1 => -1,
+            n => libc::fcntl(n, libc::F_SETFD, libc::FD_CLOEXEC),
+        }
+    };
     if r == -1 {
         return Err(io::Error::last_os_error());
     }

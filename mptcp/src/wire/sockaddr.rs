@@ -40,7 +40,6 @@ pub(crate) fn decode(b: &[u8]) -> Option<SocketAddr> {
 }
 
 /// Encodes a `struct sockaddr_in`/`sockaddr_in6` (port and address in network order).
-#[cfg_attr(not(feature = "legacy"), allow(dead_code))]
 pub(crate) fn encode(a: &SocketAddr) -> Vec<u8> {
     match a {
         SocketAddr::V4(v4) => {

@@ -25,6 +25,8 @@ pub(super) struct Report {
     pub(super) console: Option<PathBuf>,
     /// `VMTEST FEATURE name=value` lines of the features test, in order.
     pub(super) features: Vec<(String, String)>,
+    /// `VMTEST SOCKOPT name=value` lines of the socket option test, in order.
+    pub(super) sockopts: Vec<(String, String)>,
     pub(super) accel: String,
     pub(super) seconds: f64,
     pub(super) problem: Option<String>,
@@ -38,11 +40,12 @@ pub(super) fn parse(label: &str, lines: &[String]) -> Report {
     };
     for l in lines {
         let t = l.trim();
-        if let Some((k, v)) = t
-            .strip_prefix("VMTEST FEATURE ")
-            .and_then(|f| f.split_once('='))
-        {
+        // Printed lines can be glued after libtest's `test NAME ... `.
+        let after = |tag: &str| t.find(tag).map(|i| &t[i + tag.len()..]);
+        if let Some((k, v)) = after("VMTEST FEATURE ").and_then(|f| f.split_once('=')) {
             r.features.push((k.to_string(), v.to_string()));
+        } else if let Some((k, v)) = after("VMTEST SOCKOPT ").and_then(|f| f.split_once('=')) {
+            r.sockopts.push((k.to_string(), v.to_string()));
         } else if let Some(rel) = t.strip_prefix("VMTEST KERNEL ") {
             r.kernel = rel.to_string();
         } else if let Some(rest) = t.strip_prefix("test result: ") {
@@ -222,7 +225,8 @@ pub(super) fn print_report(reports: &[Report], total: f64) -> Result<()> {
         "kernels": reports.iter().map(|r| serde_json::json!({
             "kernel": r.kernel, "arch": r.arch, "passed": r.passed, "failed": r.failed, "skipped": r.skipped,
             "skip_reasons": r.skip_reasons, "accel": r.accel,
-            "features": r.features.iter().cloned().collect::<BTreeMap<String, String>>(), "seconds": (r.seconds * 10.0).round() / 10.0,
+            "features": r.features.iter().cloned().collect::<BTreeMap<String, String>>(),
+            "sockopts": r.sockopts.iter().cloned().collect::<BTreeMap<String, String>>(), "seconds": (r.seconds * 10.0).round() / 10.0,
             "problem": r.problem,
         })).collect::<Vec<_>>(),
         "seconds": (total * 10.0).round() / 10.0,
@@ -231,8 +235,22 @@ pub(super) fn print_report(reports: &[Report], total: f64) -> Result<()> {
     fs::create_dir_all(&dir)?;
     let mut f = fs::File::create(dir.join("summary.json"))?;
     writeln!(f, "{json}")?;
-    // The kernel support table, for the README.
-    let mut md = String::from("| feature |");
+    // The kernel support table and the socket option table, for the README.
+    fs::write(
+        dir.join("features.md"),
+        table("feature", reports, |r| &r.features),
+    )?;
+    fs::write(
+        dir.join("sockopts.md"),
+        table("option", reports, |r| &r.sockopts),
+    )?;
+    Ok(())
+}
+
+/// A Markdown table of one kind of `name=value` lines: a row per name (in the order of
+/// the first kernel that printed any), a column per kernel.
+fn table(what: &str, reports: &[Report], rows: fn(&Report) -> &Vec<(String, String)>) -> String {
+    let mut md = format!("| {what} |");
     for r in reports {
         md += &format!(" {} |", r.kernel);
     }
@@ -245,14 +263,13 @@ pub(super) fn print_report(reports: &[Report], total: f64) -> Result<()> {
     md += "\n";
     let names: Vec<String> = reports
         .iter()
-        .find(|r| !r.features.is_empty())
-        .map(|r| r.features.iter().map(|(k, _)| k.clone()).collect())
+        .find(|r| !rows(r).is_empty())
+        .map(|r| rows(r).iter().map(|(k, _)| k.clone()).collect())
         .unwrap_or_default();
     for name in names {
         md += &format!("| {name} |");
         for r in reports {
-            let v = r
-                .features
+            let v = rows(r)
                 .iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.as_str());
@@ -260,8 +277,7 @@ pub(super) fn print_report(reports: &[Report], total: f64) -> Result<()> {
         }
         md += "\n";
     }
-    fs::write(dir.join("features.md"), md)?;
-    Ok(())
+    md
 }
 
 #[cfg(test)]
@@ -270,6 +286,26 @@ mod tests {
 
     fn lines(text: &str) -> Vec<String> {
         text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn feature_and_option_lines_make_two_tables() {
+        let console = lines(
+            "VMTEST FEATURE subflow ids=yes\n\
+             test compatibility_table ... VMTEST SOCKOPT IP_TTL=EOPNOTSUPP/ok EOPNOTSUPP/ok EOPNOTSUPP/ok\n\
+             VMTEST SOCKOPT TCP_NODELAY=ok/ok ok/ok ok/ok\n",
+        );
+        let mut r = parse("6.1", &console);
+        r.arch = "x86_64".into();
+        assert_eq!(r.features, vec![("subflow ids".into(), "yes".into())]);
+        assert_eq!(
+            r.sockopts.len(),
+            2,
+            "a line glued after a test's name is read too"
+        );
+        let md = table("option", &[r], |r| &r.sockopts);
+        assert!(md.starts_with("| option | 6.1 |"), "{md}");
+        assert!(md.contains("| TCP_NODELAY | ok/ok ok/ok ok/ok |"), "{md}");
     }
 
     #[test]
