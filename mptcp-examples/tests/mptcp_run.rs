@@ -746,3 +746,267 @@ fn what_cannot_work() {
         );
     }
 }
+
+/// A program that sets `TCP_USER_TIMEOUT` on a listener before `listen`, on a client
+/// before `connect` (with `TCP_NODELAY` and a bind before it), and on a second client
+/// after `connect`; it sends 256 KiB through the first connection and prints, space
+/// separated: the two early results, the listener's and the client's `SO_PROTOCOL`,
+/// the client's user timeout, its `TCP_NODELAY`, whether its bind stayed, whether the
+/// bytes arrived intact, and the late result.
+const OPTIONS: &str = r#"
+import hashlib, socket
+S = socket
+def try_set(s, value):
+    try:
+        s.setsockopt(S.IPPROTO_TCP, S.TCP_USER_TIMEOUT, value)
+        return "ok"
+    except OSError as e:
+        return "errno%d" % e.errno
+def get(s, level, name):
+    try:
+        return s.getsockopt(level, name)
+    except OSError as e:
+        return "errno%d" % e.errno
+l = S.socket(); l.bind(("127.0.0.1", 0))
+early_l = try_set(l, 3000)
+l.listen()
+c = S.socket(); c.setsockopt(S.IPPROTO_TCP, S.TCP_NODELAY, 1)
+c.bind(("127.0.0.1", 0)); bound = c.getsockname()
+early_c = try_set(c, 5000)
+c.connect(l.getsockname()); a, _ = l.accept()
+protos = (l.getsockopt(S.SOL_SOCKET, S.SO_PROTOCOL), c.getsockopt(S.SOL_SOCKET, S.SO_PROTOCOL))
+uto = get(c, S.IPPROTO_TCP, S.TCP_USER_TIMEOUT)
+nodelay = get(c, S.IPPROTO_TCP, S.TCP_NODELAY)
+same = c.getsockname() == bound
+data = bytes(range(256)) * 1024
+c.sendall(data); c.close()
+got = b""
+while True:
+    d = a.recv(65536)
+    if not d:
+        break
+    got += d
+l2 = S.socket(); l2.bind(("127.0.0.1", 0)); l2.listen()
+c2 = S.socket(); c2.connect(l2.getsockname())
+late = try_set(c2, 1000)
+print(early_l, early_c, protos[0], protos[1], uto, nodelay, same,
+      hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), late)
+"#;
+
+/// `mptcp-run` and a refused option: under prefer the program never sees the error
+/// before connect or listen (one notice per option), after connect it gets the
+/// kernel's; under require it gets the kernel's; `--quiet` hides the notice.
+#[test]
+fn refused_options_fall_back_per_socket() {
+    require_netns!();
+    let py = require_python!();
+    let _ = preload();
+    let ns = Netns::new("run-options");
+    let refused = ns.run(|| {
+        mptcp::MptcpSocket::new_v4(mptcp::Mode::Require)
+            .ok()
+            .map(|_| mptcp::sockopt::support(mptcp::sockopt::SockOpt::TcpUserTimeout))
+    });
+    let Some(Ok(c)) = refused else {
+        eprintln!("skipped: no MPTCP sockets here");
+        return;
+    };
+    if !c.mptcp_refuses() {
+        eprintln!("skipped: this kernel's MPTCP takes TCP_USER_TIMEOUT ({c:?})");
+        return;
+    }
+    let errno = match c.mptcp {
+        mptcp::sockopt::Support::Refused(e) => e,
+        other => panic!("{other:?}"),
+    };
+    let run = |opts: &[&str]| -> (String, String) {
+        let mut cmd = run_in(&ns, opts, py, &["-c", OPTIONS]);
+        let out = bounded(&mut cmd, Duration::from_secs(30));
+        assert!(out.status.success(), "{opts:?}: {out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (out, err) = run(&[]);
+    assert_eq!(
+        out,
+        format!("ok ok 6 6 5000 1 True True errno{errno}"),
+        "stderr: {err}"
+    );
+    let notices: Vec<&str> = err.lines().collect();
+    assert_eq!(notices.len(), 1, "one notice for the option: {err}");
+    assert!(
+        notices[0].starts_with("mptcp-run: MPTCP refused TCP_USER_TIMEOUT ("),
+        "{err}"
+    );
+    let (out, err) = run(&["--quiet"]);
+    assert!(out.starts_with("ok ok 6 6 "), "{out}");
+    assert_eq!(err, "", "--quiet");
+    let (out, err) = run(&["--mptcp", "require"]);
+    let fields: Vec<&str> = out.split(' ').collect();
+    let e = format!("errno{errno}");
+    assert_eq!(
+        [0, 1, 2, 3, 5, 6, 7, 8].map(|i| fields.get(i).copied().unwrap_or("")),
+        [&*e, &*e, "262", "262", "1", "True", "True", &*e],
+        "require: the kernel's errors, MPTCP sockets: {out}; stderr: {err}"
+    );
+    assert_eq!(err, "");
+}
+
+/// The Go toolchain (1.21 or later), or why there is none.
+fn go() -> Result<PathBuf, String> {
+    let mut candidates = vec![PathBuf::from("go")];
+    if let Ok(rd) = std::fs::read_dir("/usr/lib") {
+        let mut dirs: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("go-1."))
+            })
+            .collect();
+        dirs.sort();
+        candidates.extend(dirs.into_iter().rev().map(|d| d.join("bin/go")));
+    }
+    for go in candidates {
+        let Ok(out) = Command::new(&go).args(["env", "GOVERSION"]).output() else {
+            continue;
+        };
+        let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let minor = v
+            .strip_prefix("go1.")
+            .and_then(|m| m.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|m| m.parse::<u32>().ok());
+        if minor.is_some_and(|m| m >= 21) {
+            return Ok(go);
+        }
+    }
+    Err("needs a Go toolchain 1.21 or later (cargo xtask test installs golang-1.23-go from backports)".into())
+}
+
+/// A Go program (static, as Go builds are): listens, dials itself, sends 1 MiB and
+/// prints whether its dialed and accepted connections are MPTCP, as Go's own
+/// `TCPConn.MultipathTCP` reports, and whether the bytes arrived intact.
+const GO_PROGRAM: &str = r#"package main
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+)
+
+func main() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	type result struct {
+		mptcp bool
+		sum   [32]byte
+	}
+	done := make(chan result)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			panic(err)
+		}
+		m, _ := c.(*net.TCPConn).MultipathTCP()
+		b, _ := io.ReadAll(c)
+		done <- result{m, sha256.Sum256(b)}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	dialed, _ := c.(*net.TCPConn).MultipathTCP()
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if _, err := c.Write(data); err != nil {
+		panic(err)
+	}
+	c.Close()
+	r := <-done
+	fmt.Printf("dial=%v accept=%v intact=%v\n", dialed, r.mptcp, r.sum == sha256.Sum256(data))
+}
+"#;
+
+/// A Go program, which `LD_PRELOAD` cannot reach: `mptcp-run` sets `GODEBUG`, and Go's
+/// own MPTCP sockets do the rest; a `multipathtcp` the user set is kept.
+#[test]
+fn go_program_uses_mptcp_through_godebug() {
+    require_netns!();
+    let _ = preload();
+    if !common::caps().mptcp {
+        eprintln!("skipped: the kernel has no MPTCP");
+        return;
+    }
+    let go = match go() {
+        Ok(g) => g,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let dir = TempDir::new("go");
+    std::fs::write(dir.0.join("main.go"), GO_PROGRAM).expect("write the Go program");
+    let exe = dir.0.join("gomptcp");
+    let out = Command::new(&go)
+        .current_dir(&dir.0)
+        .args(["build", "-o"])
+        .arg(&exe)
+        .arg("main.go")
+        .env("CGO_ENABLED", "0")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-buildvcs=false")
+        .env("GOCACHE", dir.0.join("cache"))
+        .env("GOPATH", dir.0.join("gopath"))
+        .env("HOME", &dir.0)
+        .output()
+        .expect("run go build");
+    assert!(out.status.success(), "go build: {out:?}");
+    let exe = exe.to_str().expect("UTF-8 path");
+    let ns = Netns::new("run-go");
+    let run = |opts: Option<&[&str]>, godebug: Option<&str>| -> (String, String) {
+        let mut cmd = match opts {
+            Some(o) => run_in(&ns, o, exe, &[]),
+            None => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.name, exe]);
+                c
+            }
+        };
+        cmd.env_remove("GODEBUG");
+        if let Some(g) = godebug {
+            cmd.env("GODEBUG", g);
+        }
+        let out = bounded(&mut cmd, Duration::from_secs(30));
+        assert!(out.status.success(), "{opts:?}: {out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Go 1.21-1.23 alone: plain TCP (1.24 and later listen with MPTCP by default).
+    let (alone, _) = run(None, None);
+    assert!(alone.ends_with("intact=true"), "{alone}");
+    let (out, err) = run(Some(&[]), None);
+    assert_eq!(out, "dial=true accept=true intact=true", "stderr: {err}");
+    assert!(
+        err.contains("is a Go program: LD_PRELOAD cannot reach its sockets"),
+        "{err}"
+    );
+    let (out, _) = run(Some(&["--mptcp", "off"]), None);
+    assert_eq!(out, "dial=false accept=false intact=true");
+    // The user's own setting stands; others are kept beside ours.
+    let (out, _) = run(Some(&[]), Some("multipathtcp=0"));
+    assert_eq!(out, "dial=false accept=false intact=true");
+    let (out, _) = run(Some(&[]), Some("http2client=0"));
+    assert_eq!(out, "dial=true accept=true intact=true");
+    println!("Go alone: {alone}");
+}

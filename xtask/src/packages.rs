@@ -54,7 +54,30 @@ pub fn ensure_qemu_packages(pkgs: &[&str]) -> Result<()> {
     .iter()
     .filter_map(|p| installed_version(p))
     .find_map(|v| backports_suite(&v));
-    install(&missing, suite.as_deref())
+    let from = suite
+        .as_deref()
+        .map(|s| (s, "like the qemu packages already installed"));
+    install(&missing, from)
+}
+
+/// Like [`ensure_packages`], for packages that only the host release's backports suite
+/// has (e.g. a Go toolchain recent enough for MPTCP on Debian 12).
+pub fn ensure_backports_packages(pkgs: &[&str]) -> Result<()> {
+    let missing = missing_packages(pkgs);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let Some(codename) = release
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|c| c.trim_matches('"').to_string())
+        .filter(|c| !c.is_empty())
+    else {
+        bail!("cannot tell this Debian release's codename (/etc/os-release) to install {} from its backports", missing.join(" "));
+    };
+    let suite = format!("{codename}-backports");
+    install(&missing, Some((&suite, "its backports suite")))
 }
 
 /// `bookworm-backports` for a version like `1:10.0.2+ds-2+deb13u1~bpo12+1`.
@@ -76,14 +99,16 @@ fn backports_suite(version: &str) -> Option<String> {
     Some(format!("{codename}-backports"))
 }
 
-fn install(missing: &[&str], from_suite: Option<&str>) -> Result<()> {
+/// Installs `missing`, from the machine's sources or with `(suite, why)` added.
+fn install(missing: &[&str], from: Option<(&str, &str)>) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let from = from_suite.map(|s| format!(" -t {s}")).unwrap_or_default();
+    let from_suite = from.map(|(s, _)| s);
+    let from_arg = from_suite.map(|s| format!(" -t {s}")).unwrap_or_default();
     if !is_root() {
         bail!(
-            "missing system packages: {}. Install them as root: apt-get install --no-remove{from} {}",
+            "missing system packages: {}. Install them as root: apt-get install --no-remove{from_arg} {}",
             missing.join(" "),
             missing.join(" ")
         );
@@ -91,8 +116,7 @@ fn install(missing: &[&str], from_suite: Option<&str>) -> Result<()> {
     eprintln!(
         "xtask: installing {}{}",
         missing.join(" "),
-        from_suite
-            .map(|s| format!(" (from {s}, like the qemu packages already installed)"))
+        from.map(|(s, why)| format!(" (from {s}, {why})"))
             .unwrap_or_default()
     );
     let private = match from_suite {

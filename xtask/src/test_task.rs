@@ -26,8 +26,13 @@ fn cargo() -> Command {
     c
 }
 
+/// From the host release's backports: a Go toolchain that knows MPTCP (1.21+; Debian
+/// 12 itself has 1.19), for the Go program `mptcp-run` runs through `GODEBUG`.
+pub const BACKPORTS_PACKAGES: &[&str] = &["golang-1.23-go"];
+
 pub fn run(no_vm: bool) -> Result<()> {
     ensure_packages(PACKAGES)?;
+    crate::packages::ensure_backports_packages(BACKPORTS_PACKAGES)?;
     sh(cargo().args(["fmt", "--all", "--check"]))?;
     // The pinned headers (downloaded once into target/) make the build-time bindings
     // equal to the snapshot, so every step below builds mptcp-sys the same way.

@@ -16,6 +16,14 @@
 //!     the library's sockets fail on an invalid `MPTCP_MODE` rather than guess.
 //! * Every call asks the kernel again (no refusal is remembered), so a change of
 //!   `net.mptcp.enabled` is seen by the next socket.
+//! * Under `prefer`, a socket option that the MPTCP socket refuses and plain TCP takes
+//!   (`TCP_USER_TIMEOUT`, `TCP_MD5SIG`, `IP_TTL`, ... on many kernels) does not fail:
+//!   while the socket has not connected or listened, the library puts a plain TCP socket
+//!   in its descriptor number (same type flags, `O_NONBLOCK`, close-on-exec, every
+//!   option the program set on it, its bind) and sets the option there
+//!   (`track.rs`). One line on stderr per option says so, unless `MPTCP_RUN_QUIET` is
+//!   set. After `connect` or `listen` nothing is replaced: the error is the kernel's.
+//!   `require` keeps every error.
 //!
 //! What cannot work: statically linked programs (Go binaries, musl static builds) and
 //! programs that make the system call directly never call this `socket()`; setuid and
@@ -27,6 +35,8 @@
 
 #[cfg(target_os = "linux")]
 mod sys;
+#[cfg(target_os = "linux")]
+mod track;
 
 /// `IPPROTO_MPTCP` in Linux's UAPI.
 pub const IPPROTO_MPTCP: i32 = 262;

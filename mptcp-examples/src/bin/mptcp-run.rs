@@ -66,7 +66,7 @@ wrong command line.";
     name = "mptcp-run",
     about = "Run a program with its TCP sockets created as MPTCP (LD_PRELOAD)",
     version,
-    override_usage = "mptcp-run [--mptcp prefer|require|off] [--preload PATH] PROGRAM [ARGS]...",
+    override_usage = "mptcp-run [--mptcp prefer|require|off] [--quiet] [--preload PATH] PROGRAM [ARGS]...",
     after_long_help = LIMITS
 )]
 struct Args {
@@ -75,6 +75,10 @@ struct Args {
     /// prefer, as for the mptcp crate.
     #[arg(long = "mptcp", value_name = "MODE", value_parser = parse_mode)]
     mode: Option<Mode>,
+    /// No line on stderr when a socket option makes a socket plain TCP (sets
+    /// MPTCP_RUN_QUIET=1 for the library).
+    #[arg(long)]
+    quiet: bool,
     /// The preload library (default: MPTCP_RUN_PRELOAD, else libmptcp_preload.so next to
     /// mptcp-run).
     #[arg(long, value_name = "PATH")]
@@ -141,12 +145,18 @@ fn run(args: &Args, mode: Mode) -> Result<std::convert::Infallible, Fail> {
         ld_preload.push(":");
         ld_preload.push(old);
     }
-    let err = Command::new(&path)
-        .arg0(program)
+    let mut cmd = Command::new(&path);
+    cmd.arg0(program)
         .args(rest)
         .env("LD_PRELOAD", ld_preload)
-        .env("MPTCP_RUN_MODE", mode_name(mode))
-        .exec();
+        .env("MPTCP_RUN_MODE", mode_name(mode));
+    if args.quiet {
+        cmd.env("MPTCP_RUN_QUIET", "1");
+    }
+    if let Some(v) = godebug(std::env::var_os("GODEBUG").as_deref(), mode) {
+        cmd.env("GODEBUG", v);
+    }
+    let err = cmd.exec();
     // As bash words them.
     Err(match err.raw_os_error() {
         Some(libc::EACCES) => Fail(126, format!("{shown}: Permission denied")),
@@ -278,10 +288,42 @@ fn warnings(path: &Path) -> Vec<&'static str> {
     // The ELF header and the program headers that follow it.
     let mut head = Vec::new();
     let read = std::fs::File::open(path).and_then(|f| f.take(64 * 1024).read_to_end(&mut head));
-    if read.is_ok() && elf_without_interpreter(&head) == Some(true) {
+    if read.is_ok() && is_go_program(path) {
+        w.push("is a Go program: LD_PRELOAD cannot reach its sockets; GODEBUG=multipathtcp (set by mptcp-run) makes Go 1.21 and later use MPTCP, with Go's own fallback (--mptcp require cannot be enforced)");
+    } else if read.is_ok() && elf_without_interpreter(&head) == Some(true) {
         w.push("is statically linked: LD_PRELOAD has no effect on it, so its sockets stay TCP");
     }
     w
+}
+
+/// The `GODEBUG` for the program, or `None` to leave it as it is: the mode's
+/// `multipathtcp` setting added to what is set already (`1`, dialers and listeners, for
+/// prefer and require; `0` for off), unless the variable names `multipathtcp` itself.
+/// Go 1.21-1.23 read `multipathtcp=1` (both; off by default); Go 1.24 and later read
+/// 0 (off), 1 (both), 2 (listeners only, their default) and 3 (dialers only).
+fn godebug(existing: Option<&OsStr>, mode: Mode) -> Option<OsString> {
+    let existing = existing.filter(|v| !v.is_empty());
+    let named = existing.is_some_and(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|kv| kv.trim_ascii().starts_with(b"multipathtcp="))
+    });
+    if named {
+        return None;
+    }
+    let setting = match mode {
+        Mode::Off => "multipathtcp=0",
+        Mode::Prefer | Mode::Require => "multipathtcp=1",
+    };
+    Some(match existing {
+        Some(v) => {
+            let mut out = v.to_os_string();
+            out.push(",");
+            out.push(setting);
+            out
+        }
+        None => setting.into(),
+    })
 }
 
 /// True when running the file changes the user or group (setuid or setgid to someone
@@ -300,35 +342,97 @@ fn secure_execution(meta: &std::fs::Metadata) -> bool {
         || (mode & S_ISGID != 0 && mode & S_IXGRP != 0 && meta.gid() != gid)
 }
 
-/// For an ELF file: true when it has no `PT_INTERP` program header (statically
-/// linked, or static-pie). `None` for anything else (a script, a truncated file).
-fn elf_without_interpreter(b: &[u8]) -> Option<bool> {
-    const PT_INTERP: u32 = 3;
-    if b.get(..4)? != b"\x7fELF" {
-        return None;
+/// An ELF file's bytes, read by offset in its own width and byte order.
+struct Elf<'a> {
+    b: &'a [u8],
+    wide: bool,
+    big: bool,
+}
+
+impl<'a> Elf<'a> {
+    /// `None` for anything but ELF (a script, a truncated file).
+    fn new(b: &'a [u8]) -> Option<Self> {
+        if b.get(..4)? != b"\x7fELF" {
+            return None;
+        }
+        Some(Elf {
+            b,
+            wide: *b.get(4)? == 2,
+            big: *b.get(5)? == 2,
+        })
     }
-    let (wide, big) = (*b.get(4)? == 2, *b.get(5)? == 2);
-    let int = |at: usize, len: usize| -> Option<u64> {
-        let s = b.get(at..at.checked_add(len)?)?;
+
+    fn int(&self, at: usize, len: usize) -> Option<u64> {
+        let s = self.b.get(at..at.checked_add(len)?)?;
         let mut v = 0u64;
         for i in 0..len {
-            let byte = if big { s[i] } else { s[len - 1 - i] };
+            let byte = if self.big { s[i] } else { s[len - 1 - i] };
             v = v << 8 | u64::from(byte);
         }
         Some(v)
-    };
-    let (phoff, phentsize, phnum) = if wide {
-        (int(32, 8)?, int(54, 2)?, int(56, 2)?)
-    } else {
-        (int(28, 4)?, int(42, 2)?, int(44, 2)?)
-    };
-    for i in 0..phnum.min(512) {
-        let at = usize::try_from(phoff.checked_add(i.checked_mul(phentsize)?)?).ok()?;
-        if int(at, 4)? == u64::from(PT_INTERP) {
-            return Some(false);
-        }
     }
-    Some(true)
+
+    /// A field of the file header: its offset and size in 32- and in 64-bit files.
+    fn field(&self, narrow: (usize, usize), wide: (usize, usize)) -> Option<u64> {
+        let (at, len) = if self.wide { wide } else { narrow };
+        self.int(at, len)
+    }
+
+    fn at(v: u64) -> Option<usize> {
+        usize::try_from(v).ok()
+    }
+
+    /// True when it has no `PT_INTERP` program header (statically linked, or
+    /// static-pie).
+    fn without_interpreter(&self) -> Option<bool> {
+        const PT_INTERP: u64 = 3;
+        let phoff = self.field((28, 4), (32, 8))?;
+        let phentsize = self.field((42, 2), (54, 2))?;
+        let phnum = self.field((44, 2), (56, 2))?;
+        for i in 0..phnum.min(512) {
+            let at = Self::at(phoff.checked_add(i.checked_mul(phentsize)?)?)?;
+            if self.int(at, 4)? == PT_INTERP {
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
+
+    /// True when it has a section of this name.
+    fn has_section(&self, name: &[u8]) -> Option<bool> {
+        let shoff = self.field((32, 4), (40, 8))?;
+        let shentsize = self.field((46, 2), (58, 2))?;
+        let shnum = self.field((48, 2), (60, 2))?;
+        let shstrndx = self.field((50, 2), (62, 2))?;
+        let header = |i: u64| Self::at(shoff.checked_add(i.checked_mul(shentsize)?)?);
+        // sh_offset of a section header.
+        let off_field = if self.wide { (24, 8) } else { (16, 4) };
+        let strtab = header(shstrndx)?;
+        let names = Self::at(self.int(strtab + off_field.0, off_field.1)?)?;
+        for i in 0..shnum.min(4096) {
+            let h = header(i)?;
+            let at = names.checked_add(Self::at(self.int(h, 4)?)?)?;
+            let end = at.checked_add(name.len())?;
+            if self.b.get(at..end) == Some(name) && self.b.get(end) == Some(&0) {
+                return Some(true);
+            }
+        }
+        Some(false)
+    }
+}
+
+/// For an ELF file: true when it has no `PT_INTERP` program header (statically
+/// linked, or static-pie). `None` for anything else (a script, a truncated file).
+fn elf_without_interpreter(b: &[u8]) -> Option<bool> {
+    Elf::new(b)?.without_interpreter()
+}
+
+/// True for a Go executable: it has the section `.go.buildinfo`, which every Go
+/// toolchain since 1.13 writes.
+fn is_go_program(path: &Path) -> bool {
+    let mut data = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(256 << 20).read_to_end(&mut data));
+    read.is_ok() && Elf::new(&data).and_then(|e| e.has_section(b".go.buildinfo")) == Some(true)
 }
 
 /// An I/O error as a shell words it ("No such file or directory"), without Rust's
@@ -360,6 +464,26 @@ mod tests {
             None,
             "truncated"
         );
+    }
+
+    #[test]
+    fn godebug_keeps_what_is_set() {
+        let g = |v: Option<&str>, m| godebug(v.map(OsStr::new), m);
+        assert_eq!(g(None, Mode::Prefer), Some("multipathtcp=1".into()));
+        assert_eq!(g(Some(""), Mode::Require), Some("multipathtcp=1".into()));
+        assert_eq!(g(None, Mode::Off), Some("multipathtcp=0".into()));
+        assert_eq!(
+            g(Some("http2client=0"), Mode::Prefer),
+            Some("http2client=0,multipathtcp=1".into())
+        );
+        assert_eq!(
+            g(Some("x=1, multipathtcp=2"), Mode::Prefer),
+            None,
+            "the user's own"
+        );
+        assert!(!is_go_program(
+            &std::env::current_exe().expect("test binary")
+        ));
     }
 
     #[test]
