@@ -4,7 +4,9 @@
 //! One function per kernel call, as rustix has: each names its option (and says which
 //! kernel added it); none takes a level and option name from its caller but
 //! [`int_option`]/[`set_int_option`], whose one-`int` value is too short for any option
-//! that carries pointers.
+//! that carries pointers. [`set_known_option`]/[`known_option`] take a
+//! [`SockOpt`](crate::sockopt::SockOpt), a closed list of options whose values are plain
+//! data.
 //!
 //! No Rust struct is ever viewed as bytes by Rust code (its padding would be
 //! uninitialised): the kernel writes replies straight into structs ([`mptcp_info`]) or

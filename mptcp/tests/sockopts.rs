@@ -301,3 +301,93 @@ fn tokio_prefer_falls_back() {
         });
     });
 }
+
+/// Options set on an MPTCP socket before connect that `ss` shows on each subflow: set,
+/// connect over two paths, wait for the second subflow, and count the subflows that
+/// show each (`VMTEST SOCKOPT-SUBFLOWS NAME=shown/subflows`, or `refused`).
+#[test]
+fn options_on_every_subflow() {
+    require_netns!();
+    let t = common::Topology::new(2);
+    let Ok(_) = t.client.run(|| MptcpSocket::new_v4(Mode::Require)) else {
+        eprintln!("skipped: no MPTCP sockets here");
+        return;
+    };
+    t.client_subflow_endpoints(false);
+    let server: SocketAddr = format!("{}:4901", common::PATHS[0].server4)
+        .parse()
+        .expect("addr");
+    let listener = t
+        .server
+        .run(|| mptcp::listen_with("0.0.0.0:4901", Mode::Require))
+        .expect("listen");
+    /// Each option, its value, and what `ss -tinoe` shows on a subflow that has it.
+    fn wanted() -> Vec<(SockOpt, Value, fn(&str) -> bool)> {
+        vec![
+            (SockOpt::TcpCongestion, Value::Name(b"reno".to_vec()), |l| {
+                l.split_whitespace().any(|w| w == "reno")
+            }),
+            (SockOpt::SoMark, Value::Int(7), |l| l.contains("fwmark:0x7")),
+            (SockOpt::SoKeepalive, Value::Int(1), |l| {
+                l.contains("timer:(keepalive")
+            }),
+            (SockOpt::TcpMaxseg, Value::Int(1200), |l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix("mss:"))
+                    .and_then(|m| m.parse::<u32>().ok())
+                    .is_some_and(|m| m <= 1200)
+            }),
+        ]
+    }
+    let (stream, set) = t.client.run(move || {
+        let sock = MptcpSocket::new_v4(Mode::Require).expect("socket");
+        let set: Vec<bool> = wanted()
+            .iter()
+            .map(|(o, v, _)| sock.set_option(*o, v).is_ok())
+            .collect();
+        let stream = sock.connect(server).expect("connect");
+        (stream, set)
+    });
+    let (mut peer, _) = listener.accept().expect("accept");
+    let mut stream = stream;
+    stream.write_all(b"x").expect("write");
+    let mut b = [0u8; 1];
+    peer.read_exact(&mut b).expect("read");
+    let two = common::wait_for(Duration::from_secs(5), || {
+        (mptcp::subflows(&stream).ok()?.len() == 2).then_some(())
+    });
+    assert!(two.is_some(), "a second subflow joins");
+    // One entry per subflow (a header line and its indented info lines).
+    let ss = t.client.exec(&["ss", "-tinoeH", "dport", "=", ":4901"]);
+    let mut subflows: Vec<String> = Vec::new();
+    for line in ss.lines() {
+        if line.starts_with(char::is_whitespace) {
+            if let Some(last) = subflows.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+        } else {
+            subflows.push(line.to_string());
+        }
+    }
+    subflows.retain(|s| s.contains("tcp-ulp-mptcp"));
+    assert_eq!(subflows.len(), 2, "ss shows both subflows: {ss}");
+    let initial = stream.local_addr().expect("local").to_string();
+    for ((opt, _, shows), was_set) in wanted().into_iter().zip(set) {
+        let cell = if was_set {
+            let n = subflows.iter().filter(|s| shows(s)).count();
+            // The initial subflow is the socket the option was set on.
+            let first = subflows
+                .iter()
+                .find(|s| s.contains(&initial))
+                .expect("the initial subflow");
+            if opt == SockOpt::TcpCongestion {
+                assert!(shows(first), "{opt} on the initial subflow: {first}");
+            }
+            format!("{n}/{}", subflows.len())
+        } else {
+            "refused".to_string()
+        };
+        println!("VMTEST SOCKOPT-SUBFLOWS {}={cell}", opt.name());
+    }
+}

@@ -46,6 +46,11 @@ pub(super) fn parse(label: &str, lines: &[String]) -> Report {
             r.features.push((k.to_string(), v.to_string()));
         } else if let Some((k, v)) = after("VMTEST SOCKOPT ").and_then(|f| f.split_once('=')) {
             r.sockopts.push((k.to_string(), v.to_string()));
+        } else if let Some((k, v)) =
+            after("VMTEST SOCKOPT-SUBFLOWS ").and_then(|f| f.split_once('='))
+        {
+            r.sockopts
+                .push((format!("{k}: subflows showing it"), v.to_string()));
         } else if let Some(rel) = t.strip_prefix("VMTEST KERNEL ") {
             r.kernel = rel.to_string();
         } else if let Some(rest) = t.strip_prefix("test result: ") {
@@ -293,15 +298,20 @@ mod tests {
         let console = lines(
             "VMTEST FEATURE subflow ids=yes\n\
              test compatibility_table ... VMTEST SOCKOPT IP_TTL=EOPNOTSUPP/ok EOPNOTSUPP/ok EOPNOTSUPP/ok\n\
-             VMTEST SOCKOPT TCP_NODELAY=ok/ok ok/ok ok/ok\n",
+             VMTEST SOCKOPT TCP_NODELAY=ok/ok ok/ok ok/ok\n\
+             VMTEST SOCKOPT-SUBFLOWS SO_MARK=2/2\n",
         );
         let mut r = parse("6.1", &console);
         r.arch = "x86_64".into();
         assert_eq!(r.features, vec![("subflow ids".into(), "yes".into())]);
         assert_eq!(
             r.sockopts.len(),
-            2,
+            3,
             "a line glued after a test's name is read too"
+        );
+        assert_eq!(
+            r.sockopts[2],
+            ("SO_MARK: subflows showing it".into(), "2/2".into())
         );
         let md = table("option", &[r], |r| &r.sockopts);
         assert!(md.starts_with("| option | 6.1 |"), "{md}");
