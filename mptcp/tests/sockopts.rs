@@ -321,8 +321,10 @@ fn options_on_every_subflow() {
         .server
         .run(|| mptcp::listen_with("0.0.0.0:4901", Mode::Require))
         .expect("listen");
-    /// Each option, its value, and what `ss -tinoe` shows on a subflow that has it.
-    fn wanted() -> Vec<(SockOpt, Value, fn(&str) -> bool)> {
+    /// What `ss -tinoe` shows on a subflow that has an option.
+    type Shows = fn(&str) -> bool;
+    /// Each option, its value, and how a subflow shows it.
+    fn wanted() -> Vec<(SockOpt, Value, Shows)> {
         vec![
             (SockOpt::TcpCongestion, Value::Name(b"reno".to_vec()), |l| {
                 l.split_whitespace().any(|w| w == "reno")
