@@ -1010,3 +1010,303 @@ fn go_program_uses_mptcp_through_godebug() {
     assert_eq!(out, "dial=true accept=true intact=true");
     println!("Go alone: {alone}");
 }
+
+/// How a program is run: under `mptcp-run`, or under mptcpd's `mptcpize run`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Wrapper {
+    MptcpRun,
+    Mptcpize,
+}
+
+impl Wrapper {
+    fn command(self, ns: &Netns, program: &str, args: &[&str]) -> Command {
+        match self {
+            Wrapper::MptcpRun => run_in(ns, &["--quiet"], program, args),
+            Wrapper::Mptcpize => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.name, "mptcpize", "run", program])
+                    .args(args);
+                c
+            }
+        }
+    }
+}
+
+/// One program pair of the side-by-side table: how to start its server (port, output
+/// file, input directory), how to run its client, and where the received bytes end up.
+struct Case {
+    name: &'static str,
+    needs: &'static [&'static str],
+    server: fn(&Path, u16) -> Vec<String>,
+    client: fn(&Path, u16) -> Vec<String>,
+    /// The file the transferred bytes land in, relative to the case's directory.
+    received: &'static str,
+    /// The server sets `TCP_USER_TIMEOUT` on its listener before `listen`.
+    user_timeout: bool,
+}
+
+/// What one case did under one wrapper.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    /// The transfer ran: MPTCP at both ends or not, and whether the bytes arrived
+    /// intact (`None` when the program does not keep them).
+    Ran { mptcp: bool, intact: Option<bool> },
+    /// The server did not come up; its first line on stderr.
+    ServerFailed(String),
+}
+
+impl Outcome {
+    fn cell(&self) -> String {
+        match self {
+            Outcome::Ran { mptcp, intact } => format!(
+                "{}{}",
+                if *mptcp { "MPTCP" } else { "plain TCP" },
+                match intact {
+                    Some(true) => ", bytes intact",
+                    Some(false) => ", bytes differ",
+                    None => "",
+                }
+            ),
+            Outcome::ServerFailed(why) => format!("the server fails: `{why}`"),
+        }
+    }
+}
+
+fn cases() -> Vec<Case> {
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+    fn url(port: u16) -> String {
+        format!("http://{}:{port}/file.bin", PATHS[0].server4)
+    }
+    fn http_server(dir: &Path, port: u16) -> Vec<String> {
+        let py = python().expect("python3").to_string();
+        s(&[
+            &py,
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            PATHS[0].server4,
+            "--directory",
+            dir.to_str().expect("UTF-8"),
+        ])
+    }
+    vec![
+        Case {
+            name: "curl, from Python's http.server",
+            needs: &["curl", "python3"],
+            server: http_server,
+            client: |dir, port| {
+                s(&[
+                    "curl",
+                    "-sS",
+                    "-o",
+                    dir.join("got").to_str().expect("UTF-8"),
+                    &url(port),
+                ])
+            },
+            received: "got",
+            user_timeout: false,
+        },
+        Case {
+            name: "wget, from Python's http.server",
+            needs: &["wget", "python3"],
+            server: http_server,
+            client: |dir, port| {
+                s(&[
+                    "wget",
+                    "-q",
+                    "-O",
+                    dir.join("got").to_str().expect("UTF-8"),
+                    &url(port),
+                ])
+            },
+            received: "got",
+            user_timeout: false,
+        },
+        Case {
+            name: "socat to socat",
+            needs: &["socat"],
+            server: |dir, port| {
+                s(&[
+                    "socat",
+                    "-u",
+                    &format!("TCP-LISTEN:{port},bind={},reuseaddr", PATHS[0].server4),
+                    &format!("CREATE:{}", dir.join("got").display()),
+                ])
+            },
+            client: |dir, port| {
+                s(&[
+                    "socat",
+                    "-u",
+                    &format!("FILE:{}", dir.join("file.bin").display()),
+                    &format!("TCP:{}:{port}", PATHS[0].server4),
+                ])
+            },
+            received: "got",
+            user_timeout: false,
+        },
+        Case {
+            name: "socat to socat with TCP_USER_TIMEOUT on its listener",
+            needs: &["socat"],
+            server: |dir, port| {
+                s(&[
+                    "socat",
+                    "-u",
+                    &format!(
+                        "TCP-LISTEN:{port},bind={},reuseaddr,setsockopt-listen=6:18:5000",
+                        PATHS[0].server4
+                    ),
+                    &format!("CREATE:{}", dir.join("got").display()),
+                ])
+            },
+            client: |dir, port| {
+                s(&[
+                    "socat",
+                    "-u",
+                    &format!("FILE:{}", dir.join("file.bin").display()),
+                    &format!("TCP:{}:{port}", PATHS[0].server4),
+                ])
+            },
+            received: "got",
+            user_timeout: true,
+        },
+        Case {
+            name: "iperf3 to iperf3 -s",
+            needs: &["iperf3"],
+            server: |_, port| {
+                s(&[
+                    "iperf3",
+                    "-s",
+                    "-1",
+                    "-B",
+                    PATHS[0].server4,
+                    "-p",
+                    &port.to_string(),
+                ])
+            },
+            client: |_, port| {
+                s(&[
+                    "iperf3",
+                    "-c",
+                    PATHS[0].server4,
+                    "-p",
+                    &port.to_string(),
+                    "-n",
+                    "1M",
+                ])
+            },
+            received: "",
+            user_timeout: false,
+        },
+    ]
+}
+
+/// True when `program` runs here.
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs one case under one wrapper: whether the connection was MPTCP at both ends (the
+/// client's `MPCapableSYNACKRX` counter: an MP_CAPABLE SYN-ACK came back) and whether
+/// the bytes arrived intact.
+fn side_by_side(t: &Topology, case: &Case, w: Wrapper, port: u16) -> Outcome {
+    let dir = TempDir::new("programs");
+    let data = common::data(FILE_LEN);
+    std::fs::write(dir.0.join("file.bin"), &data).expect("write the file");
+    let before = t.client.counter("MPTcpExt", "MPCapableSYNACKRX");
+    let server_args = (case.server)(&dir.0, port);
+    let argv: Vec<&str> = server_args.iter().map(String::as_str).collect();
+    let mut server = Proc::spawn(&mut w.command(&t.server, argv[0], &argv[1..]));
+    let listening = common::wait_for(Duration::from_secs(10), || {
+        if server.child.try_wait().ok().flatten().is_some() {
+            return Some(false);
+        }
+        let ss = t.server.exec(&["ss", "-Hltn", &format!("sport = :{port}")]);
+        (!ss.trim().is_empty()).then_some(true)
+    });
+    if listening != Some(true) {
+        std::thread::sleep(Duration::from_millis(100));
+        let err = server.stderr();
+        // socat's lines start with a date, a time and its name: keep the message.
+        let first = err.lines().next().unwrap_or("").to_string();
+        let msg = first.split_once(" E ").map_or(first.as_str(), |(_, m)| m);
+        return Outcome::ServerFailed(msg.to_string());
+    }
+    let client_args = (case.client)(&dir.0, port);
+    let argv: Vec<&str> = client_args.iter().map(String::as_str).collect();
+    let out = bounded(
+        &mut w.command(&t.client, argv[0], &argv[1..]),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{} under {w:?}: {out:?}", case.name);
+    if case.received.is_empty() {
+        let _ = server.child.wait();
+    } else if case.name.starts_with("socat") {
+        // The server writes until the client's EOF, then exits.
+        let end = Instant::now() + Duration::from_secs(10);
+        while server.child.try_wait().ok().flatten().is_none() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let mptcp = t.client.counter("MPTcpExt", "MPCapableSYNACKRX") > before;
+    let intact = (!case.received.is_empty()).then(|| {
+        std::fs::read(dir.0.join(case.received))
+            .is_ok_and(|got| common::sha256(&got) == common::sha256(&data))
+    });
+    Outcome::Ran { mptcp, intact }
+}
+
+/// Programs people run, between two namespaces, under `mptcp-run` and under mptcpd's
+/// `mptcpize` (when installed): every one is MPTCP under `mptcp-run`, its bytes intact.
+/// Prints the README's table rows.
+#[test]
+fn real_programs_side_by_side() {
+    require_netns!();
+    let _ = preload();
+    if !common::caps().mptcp {
+        eprintln!("skipped: the kernel has no MPTCP");
+        return;
+    }
+    let t = Topology::new(1);
+    let mptcpize = have("mptcpize");
+    // Whether this kernel's MPTCP refuses TCP_USER_TIMEOUT (then the listener that sets
+    // it falls back to plain TCP under mptcp-run).
+    let refuses = t.server.run(|| {
+        mptcp::sockopt::support(mptcp::sockopt::SockOpt::TcpUserTimeout)
+            .is_ok_and(|c| c.mptcp_refuses())
+    });
+    let mut port = 5300;
+    for case in cases() {
+        if let Some(missing) = case.needs.iter().find(|p| !have(p)) {
+            eprintln!(
+                "skipped: {}: needs {missing} (cargo xtask test installs it)",
+                case.name
+            );
+            continue;
+        }
+        port += 1;
+        let ours = side_by_side(&t, &case, Wrapper::MptcpRun, port);
+        let Outcome::Ran { mptcp, intact } = ours else {
+            panic!("{} under mptcp-run: {ours:?}", case.name);
+        };
+        assert_eq!(
+            mptcp,
+            !(case.user_timeout && refuses),
+            "{}: MPTCP under mptcp-run, plain TCP where the listener's option was refused",
+            case.name
+        );
+        assert_ne!(intact, Some(false), "{}: bytes intact", case.name);
+        let other = if mptcpize {
+            port += 1;
+            side_by_side(&t, &case, Wrapper::Mptcpize, port).cell()
+        } else {
+            "not installed".to_string()
+        };
+        println!("PROGRAM | {} | {other} | {} |", case.name, ours.cell());
+    }
+}

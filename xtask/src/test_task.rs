@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 /// System packages the tests need: libclang for bindgen, a C compiler for the layout
 /// tests, iproute2 for network namespaces, strace for the system call budget
 /// (`mptcp/tests/syscalls.rs`), python3 for the unmodified programs `mptcp-run` runs
-/// (`mptcp-examples/tests/mptcp_run.rs`).
+/// (`mptcp-examples/tests/mptcp_run.rs`), and the programs it runs side by side under
+/// `mptcp-run` and under mptcpd's `mptcpize` (curl, wget, socat, iperf3, `mptcpize`).
 const PACKAGES: &[&str] = &[
     "libclang-dev",
     "gcc",
@@ -18,6 +19,11 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "strace",
     "python3",
+    "curl",
+    "wget",
+    "socat",
+    "iperf3",
+    "mptcpize",
 ];
 
 fn cargo() -> Command {
