@@ -22,6 +22,23 @@ fn cell(s: Support) -> String {
     }
 }
 
+/// One table cell: where MPTCP answers as plain TCP does in every state, `as TCP`;
+/// else MPTCP's answer in the states where it differs (just the answer when it is
+/// the same in all three).
+fn summary(m: &[Support; 3], t: &[Support; 3]) -> String {
+    const STATES: [&str; 3] = ["before connect", "connected", "listening"];
+    let differ: Vec<usize> = (0..3).filter(|&i| cell(m[i]) != cell(t[i])).collect();
+    match differ.as_slice() {
+        [] => "as TCP".into(),
+        [0, 1, 2] if cell(m[0]) == cell(m[1]) && cell(m[1]) == cell(m[2]) => cell(m[0]),
+        d => d
+            .iter()
+            .map(|&i| format!("{}: {}", STATES[i], cell(m[i])))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
 fn loopback(opt: SockOpt) -> SocketAddr {
     if opt.level() == mptcp::sockopt::Level::Ipv6 {
         "[::1]:0".parse().expect("addr")
@@ -67,12 +84,13 @@ fn compatibility_table() {
             let m = states(opt, Mode::Require);
             let t = states(opt, Mode::Off);
             println!(
-                "VMTEST SOCKOPT {}={}",
+                "{}: MPTCP/TCP before connect, connected, listening: {}",
                 opt.name(),
                 [0, 1, 2]
                     .map(|i| format!("{}/{}", cell(m[i]), cell(t[i])))
                     .join(" ")
             );
+            println!("VMTEST SOCKOPT {}={}", opt.name(), summary(&m, &t));
             // The library's answer, asked once per process, is what a fresh socket says.
             let c = support(opt).expect("support");
             assert_eq!(
