@@ -1009,6 +1009,21 @@ fn go_program_uses_mptcp_through_godebug() {
     let (out, _) = run(Some(&[]), Some("http2client=0"));
     assert_eq!(out, "dial=true accept=true intact=true");
     println!("Go alone: {alone}");
+    // mptcpd's mptcpize, beside it: LD_PRELOAD only, which a static binary ignores.
+    if have("mptcpize") {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns.name, "mptcpize", "run", exe])
+            .env_remove("GODEBUG");
+        let out = bounded(&mut cmd, Duration::from_secs(30));
+        let out = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        println!(
+            "PROGRAM | a Go 1.23 program (static) | {out} | dial=true accept=true intact=true |"
+        );
+        assert_eq!(
+            out, alone,
+            "mptcpize changes nothing for a static Go program"
+        );
+    }
 }
 
 /// How a program is run: under `mptcp-run`, or under mptcpd's `mptcpize run`.

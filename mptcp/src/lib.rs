@@ -10,7 +10,7 @@
 //!   versioned: fields an older kernel did not return are `None`.
 //! * Every MPTCP connection of the network namespace with its subflows, as data
 //!   (`diag`, feature `diag`).
-//! * tokio support behind the `tokio` feature ([`tokio`](crate::tokio)).
+//! * tokio support behind the `tokio` feature (the module `mptcp::tokio`).
 //!
 //! An MPTCP socket is a stream socket to userspace: the crate hands out std's own
 //! [`TcpStream`](std::net::TcpStream) and [`TcpListener`](std::net::TcpListener).
@@ -41,7 +41,7 @@
 //!
 //! | | Linux | Android | macOS, FreeBSD, Windows, others |
 //! |---|---|---|---|
-//! | [`connect`], [`listen`], [`MptcpSocket`], [`Mode`], [`tokio`](crate::tokio) connect/listen | MPTCP | MPTCP (when the kernel has it) | plain TCP |
+//! | [`connect`], [`listen`], [`MptcpSocket`], [`Mode`], `tokio` connect/listen | MPTCP | MPTCP (when the kernel has it) | plain TCP |
 //! | [`Mode::Prefer`] | MPTCP, TCP where refused | same | TCP, [`Unavailable::UnsupportedOs`] |
 //! | [`Mode::Require`] | MPTCP or an error | same | [`Error::Unavailable`] naming the OS |
 //! | [`status`], [`is_mptcp`], [`info`], [`token`], [`subflows`], [`connection`] | yes | yes | not compiled |

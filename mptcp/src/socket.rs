@@ -351,7 +351,7 @@ fn adopted_domain(socket: &Socket) -> Result<Domain> {
 /// A new, unconnected stream socket: MPTCP when possible under its [`Mode`], plain TCP
 /// otherwise. Set options on it, then [`connect`](Self::connect) or
 /// [`listen`](Self::listen). Its methods are those of
-/// [`tokio::MptcpSocket`](crate::tokio::MptcpSocket), which has the shape of tokio's
+/// `tokio::MptcpSocket` (feature `tokio`), which has the shape of tokio's
 /// `TcpSocket`; options it lacks are set on the borrowed descriptor (it is `AsFd`), for
 /// instance with `socket2::SockRef`.
 ///

@@ -53,7 +53,7 @@ fn with_thread_query<T>(f: impl FnOnce(&mut SubflowQuery) -> T) -> T {
     })
 }
 
-/// [`MptcpInfo`] and subflows together (one system call on Linux 6.5+).
+/// [`MptcpInfo`](crate::MptcpInfo) and subflows together (one system call on Linux 6.5+).
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -130,7 +130,7 @@ impl SubflowQuery {
         }
     }
 
-    /// Reads the connection's [`MptcpInfo`] and subflows (see [`connection`]).
+    /// Reads the connection's [`MptcpInfo`](crate::MptcpInfo) and subflows (see [`connection`]).
     #[doc(alias = "MPTCP_FULL_INFO")]
     pub fn connection(&mut self, fd: impl AsFd) -> Result<&Connection> {
         let fd = fd.as_fd();

@@ -37,7 +37,7 @@ const TCP_ESTABLISHED: u8 = 1;
 /// # Ok::<(), mptcp::Error>(())
 /// ```
 ///
-/// The async form (feature `tokio`) is [`AsyncSubflowHandle`]: the same operations, with
+/// The async form (feature `tokio`) is `AsyncSubflowHandle`: the same operations, with
 /// the path-manager requests and the wait for the subflow's event as futures.
 #[derive(Debug)]
 pub struct SubflowHandle<S: AsFd, P = PathManager> {
@@ -89,7 +89,7 @@ impl<S: AsFd> SubflowHandle<S, super::AsyncPathManager> {
 
 impl<S: AsFd, P> SubflowHandle<S, P> {
     /// Wraps a connected MPTCP socket with a path-manager client of your own (a
-    /// [`PathManager`], or an [`AsyncPathManager`](super::AsyncPathManager) shared with
+    /// [`PathManager`], or an `AsyncPathManager` (feature `tokio`) shared with
     /// other tasks).
     pub fn with_path_manager(socket: S, pm: P) -> Result<Self> {
         let token = crate::info::token(&socket)?;

@@ -185,8 +185,8 @@ pub struct Subflow {
 
 /// A subflow's id and addresses: what the seed's `GetSubTuple` returns, from the path
 /// manager's [`SubflowHandle::subflow`](crate::pm::SubflowHandle::subflow) on upstream
-/// kernels and from [`legacy::get_sub_tuple`](crate::legacy::get_sub_tuple) on the
-/// out-of-tree ones. ([`Subflow`] is the full view, with `tcp_info`.)
+/// kernels and from `legacy::get_sub_tuple` (feature `legacy`) on the out-of-tree
+/// ones. ([`Subflow`] is the full view, with `tcp_info`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
