@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 
 const PM: &str = env!("CARGO_BIN_EXE_mptcp-pm");
 const CAT: &str = env!("CARGO_BIN_EXE_mptcp-cat");
+const PMD: &str = env!("CARGO_BIN_EXE_mptcp-pmd");
 
 fn run(ns: &Netns, tool: &str, args: &[&str]) -> Output {
     Command::new("ip")
@@ -49,7 +50,23 @@ fn missing_arguments_are_named() {
     );
     assert_eq!(
         refused(&ns, CAT, &["-l", "--json"]),
-        "mptcp-cat: the following required arguments were not provided: <HOST> <PORT> (see --help)"
+        "mptcp-cat: the following required arguments were not provided: <PORT> (see --help)"
+    );
+    assert_eq!(
+        refused(&ns, CAT, &["5000"]),
+        "mptcp-cat: missing HOST: a client needs HOST PORT (-l PORT listens) (see --help)"
+    );
+    assert_eq!(
+        refused(&ns, CAT, &["-l", "70000"]),
+        "mptcp-cat: invalid PORT \"70000\": expected a number from 0 to 65535 (see --help)"
+    );
+    assert_eq!(
+        refused(&ns, PMD, &["--log", "loud", "--check"]),
+        "mptcp-pmd: --log \"loud\": \"loud\" is not a level (error, warn, info, debug, trace, off) nor TARGET=LEVEL (see --help)"
+    );
+    assert_eq!(
+        refused(&ns, CAT, &["-4", "-6", "-l", "1"]),
+        "mptcp-cat: the argument '-4' cannot be used with '-6' (see --help)"
     );
     assert_eq!(
         refused(&ns, PM, &["--json", "subflow"]),
@@ -385,7 +402,7 @@ fn invalid_values_are_named() {
 
     assert_eq!(
         refused(&ns, CAT, &["192.0.2.1", "http"]),
-        "mptcp-cat: invalid value 'http' for '<PORT>': invalid digit found in string (see --help)"
+        "mptcp-cat: invalid PORT \"http\": expected a number from 0 to 65535 (see --help)"
     );
     assert_eq!(
         refused(&ns, CAT, &["--mptcp", "maybe", "192.0.2.1", "80"]),

@@ -125,6 +125,40 @@ fn cat_two_paths_json() {
     assert_eq!(cj["info"]["token"], cj["token"]);
 }
 
+/// `-l PORT` listens on every address, as netcat's does: an IPv4 and an IPv6 client
+/// both reach it (the IPv4 one as a mapped address), with `-4`/`-6` choosing the family
+/// of a client's address.
+#[test]
+fn cat_listen_on_port_alone() {
+    require_netns!();
+    let t = Topology::new(1);
+    for (port, family, server_ip) in [
+        (4311u16, "-4", PATHS[0].server4),
+        (4312, "-6", PATHS[0].server6),
+    ] {
+        let server = cat_in(&t.server, &["-l", "--json", &port.to_string()], Vec::new());
+        wait_listening(&t, port);
+        let payload = data(64 * 1024);
+        let client = cat_in(
+            &t.client,
+            &[family, "--json", server_ip, &port.to_string()],
+            payload.clone(),
+        );
+        let server = std::thread::spawn(move || server.wait_with_output().expect("server"));
+        let c = client.wait_with_output().expect("client");
+        let s = server.join().expect("server thread");
+        assert!(
+            c.status.success() && s.status.success(),
+            "{family}: {c:?} {s:?}"
+        );
+        assert_eq!(
+            sha256(&s.stdout),
+            sha256(&payload),
+            "{family}: bytes intact"
+        );
+    }
+}
+
 #[test]
 fn cat_fallback_json() {
     require_netns!();

@@ -1,12 +1,12 @@
 //! `mptcp-cat`: netcat for Multipath TCP.
 //!
 //! ```text
-//! mptcp-cat [-l] [-6] [--mptcp prefer|require|off] [--json] [--send-only|--recv-only] HOST PORT
+//! mptcp-cat [-l] [-4|-6] [--mptcp prefer|require|off] [--json] [--send-only|--recv-only] [HOST] PORT
 //! ```
 //!
 //! Client: connects, copies stdin to the socket and the socket to stdout until both
-//! directions are closed. `-l`: listens on HOST PORT and serves one connection the same
-//! way. At the end it prints a summary on stderr: whether MPTCP was used (or why not),
+//! directions are closed. `-l`: listens on HOST PORT (every address when HOST is left
+//! out, as netcat's `-l PORT`) and serves one connection the same way. At the end it prints a summary on stderr: whether MPTCP was used (or why not),
 //! the connection token, the `MPTCP_INFO` fields and the subflows, read while the
 //! connection was still established. `--json` prints the summary as one JSON object on
 //! one line. How the connection ends (an empty stdin, `--send-only`, `--recv-only`):
@@ -36,12 +36,16 @@ mptcp-cat finishes, without waiting for stdin unless stdin gave data and has not
     name = "mptcp-cat",
     about = "netcat for Multipath TCP",
     version,
+    override_usage = "mptcp-cat [OPTIONS] HOST PORT\n       mptcp-cat -l [OPTIONS] [HOST] PORT",
     after_help = CLOSING
 )]
 struct Args {
-    /// Listen on HOST PORT and serve one connection.
+    /// Listen on HOST PORT (every address without HOST) and serve one connection.
     #[arg(short = 'l', long = "listen")]
     listen: bool,
+    /// Use IPv4 addresses only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    ipv4: bool,
     /// Use IPv6 addresses only.
     #[arg(short = '6')]
     ipv6: bool,
@@ -59,10 +63,36 @@ struct Args {
     /// its side.
     #[arg(long)]
     recv_only: bool,
-    /// Host to connect to (or address to listen on with -l).
-    host: String,
-    /// Port.
-    port: u16,
+    /// HOST PORT: the host to connect to (with -l, the address to listen on, which can
+    /// be left out) and the port.
+    #[arg(value_names = ["HOST", "PORT"], num_args = 0..=2)]
+    target: Vec<String>,
+}
+
+impl Args {
+    /// HOST and PORT from the one or two words given, or the usage error: with `-l` and
+    /// one word, it is the port and every address is listened on (`::`, which takes
+    /// IPv4 too, or `0.0.0.0` with `-4`).
+    fn host_port(&self) -> Result<(String, u16), String> {
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| format!("invalid PORT {p:?}: expected a number from 0 to 65535"))
+        };
+        match self.target.as_slice() {
+            [host, p] => Ok((host.clone(), port(p)?)),
+            [p] if self.listen => {
+                let any = if self.ipv4 { "0.0.0.0" } else { "::" };
+                Ok((any.to_string(), port(p)?))
+            }
+            [p] if p.parse::<u16>().is_ok() => {
+                Err("missing HOST: a client needs HOST PORT (-l PORT listens)".into())
+            }
+            [] if !self.listen => {
+                Err("the following required arguments were not provided: <HOST> <PORT>".into())
+            }
+            _ => Err("the following required arguments were not provided: <PORT>".into()),
+        }
+    }
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -174,13 +204,16 @@ fn wait_acked(stream: &TcpStream) {
 }
 
 fn addresses(args: &Args) -> Result<Vec<SocketAddr>, String> {
-    let all: Vec<SocketAddr> = (args.host.as_str(), args.port)
+    let (host, port) = args
+        .host_port()
+        .unwrap_or_else(|e| mptcp_examples::usage_error("mptcp-cat", &e));
+    let all: Vec<SocketAddr> = (host.as_str(), port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", args.host))?
-        .filter(|a| !args.ipv6 || a.is_ipv6())
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .filter(|a| (!args.ipv6 || a.is_ipv6()) && (!args.ipv4 || a.is_ipv4()))
         .collect();
     if all.is_empty() {
-        return Err(format!("no usable address for {}", args.host));
+        return Err(format!("no usable address for {host}"));
     }
     Ok(all)
 }

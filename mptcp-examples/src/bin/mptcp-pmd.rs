@@ -64,6 +64,11 @@ fn main() -> ExitCode {
         },
         None => Config::default(),
     };
+    // A wrong command line is refused before anything else, --check included.
+    let filter = match log_filter(&args.log) {
+        Ok(f) => f,
+        Err(e) => mptcp_examples::usage_error("mptcp-pmd", &format!("--log {:?}: {e}", args.log)),
+    };
     if let Some(s) = &args.state {
         // An empty path: no state file.
         config.state_file = Some(s.clone()).filter(|p| !p.as_os_str().is_empty());
@@ -81,10 +86,6 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let filter = match tracing_subscriber::EnvFilter::try_new(&args.log) {
-        Ok(f) => f,
-        Err(e) => mptcp_examples::usage_error("mptcp-pmd", &format!("--log {:?}: {e}", args.log)),
-    };
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -151,4 +152,19 @@ fn status(config: &Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The `--log` filter: a level, or RUST_LOG-style `TARGET=LEVEL` directives (comma
+/// separated). A bare word that is not a level is refused: tracing would take it for a
+/// target's name and log nothing.
+fn log_filter(s: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    use tracing_subscriber::filter::LevelFilter;
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if !part.contains('=') && part.parse::<LevelFilter>().is_err() {
+            return Err(format!(
+                "{part:?} is not a level (error, warn, info, debug, trace, off) nor TARGET=LEVEL"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(s).map_err(|e| e.to_string())
 }
