@@ -37,6 +37,18 @@ fn main() {
     let headers = env::var_os(HEADERS_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
+    if let Some(h) = &headers {
+        if !h.join("linux/mptcp.h").is_file() {
+            // A wrong path must not read as "old headers" further down.
+            println!(
+                "cargo:warning=mptcp-sys: {HEADERS_ENV}={} holds no linux/mptcp.h: it must \
+                 name a kernel UAPI include directory (the one with linux/ and asm/); \
+                 ignored",
+                h.display()
+            );
+        }
+    }
+    let headers = headers.filter(|h| h.join("linux/mptcp.h").is_file());
     let target = env::var("TARGET").unwrap_or_default();
     let arch = targets::find(
         &cfg("ARCH"),
@@ -170,11 +182,22 @@ fn choose(
             }
         };
     };
-    let hint = format!(
-        "set {HEADERS_ENV} to the include directory of newer kernel UAPI headers \
-         (`cargo xtask codegen` caches {} under target/kernel-headers/)",
-        pinned_version(&snap_uapi)
-    );
+    let hint = if in_workspace(ctx.manifest) {
+        format!(
+            "set {HEADERS_ENV} to the include directory of newer kernel UAPI headers \
+             (`cargo xtask codegen` caches {} under target/kernel-headers/)",
+            pinned_version(&snap_uapi)
+        )
+    } else {
+        // A dependent: no xtask here. Its two choices.
+        format!(
+            "set {HEADERS_ENV} to the include directory of kernel UAPI headers from \
+             linux-libc-dev {} or newer; or depend on mptcp-sys with \
+             `default-features = false`, which uses the snapshot without generating \
+             (no libclang, no warning)",
+            pinned_version(&snap_uapi)
+        )
+    };
     let generated = catch(|| codegen::generate_uapi(&wrapper, &env))
         .and_then(|u| catch(|| codegen::generate_oot(&oot_header, &env)).map(|o| (u, o)));
     match generated {
@@ -204,9 +227,14 @@ fn choose(
             } else {
                 format!(
                     "are newer than the snapshot ({} items it does not export, e.g. `{}`; \
-                     run `cargo xtask codegen` to update it)",
+                     {})",
                     extra.len(),
-                    extra[0]
+                    extra[0],
+                    if in_workspace(ctx.manifest) {
+                        "run `cargo xtask codegen` to update it"
+                    } else {
+                        "a later mptcp-sys release may export them"
+                    }
                 )
             };
             println!(
@@ -257,6 +285,15 @@ fn describe_headers(dir: Option<&Path>) -> String {
         })
         .unwrap_or_else(|| "unknown version".to_string());
     format!("{}, {version}", base.display())
+}
+
+/// True when building inside the mptcp-rs workspace (its `xtask` is beside the crate),
+/// where maintainer commands exist; false for a dependent's build from crates.io or git.
+#[cfg(feature = "bindgen")]
+fn in_workspace(manifest: &Path) -> bool {
+    manifest
+        .parent()
+        .is_some_and(|root| root.join("xtask/Cargo.toml").is_file())
 }
 
 /// The linux-libc-dev version recorded in the snapshot's first line.

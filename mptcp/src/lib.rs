@@ -50,6 +50,7 @@
 //! On other systems [`Mode::Prefer`] gives plain TCP, as Go's `net` package does, so a
 //! portable program needs no `cfg` of its own to create sockets.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod abi_tests;
