@@ -17,22 +17,20 @@
 //!
 //! ```
 //! use std::io::Write;
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let listener = mptcp::listen("127.0.0.1:0")?;
-//! # let server = listener.local_addr()?;
-//! let mut stream = mptcp::connect(server)?; // MPTCP, or TCP where the kernel has none
-//! stream.write_all(b"hello")?;
-//! # #[cfg(any(target_os = "linux", target_os = "android"))]
-//! # {
-//! let st = mptcp::status(&stream)?;
-//! println!("created as MPTCP: {}, using MPTCP: {}", st.created_as_mptcp, st.using_mptcp);
-//! # if st.using_mptcp {
-//! for sf in mptcp::subflows(&stream)? {
-//!     println!("subflow {:?}: {} -> {}", sf.id, sf.local, sf.remote);
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let listener = mptcp::listen("127.0.0.1:0")?; // loopback: MPTCP where the kernel has it
+//!     let server = listener.local_addr()?;
+//!     let mut stream = mptcp::connect(server)?; // MPTCP, or TCP where the kernel has none
+//!     stream.write_all(b"hello")?;
+//!     # #[cfg(any(target_os = "linux", target_os = "android"))] // status and subflows are Linux's
+//!     if mptcp::is_mptcp(&stream)? {
+//!         for sf in mptcp::subflows(&stream)? {
+//!             println!("subflow {:?}: {} -> {}", sf.id, sf.local, sf.remote);
+//!         }
+//!     }
+//!     Ok(())
 //! }
-//! # }
-//! # }
-//! # Ok(()) }
 //! ```
 //!
 //! # Platforms
@@ -51,6 +49,11 @@
 //! portable program needs no `cfg` of its own to create sockets.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+// Every Rust block of the README is compiled (and run where it can) as a doctest.
+#[cfg(all(doctest, feature = "diag", any(target_os = "linux", target_os = "android")))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
 
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod abi_tests;
