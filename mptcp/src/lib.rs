@@ -51,7 +51,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Every Rust block of the README is compiled (and run where it can) as a doctest.
-#[cfg(all(doctest, feature = "diag", any(target_os = "linux", target_os = "android")))]
+#[cfg(all(
+    doctest,
+    feature = "diag",
+    any(target_os = "linux", target_os = "android")
+))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
