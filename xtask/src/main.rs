@@ -9,6 +9,7 @@ mod cross;
 mod demo;
 mod miri;
 mod mptcpd;
+mod msrv;
 mod packages;
 mod public_api;
 mod selftest;
@@ -52,6 +53,9 @@ enum Cmd {
     },
     /// Run the decode/encode unit tests under Miri (needs a nightly toolchain).
     Miri,
+    /// Check the libraries with their minimum supported Rust (the workspace's
+    /// rust-version; rustup installs it when missing).
+    Msrv,
     /// Compare the public APIs of `mptcp` (default and all features) and `mptcp-sys` with
     /// their checked-in snapshots.
     PublicApi {
@@ -113,6 +117,7 @@ fn main() {
         Cmd::Cross { targets } => cross::run(targets),
         Cmd::PublicApi { bless } => public_api::run(bless),
         Cmd::Miri => miri::run(),
+        Cmd::Msrv => msrv::run(),
         Cmd::Demo {
             json,
             without_mptcp,

@@ -653,7 +653,7 @@ fn endpoint_at(
     let eps = pm.endpoints().map_err(|e| e.to_string())?;
     let ep = eps
         .into_iter()
-        .find(|ep| ep.addr == addr && port.map_or(true, |p| ep.port == Some(p)))
+        .find(|ep| ep.addr == addr && port.is_none_or(|p| ep.port == Some(p)))
         .ok_or_else(|| match port {
             Some(p) => format!("no endpoint has address {addr} port {p}"),
             None => format!("no endpoint has address {addr}"),

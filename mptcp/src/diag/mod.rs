@@ -319,7 +319,7 @@ impl Filter {
 
     /// What the kernel cannot check itself: the token of a dump (not a lookup).
     fn matches(&self, c: &DiagConnection) -> bool {
-        self.token.map_or(true, |t| c.token == Some(t))
+        self.token.is_none_or(|t| c.token == Some(t))
     }
 }
 
@@ -653,7 +653,7 @@ fn diag_error(errno: i32) -> Error {
 /// Whether a looked-up connection passes the rest of the filter.
 fn filter_accepts(f: &Filter, c: &DiagConnection) -> bool {
     fn ok<T: PartialEq>(want: Option<T>, have: T) -> bool {
-        want.map_or(true, |w| w == have)
+        want.is_none_or(|w| w == have)
     }
     f.states & States::of(c.state).bits() != 0
         && ok(f.local_port, c.local.port())

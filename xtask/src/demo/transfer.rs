@@ -189,8 +189,8 @@ impl Transfer {
 
     /// Both ends are done.
     pub fn finished(&self) -> bool {
-        self.sender.as_ref().map_or(true, |h| h.is_finished())
-            && self.receiver.as_ref().map_or(true, |h| h.is_finished())
+        self.sender.as_ref().is_none_or(|h| h.is_finished())
+            && self.receiver.as_ref().is_none_or(|h| h.is_finished())
     }
 
     /// Reads the sender's counters now.
