@@ -4,10 +4,18 @@
 //!   [`listen`], [`MptcpSocket`] (to set options first), with a [`Mode`]; an operator
 //!   sets the mode of [`Mode::Prefer`] sockets (the default) through the `MPTCP_MODE`
 //!   environment variable ([`MODE_ENV`]).
-//! * On any socket, borrowed: is it MPTCP, and did the connection fall back to TCP?
-//!   ([`status`], [`is_mptcp`]).
-//! * Connection info ([`info`], [`token`]) and subflows ([`subflows`], [`connection`]),
-//!   versioned: fields an older kernel did not return are `None`.
+#![cfg_attr(
+    any(target_os = "linux", target_os = "android"),
+    doc = "* On any socket, borrowed: is it MPTCP, and did the connection fall back to TCP?
+  ([`status`], [`is_mptcp`]).
+* Connection info ([`info`], [`token`]) and subflows ([`subflows`], [`connection`]),
+  versioned: fields an older kernel did not return are `None`."
+)]
+#![cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    doc = "* On Linux and Android (not compiled for this OS): `status`, `is_mptcp`, `info`,
+  `token`, `subflows`, `connection`, `pm`, `diag`, `legacy`."
+)]
 //! * Every MPTCP connection of the network namespace with its subflows, as data
 //!   (`diag`, feature `diag`).
 //! * tokio support behind the `tokio` feature (the module `mptcp::tokio`).
@@ -42,7 +50,7 @@
 //! | [`connect`], [`listen`], [`MptcpSocket`], [`Mode`], `tokio` connect/listen | MPTCP | MPTCP (when the kernel has it) | plain TCP |
 //! | [`Mode::Prefer`] | MPTCP, TCP where refused | same | TCP, [`Unavailable::UnsupportedOs`] |
 //! | [`Mode::Require`] | MPTCP or an error | same | [`Error::Unavailable`] naming the OS |
-//! | [`status`], [`is_mptcp`], [`info`], [`token`], [`subflows`], [`connection`] | yes | yes | not compiled |
+//! | `status`, `is_mptcp`, `info`, `token`, `subflows`, `connection` | yes | yes | not compiled |
 //! | `pm` (path manager, subflow operations), `diag` (every connection of the namespace), `legacy` | yes | yes | not compiled |
 //!
 //! On other systems [`Mode::Prefer`] gives plain TCP, as Go's `net` package does, so a

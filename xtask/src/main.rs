@@ -7,6 +7,7 @@ mod codegen;
 mod codegen_task;
 mod cross;
 mod demo;
+mod docs;
 mod miri;
 mod mptcpd;
 mod msrv;
@@ -53,6 +54,9 @@ enum Cmd {
     },
     /// Run the decode/encode unit tests under Miri (needs a nightly toolchain).
     Miri,
+    /// Build the libraries' API docs with warnings denied (default and all features,
+    /// Linux and another OS).
+    Docs,
     /// Check the libraries with their minimum supported Rust (the workspace's
     /// rust-version; rustup installs it when missing).
     Msrv,
@@ -118,6 +122,7 @@ fn main() {
         Cmd::PublicApi { bless } => public_api::run(bless),
         Cmd::Miri => miri::run(),
         Cmd::Msrv => msrv::run(),
+        Cmd::Docs => docs::run(),
         Cmd::Demo {
             json,
             without_mptcp,

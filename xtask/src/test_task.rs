@@ -102,8 +102,9 @@ pub fn run(no_vm: bool) -> Result<()> {
         .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
     // The unsafe code under Miri, where a nightly toolchain is installed.
     crate::miri::run()?;
-    // The libraries with their minimum supported Rust.
+    // The libraries with their minimum supported Rust, and their docs without warnings.
     crate::msrv::run()?;
+    crate::docs::run()?;
     // Every change of a public API is a reviewed change of its snapshot; after the
     // first release, no change may break what was released.
     crate::public_api::run(false)?;
