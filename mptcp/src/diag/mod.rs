@@ -324,6 +324,24 @@ impl Filter {
 }
 
 /// A socket-diagnostics client in the caller's network namespace.
+///
+/// ```
+/// use mptcp::diag::{Diag, Filter};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let listener = mptcp::listen("127.0.0.1:0")?; // loopback: no namespace needed
+///     let stream = mptcp::connect(listener.local_addr()?)?;
+///     if !mptcp::is_mptcp(&stream)? {
+///         return Ok(()); // this machine has no MPTCP
+///     }
+///     let mut diag = Diag::new()?;
+///     let mine = Filter::new().local_port(stream.local_addr()?.port());
+///     let conns = diag.connections(&mine)?; // subflows too, with CAP_NET_ADMIN
+///     assert_eq!(conns.len(), 1, "the connection just made");
+///     println!("{:?} {} -> {}", conns[0].token, conns[0].local, conns[0].remote);
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Diag {
     sock: Socket,

@@ -55,6 +55,45 @@ use mptcp_sys as sys;
 use netlink::{Family, Request};
 
 /// A client of the path manager of the network namespace it was created in.
+///
+/// Reading needs no privilege:
+///
+/// ```
+/// use mptcp::pm::PathManager;
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let Ok(mut pm) = PathManager::new() else {
+///         return Ok(()); // this kernel has no MPTCP path manager
+///     };
+///     let limits = pm.limits()?; // `ip mptcp limits show`
+///     println!("subflows {:?}, add_addr_accepted {:?}", limits.subflows, limits.add_addr_accepted);
+///     for ep in pm.endpoints()? {
+///         // `ip mptcp endpoint show`
+///         println!("id {} {} {:?}", ep.id, ep.addr, ep.flags);
+///     }
+///     Ok(())
+/// }
+/// ```
+///
+/// Changes need `CAP_NET_ADMIN` in the namespace (this example changes the machine's
+/// path manager, so it is only compiled here):
+///
+/// ```no_run
+/// use mptcp::pm::{Endpoint, EndpointFlags, Limits, PathManager};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let mut pm = PathManager::new()?;
+///     pm.set_limits(Limits { subflows: Some(2), add_addr_accepted: Some(2) })?;
+///     let ep = Endpoint::new("198.51.100.1".parse()?, EndpointFlags::SUBFLOW);
+///     let id = pm.add_endpoint(&ep)?; // the id the kernel chose
+///     let mut events = pm.events()?; // connections, subflows, announcements as they happen
+///     if let Some(event) = events.next() {
+///         println!("{:?}", event?);
+///     }
+///     pm.delete_endpoint(id)?;
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
 #[doc(alias = "mptcp_pm")]
 #[doc(alias = "MPTCP_PM_NAME")]

@@ -40,6 +40,23 @@ versioned! {
     /// which may be 0 where the kernel does not fill it in that state). [`as_raw`](Self::as_raw)
     /// gives the C struct itself ([`sys_bindings`](crate::sys_bindings)`::mptcp_info`). The `*_max` limit fields are
     /// only filled under the in-kernel path manager.
+    ///
+    /// ```
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let listener = mptcp::listen("127.0.0.1:0")?; // loopback: no namespace needed
+    ///     let stream = mptcp::connect(listener.local_addr()?)?;
+    ///     if !mptcp::is_mptcp(&stream)? {
+    ///         return Ok(()); // this machine has no MPTCP
+    ///     }
+    ///     let info = mptcp::info(&stream)?;
+    ///     println!("token {}, {} extra subflows", info.token(), info.extra_subflows());
+    ///     match info.bytes_acked() {
+    ///         Some(n) => println!("{n} bytes acknowledged"),
+    ///         None => println!("Linux before 6.5: {} bytes of mptcp_info", info.reply_len()),
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub struct MptcpInfo from mptcp_sys::mptcp_info, base 48 {
         /// Extra subflows: those beyond the initial one that the path manager accounts
         /// for (`mptcpi_subflows`). A connection with two paths in use reads 1.

@@ -17,6 +17,24 @@ versioned! {
     /// 232 bytes, up to `snd_wnd`, whose fields are plain values; 6.2 returns 240, 6.7
     /// 248, 6.18 280, and the fields past what the running kernel returned are `None`
     /// (a field inside the reply is what the kernel wrote, 0 where it does not fill it). [`as_raw`](Self::as_raw) gives the C struct itself.
+    ///
+    /// ```
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let listener = mptcp::listen("127.0.0.1:0")?; // loopback: no namespace needed
+    ///     let stream = mptcp::connect(listener.local_addr()?)?;
+    ///     if !mptcp::is_mptcp(&stream)? {
+    ///         return Ok(()); // this machine has no MPTCP
+    ///     }
+    ///     for sf in mptcp::subflows(&stream)? {
+    ///         let t = &sf.tcp_info;
+    ///         println!("{}: rtt {} us, {} bytes acked", sf.local, t.rtt(), t.bytes_acked());
+    ///         if let Some(rtos) = t.total_rto() {
+    ///             println!("  {rtos} retransmission timeouts");
+    ///         }
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub struct TcpInfo from mptcp_sys::tcp_info, base 232 {
         /// Connection state (`TCP_ESTABLISHED` = 1, ...).
         state: u8 = tcpi_state,
@@ -168,6 +186,22 @@ versioned! {
 }
 
 /// One subflow of an MPTCP connection.
+///
+/// ```
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let listener = mptcp::listen("127.0.0.1:0")?; // loopback: no namespace needed
+///     let stream = mptcp::connect(listener.local_addr()?)?;
+///     if !mptcp::is_mptcp(&stream)? {
+///         return Ok(()); // this machine has no MPTCP
+///     }
+///     let subflows = mptcp::subflows(&stream)?;
+///     assert_eq!(subflows[0].local, stream.local_addr()?, "the initial subflow");
+///     for sf in &subflows {
+///         println!("{:?}: {} -> {}", sf.id, sf.local, sf.remote); // id: Linux 6.5+
+///     }
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
