@@ -11,6 +11,7 @@ mod docs;
 mod miri;
 mod mptcpd;
 mod msrv;
+mod package;
 mod packages;
 mod public_api;
 mod selftest;
@@ -57,6 +58,8 @@ enum Cmd {
     /// Build the libraries' API docs with warnings denied (default and all features,
     /// Linux and another OS).
     Docs,
+    /// Package mptcp-sys as crates.io would get it and test the package on its own.
+    Package,
     /// Check the libraries with their minimum supported Rust (the workspace's
     /// rust-version; rustup installs it when missing).
     Msrv,
@@ -123,6 +126,7 @@ fn main() {
         Cmd::Miri => miri::run(),
         Cmd::Msrv => msrv::run(),
         Cmd::Docs => docs::run(),
+        Cmd::Package => package::run(),
         Cmd::Demo {
             json,
             without_mptcp,

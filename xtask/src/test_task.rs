@@ -105,6 +105,8 @@ pub fn run(no_vm: bool) -> Result<()> {
     // The libraries with their minimum supported Rust, and their docs without warnings.
     crate::msrv::run()?;
     crate::docs::run()?;
+    // mptcp-sys as crates.io would get it.
+    crate::package::run()?;
     // Every change of a public API is a reviewed change of its snapshot; after the
     // first release, no change may break what was released.
     crate::public_api::run(false)?;
