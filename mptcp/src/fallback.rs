@@ -134,11 +134,32 @@ impl Core {
         let _ = self.plain.set(why);
         remember(self.socket.as_fd(), why);
         if let Some(addr) = addr {
-            self.socket.bind(&addr).map_err(|e| Error::os("bind", e))?;
+            rebind(&self.socket, &addr).map_err(|e| Error::os("bind", e))?;
         }
         Ok(())
     }
 }
+
+/// Binds the replacement where the MPTCP socket was. The kernel may release the closed
+/// MPTCP socket's port a moment later (its first subflow is freed after the close
+/// returns; seen on a slow emulated arm64 6.12), so `EADDRINUSE` is retried for up to
+/// [`REBIND_FOR`].
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn rebind(socket: &Socket, addr: &socket2::SockAddr) -> io::Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match socket.bind(addr) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && start.elapsed() < REBIND_FOR => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long [`rebind`] retries.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const REBIND_FOR: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use registry::{remember, why_plain};

@@ -285,9 +285,19 @@ fn replace(
         let Some(bind) = next_fn::<AddrFn>(&NEXT_BIND, c"bind") else {
             return Err(Replace::Failed(libc::ENOSYS));
         };
-        // SAFETY: `addr` holds `addr_len` bytes of the address getsockname wrote.
-        if unsafe { bind(fd, (&raw const addr).cast(), addr_len) } != 0 {
-            return Err(Replace::Failed(errno()));
+        // The closed MPTCP socket's port can be released a moment after the close (its
+        // first subflow is freed later): EADDRINUSE is retried for up to 500 ms.
+        let start = std::time::Instant::now();
+        loop {
+            // SAFETY: `addr` holds `addr_len` bytes of the address getsockname wrote.
+            if unsafe { bind(fd, (&raw const addr).cast(), addr_len) } == 0 {
+                break;
+            }
+            let e = errno();
+            if e != libc::EADDRINUSE || start.elapsed() > std::time::Duration::from_millis(500) {
+                return Err(Replace::Failed(e));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
     Ok(())
