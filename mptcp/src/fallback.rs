@@ -19,7 +19,8 @@ type Applied = Box<dyn Fn(&Socket) -> io::Result<()> + Send + Sync>;
 #[derive(Default)]
 pub(crate) struct Replay {
     applied: Vec<Applied>,
-    bound: bool,
+    /// The address `bind` was given (its port 0 when the kernel was to choose one).
+    bound: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for Replay {
@@ -83,9 +84,9 @@ impl Core {
     }
 
     /// Records a successful bind, for the replacement to bind the same address.
-    pub(crate) fn bound(&self) {
+    pub(crate) fn bound(&self, requested: std::net::SocketAddr) {
         if let Some(r) = &self.replay {
-            lock(r).bound = true;
+            lock(r).bound = Some(requested);
         }
     }
 
@@ -108,42 +109,49 @@ impl Core {
         Some(tcp)
     }
 
-    /// Puts `tcp` in this socket's descriptor number (closing the MPTCP socket, which
-    /// frees its port), binds it where the MPTCP socket was bound, and records why.
+    /// Puts `tcp` in this socket's descriptor number (closing the MPTCP socket), binds it
+    /// to the address and port the MPTCP socket had (a program may have read them), and
+    /// records why. Only when that port stays taken and the program had asked for any
+    /// port (0) does it get another one.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fn become_plain(
         &self,
         tcp: Socket,
-        bound: bool,
+        bound: Option<std::net::SocketAddr>,
         option: crate::sockopt::SockOpt,
         errno: i32,
     ) -> Result<()> {
         use std::os::fd::AsFd;
-        let addr = if bound {
-            Some(
-                self.socket
-                    .local_addr()
-                    .map_err(|e| Error::os("getsockname", e))?,
-            )
-        } else {
-            None
+        let addr = match bound {
+            Some(requested) => Some((
+                self.socket.local_addr().map_err(|e| Error::os("getsockname", e))?,
+                requested,
+            )),
+            None => None,
         };
         crate::sys::replace_socket(self.socket.as_fd(), tcp.into())
             .map_err(|e| Error::os("dup3", e))?;
         let why = Unavailable::OptionRefused { option, errno };
         let _ = self.plain.set(why);
         remember(self.socket.as_fd(), why);
-        if let Some(addr) = addr {
-            rebind(&self.socket, &addr).map_err(|e| Error::os("bind", e))?;
+        if let Some((had, requested)) = addr {
+            match rebind(&self.socket, &had) {
+                // Still taken after the wait: a program that asked for any port gets
+                // another one rather than an error.
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse && requested.port() == 0 => {
+                    self.socket.bind(&requested.into())
+                }
+                other => other,
+            }
+            .map_err(|e| Error::os("bind", e))?;
         }
         Ok(())
     }
 }
 
-/// Binds the replacement where the MPTCP socket was. The kernel may release the closed
-/// MPTCP socket's port a moment later (its first subflow is freed after the close
-/// returns; seen on a slow emulated arm64 6.12), so `EADDRINUSE` is retried for up to
-/// [`REBIND_FOR`].
+/// Binds the replacement to the port the MPTCP socket had. The kernel may release the
+/// closed MPTCP socket's port a moment later (seen on an emulated arm64 6.12), so
+/// `EADDRINUSE` is retried for up to [`REBIND_FOR`].
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn rebind(socket: &Socket, addr: &socket2::SockAddr) -> io::Result<()> {
     let start = std::time::Instant::now();

@@ -118,7 +118,7 @@ impl Core {
     pub(crate) fn bind(&self, addr: SocketAddr) -> Result<()> {
         let r = self.socket.bind(&addr.into());
         r.map_err(os("bind"))?;
-        self.bound();
+        self.bound(addr);
         Ok(())
     }
     pub(crate) fn local_addr(&self) -> Result<SocketAddr> {
