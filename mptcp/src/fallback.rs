@@ -52,10 +52,13 @@ impl Core {
     where
         F: Fn(&Socket) -> io::Result<()> + Send + Sync + 'static,
     {
+        // Held for the whole call: a setter on another thread waits for a replacement to
+        // finish rather than set its option on the socket being replaced.
+        let mut replay = self.replay.as_ref().map(lock);
         let refused = match set(&self.socket) {
             Ok(()) => {
-                if let Some(r) = &self.replay {
-                    lock(r).applied.push(Box::new(set));
+                if let Some(r) = replay.as_mut() {
+                    r.applied.push(Box::new(set));
                 }
                 return Ok(());
             }
@@ -63,9 +66,8 @@ impl Core {
         };
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if self.plain.get().is_none() {
-            if let Some(r) = &self.replay {
-                let mut r = lock(r);
-                if let Some(tcp) = self.plain_tcp_taking(&r, &set) {
+            if let Some(r) = replay.as_mut() {
+                if let Some(tcp) = self.plain_tcp_taking(r, &set) {
                     let errno = refused.raw_os_error().unwrap_or(0);
                     self.become_plain(tcp, r.bound, opt.opt, errno)?;
                     r.applied.push(Box::new(set));
@@ -124,7 +126,9 @@ impl Core {
         use std::os::fd::AsFd;
         let addr = match bound {
             Some(requested) => Some((
-                self.socket.local_addr().map_err(|e| Error::os("getsockname", e))?,
+                self.socket
+                    .local_addr()
+                    .map_err(|e| Error::os("getsockname", e))?,
                 requested,
             )),
             None => None,
