@@ -3,12 +3,14 @@
 //! (the crate `mptcp-examples/preload`), as mptcpd's `mptcpize` does.
 //!
 //! ```text
-//! mptcp-run [--mptcp prefer|require|off] [--preload PATH] PROGRAM [ARGS]...
+//! mptcp-run [--mptcp prefer|require|off] [--quiet] [--preload PATH] PROGRAM [ARGS]...
 //! ```
 //!
 //! It finds PROGRAM as a shell does, then replaces itself with it (`exec`), with the
-//! library put first in `LD_PRELOAD` (after it, any `LD_PRELOAD` already set) and the
-//! mode in `MPTCP_RUN_MODE`. What cannot work: see `LIMITS` below (`--help` prints it).
+//! library put first in `LD_PRELOAD` (after it, any `LD_PRELOAD` already set), the mode
+//! in `MPTCP_RUN_MODE`, `MPTCP_RUN_QUIET` for `--quiet`, and `multipathtcp` added to
+//! `GODEBUG` for Go programs. How socket options MPTCP refuses are handled, and what
+//! cannot work: see `LIMITS` below (`--help` prints it).
 
 use clap::Parser;
 use mptcp::Mode;
