@@ -1058,6 +1058,32 @@ struct Case {
     received: &'static str,
     /// The server sets `TCP_USER_TIMEOUT` on its listener before `listen`.
     user_timeout: bool,
+    /// The server serves one connection and exits (waited for before the bytes are
+    /// compared); otherwise it serves on until killed.
+    server_exits: bool,
+}
+
+/// `socat -u TCP-LISTEN:PORT,bind=SERVER,reuseaddr{options} CREATE:DIR/got`.
+fn socat_server(dir: &Path, port: u16, options: &str) -> Vec<String> {
+    vec![
+        "socat".into(),
+        "-u".into(),
+        format!(
+            "TCP-LISTEN:{port},bind={},reuseaddr{options}",
+            PATHS[0].server4
+        ),
+        format!("CREATE:{}", dir.join("got").display()),
+    ]
+}
+
+/// `socat -u FILE:DIR/file.bin TCP:SERVER:PORT`.
+fn socat_client(dir: &Path, port: u16) -> Vec<String> {
+    vec![
+        "socat".into(),
+        "-u".into(),
+        format!("FILE:{}", dir.join("file.bin").display()),
+        format!("TCP:{}:{port}", PATHS[0].server4),
+    ]
 }
 
 /// What one case did under one wrapper.
@@ -1123,6 +1149,7 @@ fn cases() -> Vec<Case> {
             },
             received: "got",
             user_timeout: false,
+            server_exits: false,
         },
         Case {
             name: "wget, from Python's http.server",
@@ -1139,53 +1166,25 @@ fn cases() -> Vec<Case> {
             },
             received: "got",
             user_timeout: false,
+            server_exits: false,
         },
         Case {
             name: "socat to socat",
             needs: &["socat"],
-            server: |dir, port| {
-                s(&[
-                    "socat",
-                    "-u",
-                    &format!("TCP-LISTEN:{port},bind={},reuseaddr", PATHS[0].server4),
-                    &format!("CREATE:{}", dir.join("got").display()),
-                ])
-            },
-            client: |dir, port| {
-                s(&[
-                    "socat",
-                    "-u",
-                    &format!("FILE:{}", dir.join("file.bin").display()),
-                    &format!("TCP:{}:{port}", PATHS[0].server4),
-                ])
-            },
+            server: |dir, port| socat_server(dir, port, ""),
+            client: socat_client,
             received: "got",
             user_timeout: false,
+            server_exits: true,
         },
         Case {
             name: "socat to socat with TCP_USER_TIMEOUT on its listener",
             needs: &["socat"],
-            server: |dir, port| {
-                s(&[
-                    "socat",
-                    "-u",
-                    &format!(
-                        "TCP-LISTEN:{port},bind={},reuseaddr,setsockopt-listen=6:18:5000",
-                        PATHS[0].server4
-                    ),
-                    &format!("CREATE:{}", dir.join("got").display()),
-                ])
-            },
-            client: |dir, port| {
-                s(&[
-                    "socat",
-                    "-u",
-                    &format!("FILE:{}", dir.join("file.bin").display()),
-                    &format!("TCP:{}:{port}", PATHS[0].server4),
-                ])
-            },
+            server: |dir, port| socat_server(dir, port, ",setsockopt-listen=6:18:5000"),
+            client: socat_client,
             received: "got",
             user_timeout: true,
+            server_exits: true,
         },
         Case {
             name: "iperf3 to iperf3 -s",
@@ -1214,6 +1213,7 @@ fn cases() -> Vec<Case> {
             },
             received: "",
             user_timeout: false,
+            server_exits: true,
         },
     ]
 }
@@ -1259,10 +1259,8 @@ fn side_by_side(t: &Topology, case: &Case, w: Wrapper, port: u16) -> Outcome {
         Duration::from_secs(30),
     );
     assert!(out.status.success(), "{} under {w:?}: {out:?}", case.name);
-    if case.received.is_empty() {
-        let _ = server.child.wait();
-    } else if case.name.starts_with("socat") {
-        // The server writes until the client's EOF, then exits.
+    if case.server_exits {
+        // It finishes after the client's EOF (bounded, as every wait here).
         let end = Instant::now() + Duration::from_secs(10);
         while server.child.try_wait().ok().flatten().is_none() && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(20));
