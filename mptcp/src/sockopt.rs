@@ -308,37 +308,41 @@ impl SockOpt {
 
 /// Reads `opt` from a socket.
 pub(crate) fn get(fd: BorrowedFd<'_>, opt: SockOpt) -> Result<Value> {
+    let failed = |e| Error::os(opt.get_op(), e);
+    if opt.kind() == ValueKind::Int {
+        // sys's one rule for an int reply (4 bytes, or 1 widened by value).
+        let (level, name) = opt.raw();
+        return sys::int_option(fd, level, name)
+            .map(Value::Int)
+            .map_err(failed);
+    }
     let mut buf = [0u8; 256];
     let len = sys::known_option(fd, opt, &mut buf)
-        .map_err(|e| Error::os(opt.get_op(), e))?
+        .map_err(failed)?
         .min(buf.len());
     let bytes = &buf[..len];
-    let short = || Error::decode(opt.get_op(), format!("a reply of {len} bytes"));
-    let int = |b: &[u8]| -> Option<i32> {
-        match b.len() {
-            1 => Some(i32::from(b[0])),
-            n if n >= 4 => Some(i32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
-            _ => None,
-        }
-    };
     match opt.kind() {
-        ValueKind::Int => int(bytes).map(Value::Int).ok_or_else(short),
-        ValueKind::Name => {
-            let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-            Ok(Value::Name(bytes[..end].to_vec()))
-        }
         ValueKind::Linger => {
-            let (Some(on), Some(secs)) = (int(bytes), bytes.get(4..).and_then(int)) else {
-                return Err(short());
+            // struct linger: two ints.
+            let (Some(on), Some(secs)) = (bytes.get(0..4), bytes.get(4..8)) else {
+                return Err(Error::decode(
+                    opt.get_op(),
+                    format!("a reply of {len} bytes"),
+                ));
             };
-            Ok(Value::Linger((on != 0).then(|| {
-                std::time::Duration::from_secs(secs.max(0) as u64)
+            let int = |b: &[u8]| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+            Ok(Value::Linger((int(on) != 0).then(|| {
+                std::time::Duration::from_secs(int(secs).max(0) as u64)
             })))
         }
         ValueKind::Md5Sig => Err(Error::decode(
             opt.get_op(),
             "the kernel does not return keys",
         )),
+        ValueKind::Int | ValueKind::Name => {
+            let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+            Ok(Value::Name(bytes[..end].to_vec()))
+        }
     }
 }
 
@@ -454,7 +458,8 @@ impl Compat {
 pub fn support(opt: SockOpt) -> Result<Compat> {
     static CACHE: OnceLock<Vec<OnceLock<Compat>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| SockOpt::ALL.iter().map(|_| OnceLock::new()).collect());
-    let i = SockOpt::ALL.iter().position(|o| *o == opt).unwrap_or(0);
+    // The macro numbers the variants in the order of `ALL`.
+    let i = opt as usize;
     if let Some(c) = cache.get(i).and_then(OnceLock::get) {
         return Ok(*c);
     }
@@ -485,4 +490,18 @@ pub fn probe(opt: SockOpt) -> Result<Compat> {
 /// Every option's [`Compat`] (see [`support`]).
 pub fn table() -> Result<Vec<Compat>> {
     SockOpt::ALL.iter().map(|o| support(*o)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `support` indexes its cache by discriminant: the table's order is `ALL`'s.
+    #[test]
+    fn all_is_in_variant_order_and_names_parse_back() {
+        for (i, o) in SockOpt::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i);
+            assert_eq!(o.name().parse::<SockOpt>().expect("its own name"), *o);
+        }
+    }
 }
