@@ -365,7 +365,12 @@ impl<'a> Elf<'a> {
     }
 
     fn int(&self, at: usize, len: usize) -> Option<u64> {
-        let s = self.b.get(at..at.checked_add(len)?)?;
+        self.int_in(self.b, at, len)
+    }
+
+    /// An integer of the file's width and byte order from other bytes of the file.
+    fn int_in(&self, b: &[u8], at: usize, len: usize) -> Option<u64> {
+        let s = b.get(at..at.checked_add(len)?)?;
         let mut v = 0u64;
         for i in 0..len {
             let byte = if self.big { s[i] } else { s[len - 1 - i] };
@@ -400,22 +405,37 @@ impl<'a> Elf<'a> {
         Some(true)
     }
 
-    /// True when it has a section of this name.
-    fn has_section(&self, name: &[u8]) -> Option<bool> {
+    /// True when it has a section of this name. Reads only the section header table
+    /// and the section names from `file` (a Go binary's tables sit at its end).
+    fn has_section(&self, file: &std::fs::File, name: &[u8]) -> Option<bool> {
+        use std::os::unix::fs::FileExt;
+        let read = |at: u64, len: u64| -> Option<Vec<u8>> {
+            let mut v = vec![0u8; usize::try_from(len).ok()?];
+            file.read_exact_at(&mut v, at).ok()?;
+            Some(v)
+        };
         let shoff = self.field((32, 4), (40, 8))?;
         let shentsize = self.field((46, 2), (58, 2))?;
-        let shnum = self.field((48, 2), (60, 2))?;
+        let shnum = self.field((48, 2), (60, 2))?.min(4096);
         let shstrndx = self.field((50, 2), (62, 2))?;
-        let header = |i: u64| Self::at(shoff.checked_add(i.checked_mul(shentsize)?)?);
-        // sh_offset of a section header.
-        let off_field = if self.wide { (24, 8) } else { (16, 4) };
+        let table = read(shoff, shnum.checked_mul(shentsize)?)?;
+        let header = |i: u64| Self::at(i.checked_mul(shentsize)?);
+        // sh_offset and sh_size of a section header.
+        let (off_field, size_field) = if self.wide {
+            ((24, 8), (32, 8))
+        } else {
+            ((16, 4), (20, 4))
+        };
         let strtab = header(shstrndx)?;
-        let names = Self::at(self.int(strtab + off_field.0, off_field.1)?)?;
-        for i in 0..shnum.min(4096) {
-            let h = header(i)?;
-            let at = names.checked_add(Self::at(self.int(h, 4)?)?)?;
+        let names = read(
+            self.int_in(&table, strtab + off_field.0, off_field.1)?,
+            self.int_in(&table, strtab + size_field.0, size_field.1)?
+                .min(1 << 20),
+        )?;
+        for i in 0..shnum {
+            let at = Self::at(self.int_in(&table, header(i)?, 4)?)?;
             let end = at.checked_add(name.len())?;
-            if self.b.get(at..end) == Some(name) && self.b.get(end) == Some(&0) {
+            if names.get(at..end) == Some(name) && names.get(end) == Some(&0) {
                 return Some(true);
             }
         }
@@ -432,9 +452,13 @@ fn elf_without_interpreter(b: &[u8]) -> Option<bool> {
 /// True for a Go executable: it has the section `.go.buildinfo`, which every Go
 /// toolchain since 1.13 writes.
 fn is_go_program(path: &Path) -> bool {
-    let mut data = Vec::new();
-    let read = std::fs::File::open(path).and_then(|f| f.take(256 << 20).read_to_end(&mut data));
-    read.is_ok() && Elf::new(&data).and_then(|e| e.has_section(b".go.buildinfo")) == Some(true)
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut head = [0u8; 64];
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(&mut head, 0).is_ok()
+        && Elf::new(&head).and_then(|e| e.has_section(&file, b".go.buildinfo")) == Some(true)
 }
 
 /// An I/O error as a shell words it ("No such file or directory"), without Rust's
@@ -483,9 +507,13 @@ mod tests {
             None,
             "the user's own"
         );
-        assert!(!is_go_program(
-            &std::env::current_exe().expect("test binary")
-        ));
+        let exe = std::env::current_exe().expect("test binary");
+        assert!(!is_go_program(&exe));
+        let file = std::fs::File::open(&exe).expect("open the test binary");
+        let head = std::fs::read(&exe).expect("read the test binary");
+        let elf = Elf::new(&head[..64]).expect("ELF");
+        assert_eq!(elf.has_section(&file, b".text"), Some(true));
+        assert_eq!(elf.has_section(&file, b".go.buildinfo"), Some(false));
     }
 
     #[test]
