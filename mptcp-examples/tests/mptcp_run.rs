@@ -612,6 +612,35 @@ fn missing_program_and_bad_arguments() {
         "mptcp-run: invalid MPTCP_MODE: \"sometimes\" is not a mode: expected prefer, \
          require or off (see --help)",
     );
+    // --bpf and --cgroup: what goes with what.
+    fail(
+        &["--pin", "/sys/fs/bpf/x", "true"],
+        &[],
+        2,
+        "mptcp-run: --pin needs --cgroup PATH (see --help)",
+    );
+    fail(
+        &["--cgroup", "/sys/fs/cgroup", "true"],
+        &[],
+        2,
+        "mptcp-run: the argument '--cgroup <PATH>' cannot be used with '[PROGRAM]...' (see --help)",
+    );
+    fail(
+        &["--bpf", "--preload", "/x.so", "true"],
+        &[],
+        2,
+        "mptcp-run: the argument '--bpf' cannot be used with '--preload <PATH>' (see --help)",
+    );
+    // A cgroup that does not exist: 125, named (with BPF support built in; else the
+    // error says how to build it).
+    let (c, _, err) = run_here(&["--cgroup", "/nonexistent/cgroup"], &[]);
+    assert_eq!(c, Some(125), "{err}");
+    assert!(
+        err.contains("/nonexistent/cgroup")
+            || err.contains("update_socket_protocol")
+            || err.contains("refused to load"),
+        "{err}"
+    );
     // No library: 125, before anything runs.
     fail(
         &["--preload", "/nonexistent/lib.so", "true"],

@@ -16,6 +16,9 @@ pub(super) const TOOL: &str = "bin:";
 /// gets it as `/examples/NAME`, where `mptcp/tests/examples.rs` looks for it.
 pub(super) const EXAMPLE: &str = "example:";
 
+/// The workspace's programs the guest gets in /usr/bin.
+const GUEST_TOOLS: &[&str] = &["mptcp-pmd", "mptcp-run"];
+
 /// Builds the test binaries statically for `arch` (installing its Rust standard library
 /// and cross linker when missing); returns (name, path) from cargo's JSON messages.
 pub(super) fn build_tests(arch: Arch) -> Result<Vec<(String, PathBuf)>> {
@@ -30,11 +33,30 @@ pub(super) fn build_tests(arch: Arch) -> Result<Vec<(String, PathBuf)>> {
         )
     })?;
     // The library's tests, and mptcp-pmd's (kernel and userspace mode) with the
-    // daemon itself, which the guest gets as /usr/bin/mptcp-pmd.
-    let builds: [&[&str]; 2] = [
-        &["-p", "mptcp", "--all-features"],
-        &["-p", "mptcp-examples", "--test", "mptcp_pmd"],
-    ];
+    // daemon itself, which the guest gets as /usr/bin/mptcp-pmd. For the host's
+    // architecture, mptcp-bpf's tests too, with mptcp-run built with `--bpf`
+    // (/usr/bin/mptcp-run): libbpf links libelf and zlib statically from the host's
+    // own .a files, and another architecture would need its own, which the host does
+    // not have.
+    let builds: Vec<&[&str]> = if arch.is_host() {
+        vec![
+            &["-p", "mptcp", "--all-features"],
+            &[
+                "-p",
+                "mptcp-examples",
+                "--features",
+                "bpf",
+                "--test",
+                "mptcp_pmd",
+            ],
+            &["-p", "mptcp-bpf", "--test", "redirect"],
+        ]
+    } else {
+        vec![
+            &["-p", "mptcp", "--all-features"],
+            &["-p", "mptcp-examples", "--test", "mptcp_pmd"],
+        ]
+    };
     let mut bins = Vec::new();
     for args in builds {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -69,7 +91,7 @@ pub(super) fn build_tests(arch: Arch) -> Result<Vec<(String, PathBuf)>> {
                     .first()
                     .map_or("test".into(), |k| k.to_string());
                 bins.push((format!("{}-{kind}", a.target.name), exe.into_std_path_buf()));
-            } else if is_bin && a.target.name == "mptcp-pmd" {
+            } else if is_bin && GUEST_TOOLS.contains(&a.target.name.as_str()) {
                 bins.push((format!("{TOOL}{}", a.target.name), exe.into_std_path_buf()));
             } else if is_example {
                 bins.push((

@@ -37,7 +37,18 @@ use std::time::{Duration, Instant};
 
 /// Host packages the runner needs (binutils' `readelf` reads another architecture's
 /// programs).
-const PACKAGES: &[&str] = &["busybox-static", "kmod", "xz-utils", "zstd", "binutils"];
+const PACKAGES: &[&str] = &[
+    "busybox-static",
+    "kmod",
+    "xz-utils",
+    "zstd",
+    "binutils",
+    // mptcp-bpf's test binary: clang for its BPF program, libelf and zlib (static).
+    "clang",
+    "libelf-dev",
+    "zlib1g-dev",
+    "pkg-config",
+];
 
 /// qemu, installed from the suite of the qemu packages already on the machine: the
 /// system emulator of each architecture the matrix boots.

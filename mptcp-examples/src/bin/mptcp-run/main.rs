@@ -4,13 +4,18 @@
 //!
 //! ```text
 //! mptcp-run [--mptcp prefer|require|off] [--quiet] [--preload PATH] PROGRAM [ARGS]...
+//! mptcp-run --bpf PROGRAM [ARGS]...
+//! mptcp-run --cgroup PATH [--pin FILE]
 //! ```
 //!
 //! It finds PROGRAM as a shell does, then replaces itself with it (`exec`), with the
 //! library put first in `LD_PRELOAD` (after it, any `LD_PRELOAD` already set), the mode
 //! in `MPTCP_RUN_MODE`, `MPTCP_RUN_QUIET` for `--quiet`, and `multipathtcp` added to
 //! `GODEBUG` for Go programs. How socket options MPTCP refuses are handled, and what
-//! cannot work: see `LIMITS` below (`--help` prints it).
+//! cannot work: see `LIMITS` below (`--help` prints it). `--bpf` and `--cgroup` use
+//! the kernel's `update_socket_protocol` hook instead (`bpf.rs`).
+
+mod bpf;
 
 use clap::Parser;
 use mptcp::Mode;
@@ -68,8 +73,8 @@ wrong command line.";
     name = "mptcp-run",
     about = "Run a program with its TCP sockets created as MPTCP (LD_PRELOAD)",
     version,
-    override_usage = "mptcp-run [--mptcp prefer|require|off] [--quiet] [--preload PATH] PROGRAM [ARGS]...",
-    after_long_help = LIMITS
+    override_usage = "mptcp-run [--mptcp prefer|require|off] [--quiet] [--preload PATH] PROGRAM [ARGS]...\n       mptcp-run --bpf PROGRAM [ARGS]...\n       mptcp-run --cgroup PATH [--pin FILE]",
+    after_long_help = format!("{LIMITS}\n\n{}", bpf::HELP)
 )]
 struct Args {
     /// MPTCP mode: prefer (the default: plain TCP when the kernel cannot do MPTCP),
@@ -85,11 +90,24 @@ struct Args {
     /// mptcp-run).
     #[arg(long, value_name = "PATH")]
     preload: Option<PathBuf>,
+    /// Make PROGRAM's TCP sockets MPTCP from the kernel (a BPF program on its
+    /// update_socket_protocol hook, Linux 6.6+, for a cgroup of PROGRAM's own) instead
+    /// of LD_PRELOAD: static programs too.
+    #[arg(long, conflicts_with = "preload")]
+    bpf: bool,
+    /// Make the TCP sockets of every process in this cgroup (a directory of the cgroup2
+    /// file system) MPTCP, until mptcp-run is stopped; no PROGRAM.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["command", "preload", "bpf"])]
+    cgroup: Option<PathBuf>,
+    /// With --cgroup: pin the attachment at FILE (in a bpf file system) and exit; it
+    /// stays until FILE is removed.
+    #[arg(long, value_name = "FILE", requires = "cgroup")]
+    pin: Option<PathBuf>,
     /// The program to run (found in PATH as a shell does), then its arguments, passed
     /// as they are: the first word that is not an option of mptcp-run starts them.
     #[arg(
         value_name = "PROGRAM",
-        required = true,
+        required_unless_present = "cgroup",
         num_args = 1..,
         trailing_var_arg = true
     )]
@@ -129,8 +147,18 @@ fn main() {
 }
 
 /// Finds the library and the program and replaces this process with the program;
-/// returns only on failure.
+/// returns only on failure. With --bpf or --cgroup, exits with the program's status.
 fn run(args: &Args, mode: Mode) -> Result<std::convert::Infallible, Fail> {
+    if args.pin.is_some() && args.cgroup.is_none() {
+        // clap's `requires` does not see it beside a trailing PROGRAM.
+        mptcp_examples::usage_error(TOOL, "--pin needs --cgroup PATH");
+    }
+    if let Some(cgroup) = &args.cgroup {
+        std::process::exit(bpf::run_cgroup(cgroup, args.pin.as_deref())?);
+    }
+    if args.bpf {
+        return run_bpf(args, mode);
+    }
     let preload = preload(args.preload.as_deref())?;
     // clap requires at least one word.
     let Some((program, rest)) = args.command.split_first() else {
@@ -158,9 +186,29 @@ fn run(args: &Args, mode: Mode) -> Result<std::convert::Infallible, Fail> {
     if let Some(v) = godebug(std::env::var_os("GODEBUG").as_deref(), mode) {
         cmd.env("GODEBUG", v);
     }
-    let err = cmd.exec();
-    // As bash words them.
-    Err(match err.raw_os_error() {
+    Err(exec_failure(&shown, &cmd.exec()))
+}
+
+/// `--bpf`: the program as it is, in a cgroup the BPF program is attached for (with
+/// `--mptcp off`, just the program).
+fn run_bpf(args: &Args, mode: Mode) -> Result<std::convert::Infallible, Fail> {
+    let Some((program, rest)) = args.command.split_first() else {
+        mptcp_examples::usage_error(TOOL, "no PROGRAM given");
+    };
+    let shown = program.to_string_lossy();
+    let path =
+        find_program(program).map_err(|(code, why)| Fail(code, format!("{shown}: {why}")))?;
+    let mut cmd = Command::new(&path);
+    cmd.arg0(program).args(rest);
+    if matches!(mode, Mode::Off) {
+        return Err(exec_failure(&shown, &cmd.exec()));
+    }
+    std::process::exit(bpf::run_program(cmd, &shown)?)
+}
+
+/// Why PROGRAM could not be started, as bash words it, with bash's status.
+fn exec_failure(shown: &str, err: &std::io::Error) -> Fail {
+    match err.raw_os_error() {
         Some(libc::EACCES) => Fail(126, format!("{shown}: Permission denied")),
         // The file exists: its interpreter (ELF loader or #! line) does not.
         Some(libc::ENOENT) => Fail(
@@ -172,7 +220,7 @@ fn run(args: &Args, mode: Mode) -> Result<std::convert::Infallible, Fail> {
             format!("{shown}: cannot execute binary file: Exec format error"),
         ),
         _ => Fail(126, format!("{shown}: cannot execute: {err}")),
-    })
+    }
 }
 
 /// The library: `--preload`, else `MPTCP_RUN_PRELOAD`, else next to this executable or
