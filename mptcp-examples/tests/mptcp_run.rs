@@ -749,7 +749,8 @@ fn what_cannot_work() {
                 err,
                 format!(
                     "mptcp-run: warning: {stat} is statically linked: LD_PRELOAD has no \
-                     effect on it, so its sockets stay TCP\n"
+                     effect on it, so its sockets stay TCP (mptcp-run --bpf reaches it, \
+                     Linux 6.6+)\n"
                 )
             );
         }
@@ -770,7 +771,8 @@ fn what_cannot_work() {
             err,
             format!(
                 "mptcp-run: warning: {setuid} is setuid or setgid: the loader ignores \
-                 LD_PRELOAD for it, so its sockets stay TCP\n"
+                 LD_PRELOAD for it, so its sockets stay TCP (mptcp-run --bpf reaches it, \
+                 Linux 6.6+)\n"
             )
         );
     }

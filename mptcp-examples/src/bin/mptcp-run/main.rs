@@ -332,7 +332,7 @@ fn warnings(path: &Path) -> Vec<&'static str> {
     };
     if secure_execution(&meta) {
         w.push(
-            "is setuid or setgid: the loader ignores LD_PRELOAD for it, so its sockets stay TCP",
+            "is setuid or setgid: the loader ignores LD_PRELOAD for it, so its sockets stay TCP (mptcp-run --bpf reaches it, Linux 6.6+)",
         );
     }
     // The ELF header and the program headers that follow it.
@@ -341,7 +341,7 @@ fn warnings(path: &Path) -> Vec<&'static str> {
     if read.is_ok() && is_go_program(path) {
         w.push("is a Go program: LD_PRELOAD cannot reach its sockets; GODEBUG=multipathtcp (set by mptcp-run) makes Go 1.21 and later use MPTCP, with Go's own fallback (--mptcp require cannot be enforced)");
     } else if read.is_ok() && elf_without_interpreter(&head) == Some(true) {
-        w.push("is statically linked: LD_PRELOAD has no effect on it, so its sockets stay TCP");
+        w.push("is statically linked: LD_PRELOAD has no effect on it, so its sockets stay TCP (mptcp-run --bpf reaches it, Linux 6.6+)");
     }
     w
 }
