@@ -291,3 +291,65 @@ fn loading_without_privilege_names_the_capabilities() {
         &[("MPTCP_BPF_TEST_UNPRIVILEGED", "1")],
     );
 }
+
+#[test]
+fn mptcp_run_cgroup_holds_or_pins_for_an_existing_cgroup() {
+    const TEST: &str = "mptcp_run_cgroup_holds_or_pins_for_an_existing_cgroup";
+    if !prologue(false) {
+        return;
+    }
+    let cg = Cgroup::new("service");
+    if attach_or_skip(&cg).is_none() {
+        return;
+    }
+    let run = mptcp_run().expect("mptcp-run (built with --features bpf)");
+    let ns = Netns::new("bpfcg");
+    let l = ns.run(|| mptcp::listen("127.0.0.1:0").expect("listen"));
+    let cg_path = cg.0.to_string_lossy().into_owned();
+    let want = sha256(&mptcp_testnet::data(BYTES));
+    let child_in = |l: std::net::TcpListener, wants: &'static str| {
+        let cg_path = cg_path.clone();
+        ns.run(move || {
+            let r = connect_child(TEST, &[], &l, &cg_path, wants);
+            (l, r)
+        })
+    };
+    // Held: until SIGINT, then the count on stderr.
+    let mut held = std::process::Command::new(&run)
+        .args(["--cgroup", &cg_path])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start mptcp-run --cgroup");
+    let mut err = std::io::BufReader::new(held.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).expect("its first line");
+    assert!(line.contains("are MPTCP until this stops"), "{line}");
+    let (l, got) = child_in(l, "mptcp");
+    assert_eq!(got, (want, true), "held: MPTCP");
+    let pid = rustix::process::Pid::from_child(&held);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).expect("the rest of stderr");
+    assert!(held.wait().expect("wait").success());
+    assert!(rest.contains("1 socket made MPTCP"), "{rest}");
+    let (l, got) = child_in(l, "tcp");
+    assert_eq!(got, (want, false), "after it stopped: TCP");
+    // Pinned: attached after mptcp-run exits, until the pin is removed.
+    let bpffs = Path::new("/sys/fs/bpf");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if !mounts.lines().any(|m| m.split(' ').nth(2) == Some("bpf")) {
+        mptcp_testnet::sh(&["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"]);
+    }
+    let pin = bpffs.join(format!("mptcp-run-test-{}", std::process::id()));
+    let pin_s = pin.to_string_lossy().into_owned();
+    let status = std::process::Command::new(&run)
+        .args(["--cgroup", &cg_path, "--pin", &pin_s])
+        .status()
+        .expect("run mptcp-run --pin");
+    assert!(status.success());
+    let (l, got) = child_in(l, "mptcp");
+    std::fs::remove_file(&pin).expect("remove the pin");
+    assert_eq!(got, (want, true), "pinned: MPTCP");
+    let (_, got) = child_in(l, "tcp");
+    assert_eq!(got, (want, false), "unpinned: TCP");
+}

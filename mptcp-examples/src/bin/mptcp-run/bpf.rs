@@ -215,7 +215,8 @@ mod imp {
         );
         let _ = signals.forever().next();
         let n = redirect.converted().map_err(fail)?;
-        eprintln!("mptcp-run: {n} sockets made MPTCP in {}", path.display());
+        let plural = if n == 1 { "" } else { "s" };
+        eprintln!("mptcp-run: {n} socket{plural} made MPTCP in {}", path.display());
         Ok(0)
     }
 }
