@@ -1061,6 +1061,8 @@ fn go_program_uses_mptcp_through_godebug() {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Wrapper {
     MptcpRun,
+    /// `mptcp-run --mptcp require`: refused options fail as the kernel says.
+    MptcpRunRequire,
     Mptcpize,
 }
 
@@ -1068,6 +1070,7 @@ impl Wrapper {
     fn command(self, ns: &Netns, program: &str, args: &[&str]) -> Command {
         match self {
             Wrapper::MptcpRun => run_in(ns, &["--quiet"], program, args),
+            Wrapper::MptcpRunRequire => run_in(ns, &["--mptcp", "require"], program, args),
             Wrapper::Mptcpize => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", &ns.name, "mptcpize", "run", program])
@@ -1087,8 +1090,13 @@ struct Case {
     client: fn(&Path, u16) -> Vec<String>,
     /// The file the transferred bytes land in, relative to the case's directory.
     received: &'static str,
-    /// The server sets `TCP_USER_TIMEOUT` on its listener before `listen`.
+    /// A side sets `TCP_USER_TIMEOUT` (or another option MPTCP refuses) on its listener
+    /// before `listen` or on its client before `connect`: plain TCP under mptcp-run
+    /// where this kernel's MPTCP refuses `TCP_USER_TIMEOUT`.
     user_timeout: bool,
+    /// What the server logs under mptcp-run (on stderr), where it meets a refused
+    /// option on a socket that cannot be replaced.
+    server_says: Option<&'static str>,
     /// The server serves one connection and exits (waited for before the bytes are
     /// compared); otherwise it serves on until killed.
     server_exits: bool,
@@ -1125,6 +1133,8 @@ enum Outcome {
     Ran { mptcp: bool, intact: Option<bool> },
     /// The server did not come up; its first line on stderr.
     ServerFailed(String),
+    /// The client failed; its last line on stderr.
+    ClientFailed(String),
 }
 
 impl Outcome {
@@ -1140,6 +1150,7 @@ impl Outcome {
                 }
             ),
             Outcome::ServerFailed(why) => format!("the server fails: `{why}`"),
+            Outcome::ClientFailed(why) => format!("the client fails: `{why}`"),
         }
     }
 }
@@ -1150,6 +1161,15 @@ fn cases() -> Vec<Case> {
     }
     fn url(port: u16) -> String {
         format!("http://{}:{port}/file.bin", PATHS[0].server4)
+    }
+    fn curl(dir: &Path, port: u16) -> Vec<String> {
+        s(&[
+            "curl",
+            "-sS",
+            "-o",
+            dir.join("got").to_str().expect("UTF-8"),
+            &url(port),
+        ])
     }
     fn http_server(dir: &Path, port: u16) -> Vec<String> {
         let py = python().expect("python3").to_string();
@@ -1169,17 +1189,10 @@ fn cases() -> Vec<Case> {
             name: "curl, from Python's http.server",
             needs: &["curl", "python3"],
             server: http_server,
-            client: |dir, port| {
-                s(&[
-                    "curl",
-                    "-sS",
-                    "-o",
-                    dir.join("got").to_str().expect("UTF-8"),
-                    &url(port),
-                ])
-            },
+            client: curl,
             received: "got",
             user_timeout: false,
+            server_says: None,
             server_exits: false,
         },
         Case {
@@ -1197,6 +1210,7 @@ fn cases() -> Vec<Case> {
             },
             received: "got",
             user_timeout: false,
+            server_says: None,
             server_exits: false,
         },
         Case {
@@ -1206,6 +1220,7 @@ fn cases() -> Vec<Case> {
             client: socat_client,
             received: "got",
             user_timeout: false,
+            server_says: None,
             server_exits: true,
         },
         Case {
@@ -1215,6 +1230,7 @@ fn cases() -> Vec<Case> {
             client: socat_client,
             received: "got",
             user_timeout: true,
+            server_says: None,
             server_exits: true,
         },
         Case {
@@ -1244,9 +1260,185 @@ fn cases() -> Vec<Case> {
             },
             received: "",
             user_timeout: false,
+            server_says: None,
             server_exits: true,
         },
+        Case {
+            name: "OpenSSH: ssh HOST cat FILE, from sshd",
+            needs: &["/usr/sbin/sshd", "ssh", "ssh-keygen"],
+            server: sshd,
+            client: |dir, port| {
+                let d = dir.display();
+                sh_c(&format!(
+                    "ssh -i {d}/key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+                     -o BatchMode=yes -o LogLevel=ERROR -p {port} root@{} cat {d}/file.bin \
+                     > {d}/got",
+                    PATHS[0].server4
+                ))
+            },
+            received: "got",
+            user_timeout: false,
+            server_says: None,
+            server_exits: false,
+        },
+        Case {
+            name: "curl, through HAProxy (to Python's http.server)",
+            needs: &["haproxy", "curl", "python3"],
+            server: haproxy,
+            client: curl,
+            received: "got",
+            // HAProxy 2.6 sets TCP_USER_TIMEOUT (0) and TCP_QUICKACK on its listener.
+            user_timeout: true,
+            server_says: None,
+            server_exits: false,
+        },
+        Case {
+            name: "psql, from PostgreSQL 15 with tcp_user_timeout=5000 (the server's)",
+            needs: &[POSTGRES, "psql", "base64", "setpriv"],
+            server: |dir, port| postgres(dir, port, &["-c", "tcp_user_timeout=5000"]),
+            client: |dir, port| psql(dir, port, ""),
+            received: "got",
+            user_timeout: false,
+            // On the accepted MPTCP socket; it logs and serves the session.
+            server_says: Some("(TCP_USER_TIMEOUT) failed: Operation not supported"),
+            server_exits: false,
+        },
+        Case {
+            name: "psql with tcp_user_timeout=5000 (set before connect), from PostgreSQL 15",
+            needs: &[POSTGRES, "psql", "base64", "setpriv"],
+            server: |dir, port| postgres(dir, port, &[]),
+            client: |dir, port| psql(dir, port, " tcp_user_timeout=5000"),
+            received: "got",
+            user_timeout: true,
+            server_says: None,
+            server_exits: false,
+        },
     ]
+}
+
+/// PostgreSQL's programs (Debian's `postgresql-15`).
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Its server.
+const POSTGRES: &str = "/usr/lib/postgresql/15/bin/postgres";
+
+/// `sh -c SCRIPT`.
+fn sh_c(script: &str) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), script.into()]
+}
+
+/// sshd on the server's address, with a host key and root's authorized key made in
+/// `dir` (and the key the client uses), no PAM, no daemon.
+fn sshd(dir: &Path, port: u16) -> Vec<String> {
+    for name in ["host", "key"] {
+        let f = dir.join(name);
+        common::sh(&[
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            f.to_str().expect("UTF-8"),
+        ]);
+    }
+    std::fs::copy(dir.join("key.pub"), dir.join("authorized_keys")).expect("authorized_keys");
+    std::fs::write(dir.join("sshd_config"), "").expect("sshd_config");
+    // Its privilege-separation directory (made by the service unit, which is not used).
+    std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+    let d = dir.display();
+    sh_c(&format!(
+        "exec /usr/sbin/sshd -D -e -f {d}/sshd_config -p {port} -h {d}/host \
+         -o ListenAddress={} -o AuthorizedKeysFile={d}/authorized_keys -o StrictModes=no \
+         -o PidFile=none -o UsePAM=no",
+        PATHS[0].server4
+    ))
+}
+
+/// HAProxy in HTTP mode on the server's address, forwarding to Python's http.server
+/// on the server's loopback (started first, by the same shell, under the same wrapper).
+fn haproxy(dir: &Path, port: u16) -> Vec<String> {
+    let backend = port + 1000;
+    let cfg = format!(
+        "global\n  log stderr format raw local0 err\ndefaults\n  mode http\n  timeout connect 5s\n  \
+         timeout client 30s\n  timeout server 30s\nfrontend in\n  bind {}:{port}\n  \
+         default_backend web\nbackend web\n  server s1 127.0.0.1:{backend}\n",
+        PATHS[0].server4
+    );
+    std::fs::write(dir.join("haproxy.cfg"), cfg).expect("haproxy.cfg");
+    let py = python().expect("python3");
+    let d = dir.display();
+    sh_c(&format!(
+        "{py} -m http.server {backend} --bind 127.0.0.1 --directory {d} >/dev/null 2>&1 & \
+         for i in $(seq 100); do ss -Hltn 'sport = :{backend}' | grep -q . && break; \
+         sleep 0.05; done; exec haproxy -db -f {d}/haproxy.cfg"
+    ))
+}
+
+/// A fresh PostgreSQL cluster in `dir/pg` (initdb as the user postgres, trust
+/// authentication), then its server on the server's address with `extra` settings,
+/// as postgres.
+fn postgres(dir: &Path, port: u16, extra: &[&str]) -> Vec<String> {
+    let pg = dir.join("pg");
+    std::fs::create_dir(&pg).expect("the cluster's directory");
+    let pg = pg.to_str().expect("UTF-8").to_string();
+    common::sh(&["chown", "postgres:postgres", &pg]);
+    let as_postgres = [
+        "setpriv",
+        "--reuid=postgres",
+        "--regid=postgres",
+        "--clear-groups",
+    ];
+    let initdb = format!("{PG_BIN}/initdb");
+    let data = format!("{pg}/data");
+    let mut cmd = Command::new(as_postgres[0]);
+    cmd.args(&as_postgres[1..]).args([
+        initdb.as_str(),
+        "-D",
+        &data,
+        "-A",
+        "trust",
+        "-U",
+        "postgres",
+    ]);
+    let out = bounded(&mut cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "initdb: {out:?}");
+    // The client's address (the documentation range of the topology), trusted.
+    let hba = format!("{data}/pg_hba.conf");
+    let mut conf = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+    conf.push_str("host all all 192.0.2.0/24 trust\n");
+    std::fs::write(&hba, conf).expect("pg_hba.conf");
+    let mut v: Vec<String> = as_postgres.iter().map(|a| a.to_string()).collect();
+    let listen = format!("listen_addresses={}", PATHS[0].server4);
+    v.extend(
+        [
+            POSTGRES,
+            "-D",
+            &data,
+            "-k",
+            &pg,
+            "-p",
+            &port.to_string(),
+            "-c",
+            &listen,
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string()),
+    );
+    v
+}
+
+/// psql reads the case's file through the server (`pg_read_binary_file`, base64) into
+/// `dir/got`; `options` go into its connection string.
+fn psql(dir: &Path, port: u16, options: &str) -> Vec<String> {
+    let d = dir.display();
+    sh_c(&format!(
+        "psql 'host={} port={port} user=postgres dbname=postgres{options}' -At \
+         -o {d}/got.b64 -c \"select encode(pg_read_binary_file('{d}/file.bin'), 'base64')\" \
+         && base64 -d {d}/got.b64 > {d}/got",
+        PATHS[0].server4
+    ))
 }
 
 /// True when `program` runs here.
@@ -1261,6 +1453,11 @@ fn have(program: &str) -> bool {
 /// client's `MPCapableSYNACKRX` counter: an MP_CAPABLE SYN-ACK came back) and whether
 /// the bytes arrived intact.
 fn side_by_side(t: &Topology, case: &Case, w: Wrapper, port: u16) -> Outcome {
+    side_by_side_logged(t, case, w, port).0
+}
+
+/// [`side_by_side`], with what the server wrote on stderr until then.
+fn side_by_side_logged(t: &Topology, case: &Case, w: Wrapper, port: u16) -> (Outcome, String) {
     let dir = TempDir::new("programs");
     let data = common::data(FILE_LEN);
     std::fs::write(dir.0.join("file.bin"), &data).expect("write the file");
@@ -1281,7 +1478,7 @@ fn side_by_side(t: &Topology, case: &Case, w: Wrapper, port: u16) -> Outcome {
         // socat's lines start with a date, a time and its name: keep the message.
         let first = err.lines().next().unwrap_or("").to_string();
         let msg = first.split_once(" E ").map_or(first.as_str(), |(_, m)| m);
-        return Outcome::ServerFailed(msg.to_string());
+        return (Outcome::ServerFailed(msg.to_string()), err);
     }
     let client_args = (case.client)(&dir.0, port);
     let argv: Vec<&str> = client_args.iter().map(String::as_str).collect();
@@ -1289,7 +1486,18 @@ fn side_by_side(t: &Topology, case: &Case, w: Wrapper, port: u16) -> Outcome {
         &mut w.command(&t.client, argv[0], &argv[1..]),
         Duration::from_secs(30),
     );
-    assert!(out.status.success(), "{} under {w:?}: {out:?}", case.name);
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return (
+            Outcome::ClientFailed(last.trim().to_string()),
+            server.stderr(),
+        );
+    }
     if case.server_exits {
         // It finishes after the client's EOF (bounded, as every wait here).
         let end = Instant::now() + Duration::from_secs(10);
@@ -1302,7 +1510,7 @@ fn side_by_side(t: &Topology, case: &Case, w: Wrapper, port: u16) -> Outcome {
         std::fs::read(dir.0.join(case.received))
             .is_ok_and(|got| common::sha256(&got) == common::sha256(&data))
     });
-    Outcome::Ran { mptcp, intact }
+    (Outcome::Ran { mptcp, intact }, server.stderr())
 }
 
 /// Programs people run, between two namespaces, under `mptcp-run` and under mptcpd's
@@ -1334,7 +1542,14 @@ fn real_programs_side_by_side() {
             continue;
         }
         port += 1;
-        let ours = side_by_side(&t, &case, Wrapper::MptcpRun, port);
+        let (ours, logged) = side_by_side_logged(&t, &case, Wrapper::MptcpRun, port);
+        if let Some(says) = case.server_says {
+            assert!(
+                logged.contains(says),
+                "{}: the server logs {says:?}: {logged}",
+                case.name
+            );
+        }
         let Outcome::Ran { mptcp, intact } = ours else {
             panic!("{} under mptcp-run: {ours:?}", case.name);
         };
@@ -1351,6 +1566,23 @@ fn real_programs_side_by_side() {
         } else {
             "not installed".to_string()
         };
-        println!("PROGRAM | {} | {other} | {} |", case.name, ours.cell());
+        // Where an option is refused: what the program does when it gets the error.
+        let strict = if case.user_timeout && refuses {
+            port += 1;
+            let strict = side_by_side(&t, &case, Wrapper::MptcpRunRequire, port);
+            assert!(
+                !matches!(strict, Outcome::Ran { mptcp: false, .. }),
+                "{}: under require, MPTCP or the program's own failure: {strict:?}",
+                case.name
+            );
+            strict.cell()
+        } else {
+            "as mptcp-run".to_string()
+        };
+        println!(
+            "PROGRAM | {} | {other} | {} | {strict} |",
+            case.name,
+            ours.cell()
+        );
     }
 }

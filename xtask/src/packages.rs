@@ -1,6 +1,7 @@
 //! Installing the Debian packages the tasks need: only what is missing, with apt-get
 //! `--no-remove`, as root (otherwise an error naming them); qemu's packages from the
-//! suite of the qemu already installed, through `apt.rs`'s private state.
+//! suite of the qemu already installed, through `apt.rs`'s private state. No service a
+//! package brings (sshd, haproxy, postgresql) is started by the installation.
 
 use crate::apt::with_extra_suite;
 use crate::sys::{is_root, run};
@@ -127,6 +128,7 @@ fn install(missing: &[&str], from: Option<(&str, &str)>) -> Result<()> {
         .args(["update", "-q"])
         .args(&private)
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    let _no_services = NoServiceStarts::new()?;
     let mut cmd = Command::new("apt-get");
     cmd.args([
         "install",
@@ -145,4 +147,36 @@ fn install(missing: &[&str], from: Option<(&str, &str)>) -> Result<()> {
             missing.join(" ")
         )
     })
+}
+
+/// Debian's maintainer scripts ask `/usr/sbin/policy-rc.d` before they start a service;
+/// while this lives it answers 101 ("not allowed"), so installing the programs the
+/// tests run (sshd, haproxy, postgresql) starts no daemon. A policy-rc.d that was there
+/// already is left as it is; the one this made is removed on drop.
+struct NoServiceStarts(Option<&'static std::path::Path>);
+
+impl NoServiceStarts {
+    fn new() -> Result<NoServiceStarts> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::path::Path::new("/usr/sbin/policy-rc.d");
+        if path.exists() {
+            return Ok(NoServiceStarts(None));
+        }
+        std::fs::write(
+            path,
+            "#!/bin/sh\n# cargo xtask: no service starts while it installs\nexit 101\n",
+        )
+        .with_context(|| format!("write {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("chmod {}", path.display()))?;
+        Ok(NoServiceStarts(Some(path)))
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if let Some(path) = self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }

@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 /// tests, iproute2 for network namespaces, strace for the system call budget
 /// (`mptcp/tests/syscalls.rs`), python3 for the unmodified programs `mptcp-run` runs
 /// (`mptcp-examples/tests/mptcp_run.rs`), and the programs it runs side by side under
-/// `mptcp-run` and under mptcpd's `mptcpize` (curl, wget, socat, iperf3, `mptcpize`).
+/// `mptcp-run` and under mptcpd's `mptcpize` (curl, wget, socat, iperf3, OpenSSH, HAProxy,
+/// PostgreSQL, `mptcpize`).
 const PACKAGES: &[&str] = &[
     "libclang-dev",
     "gcc",
@@ -24,6 +25,13 @@ const PACKAGES: &[&str] = &[
     "socat",
     "iperf3",
     "mptcpize",
+    // More programs mptcp-run runs beside mptcpize: OpenSSH, HAProxy, PostgreSQL
+    // (installed without starting their services).
+    "openssh-server",
+    "openssh-client",
+    "haproxy",
+    "postgresql-15",
+    "postgresql-client-15",
     // mptcp-bpf (mptcp-run --bpf): clang compiles its BPF program; libbpf-sys links
     // libelf and zlib.
     "clang",

@@ -216,7 +216,10 @@ mod imp {
         let _ = signals.forever().next();
         let n = redirect.converted().map_err(fail)?;
         let plural = if n == 1 { "" } else { "s" };
-        eprintln!("mptcp-run: {n} socket{plural} made MPTCP in {}", path.display());
+        eprintln!(
+            "mptcp-run: {n} socket{plural} made MPTCP in {}",
+            path.display()
+        );
         Ok(0)
     }
 }
