@@ -2,9 +2,10 @@
 #![deny(missing_docs)]
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::Parser;
+use clap::{Arg, Command, Parser};
 
-/// Parses the command line; a usage error becomes one clear line on stderr (not clap's
+/// Parses the command line (plus `--generate`, which prints the tool's man page or
+/// completion script); a usage error becomes one clear line on stderr (not clap's
 /// multi-line usage text) and exit code 2; `--help` and `--version` behave as usual, and
 /// a command that needs a subcommand but got no arguments at all prints its help on
 /// stderr with exit code 2.
@@ -19,7 +20,26 @@ where
     I: IntoIterator,
     I::Item: Into<std::ffi::OsString> + Clone,
 {
-    match T::try_parse_from(args) {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let mut cmd = T::command().arg(generate_arg());
+    if args
+        .iter()
+        .skip(1)
+        .any(|a| a.as_encoded_bytes().starts_with(b"--generate"))
+    {
+        // `--generate` stands alone, even where the tool otherwise needs a subcommand.
+        cmd = cmd.subcommand_required(false).arg_required_else_help(false);
+    }
+    let parsed = cmd.try_get_matches_from_mut(&args).and_then(|mut m| {
+        match m.remove_one::<String>(GENERATE) {
+            Some(what) => {
+                generate(cmd, &what);
+                std::process::exit(0)
+            }
+            None => T::try_parse_from(&args),
+        }
+    });
+    match parsed {
         Ok(a) => a,
         Err(e) => match usage_line(&e) {
             Some(line) => {
@@ -28,6 +48,51 @@ where
             }
             None => e.exit(),
         },
+    }
+}
+
+/// The option every tool has: `--generate man|bash|zsh|fish|elvish|powershell`.
+const GENERATE: &str = "generate";
+
+/// `--generate WHAT`: given alone, it prints the tool's man page or a shell's completion
+/// script, made from the tool's own clap definition, and exits.
+fn generate_arg() -> Arg {
+    Arg::new(GENERATE)
+        .long(GENERATE)
+        .value_name("WHAT")
+        .value_parser(["man", "bash", "zsh", "fish", "elvish", "powershell"])
+        .exclusive(true)
+        .help("Print this tool's man page (man) or a shell's completion script, then exit")
+}
+
+/// Writes the man page or the completion script `what` names to standard output (a
+/// reader that stops early, such as `head`, is not an error).
+fn generate(mut cmd: Command, what: &str) {
+    use clap_complete::Shell;
+    use std::io::Write;
+    let mut text = Vec::new();
+    let shell = match what {
+        "bash" => Some(Shell::Bash),
+        "zsh" => Some(Shell::Zsh),
+        "fish" => Some(Shell::Fish),
+        "elvish" => Some(Shell::Elvish),
+        "powershell" => Some(Shell::PowerShell),
+        _ => None,
+    };
+    let made = match shell {
+        Some(shell) => {
+            let name = cmd.get_name().to_string();
+            clap_complete::generate(shell, &mut cmd, name, &mut text);
+            Ok(())
+        }
+        None => clap_mangen::Man::new(cmd).render(&mut text),
+    };
+    let written = made.and_then(|()| std::io::stdout().lock().write_all(&text));
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("cannot write the {what} text: {e}");
+            std::process::exit(1);
+        }
     }
 }
 

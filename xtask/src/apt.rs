@@ -207,7 +207,7 @@ pub fn extract(deb: &Path, dest: &Path) -> Result<()> {
 
 /// The URI of the machine's main Debian archive (not the security one) and its keyring,
 /// read from the apt sources (one-line and deb822 formats).
-fn debian_mirror() -> Result<(String, Option<String>)> {
+pub fn debian_mirror() -> Result<(String, Option<String>)> {
     let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
     if let Ok(rd) = fs::read_dir("/etc/apt/sources.list.d") {
         let mut more: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();

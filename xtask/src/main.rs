@@ -7,6 +7,7 @@ mod codegen;
 mod codegen_task;
 mod cross;
 mod demo;
+mod dist;
 mod docs;
 mod miri;
 mod mptcpd;
@@ -81,6 +82,17 @@ enum Cmd {
         #[arg(long)]
         without_mptcp: bool,
     },
+    /// Build the Debian package of the tools (mptcp-tools, with cargo-deb) under
+    /// target/dist/ and print its path.
+    Dist {
+        /// The cargo profile the tools are built with.
+        #[arg(long, default_value = "release")]
+        profile: String,
+        /// Then install it with dpkg into a fresh Debian root (mmdebstrap; root) and run
+        /// each tool there.
+        #[arg(long)]
+        check: bool,
+    },
     /// Run the benchmarks (root: they build network namespaces) and print each library
     /// call beside its system-call floor, as the median ratio of several runs.
     Bench {
@@ -131,6 +143,7 @@ fn main() {
             json,
             without_mptcp,
         } => demo::run(json, without_mptcp),
+        Cmd::Dist { profile, check } => dist::run_task(profile, check),
         Cmd::Bench { runs, filter } => bench::run(runs, filter),
         Cmd::Selftest { ip } => selftest::run(ip, None),
         Cmd::VmTest {

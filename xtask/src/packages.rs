@@ -68,17 +68,21 @@ pub fn ensure_backports_packages(pkgs: &[&str]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    let codename = host_codename()
+        .with_context(|| format!("to install {} from its backports", missing.join(" ")))?;
+    let suite = format!("{codename}-backports");
+    install(&missing, Some((&suite, "its backports suite")))
+}
+
+/// The host's Debian release (`bookworm`), from /etc/os-release.
+pub fn host_codename() -> Result<String> {
     let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let Some(codename) = release
+    release
         .lines()
         .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
         .map(|c| c.trim_matches('"').to_string())
         .filter(|c| !c.is_empty())
-    else {
-        bail!("cannot tell this Debian release's codename (/etc/os-release) to install {} from its backports", missing.join(" "));
-    };
-    let suite = format!("{codename}-backports");
-    install(&missing, Some((&suite, "its backports suite")))
+        .context("cannot tell this Debian release's codename (/etc/os-release)")
 }
 
 /// `bookworm-backports` for a version like `1:10.0.2+ds-2+deb13u1~bpo12+1`.

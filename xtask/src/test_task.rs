@@ -102,6 +102,14 @@ pub fn run(no_vm: bool) -> Result<()> {
     sh(cargo()
         .args(["test", "-p", "mptcp-sys", "--no-default-features"])
         .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
+    // The Debian package of what the tests just built, installed into a fresh Debian
+    // root and each tool run there.
+    if crate::sys::is_root() {
+        let deb = crate::dist::build(crate::dist::Build::TestBuild)?;
+        crate::dist::install_test(&deb)?;
+    } else {
+        eprintln!("xtask: skipping the package's installation test (it needs root)");
+    }
     // The kernel's own path-manager selftest, with mptcp-pm in place of `ip mptcp`.
     if crate::sys::is_root() {
         crate::selftest::run(false, Some(&headers))?;

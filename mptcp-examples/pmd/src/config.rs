@@ -1,6 +1,8 @@
 //! The daemon's configuration: a TOML file, every key optional. With no file: kernel
 //! mode, every non-loopback, non-link-local address of an interface that is up as a
-//! `subflow` endpoint. See `mptcp-examples/dist/mptcp-pmd.toml` for every key.
+//! `subflow` endpoint. Every key is documented, with its default, in the example file
+//! `mptcp-examples/dist/mptcp-pmd.toml` (installed by the Debian package as
+//! `/etc/mptcp-pmd.toml`).
 
 use super::rules::{InterfaceRule, Rules, SubflowMode};
 use mptcp::pm::{EndpointFlags, Limits};

@@ -29,7 +29,8 @@ endpoint. Logs go to stderr. SIGUSR1 logs the state; `mptcp-pmd status` prints i
 struct Args {
     #[command(subcommand)]
     cmd: Option<Cmd>,
-    /// The TOML configuration (every key documented in mptcp-examples/dist/mptcp-pmd.toml).
+    /// The TOML configuration (the package installs /etc/mptcp-pmd.toml, which documents
+    /// every key with its default).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Check the configuration and exit (0: valid).

@@ -87,7 +87,7 @@ struct Args {
     #[arg(long)]
     quiet: bool,
     /// The preload library (default: MPTCP_RUN_PRELOAD, else libmptcp_preload.so next to
-    /// mptcp-run).
+    /// mptcp-run or in ../lib/mptcp-run/ from it, where the Debian package puts it).
     #[arg(long, value_name = "PATH")]
     preload: Option<PathBuf>,
     /// Make PROGRAM's TCP sockets MPTCP from the kernel (a BPF program on its
@@ -255,8 +255,10 @@ fn preload(given: Option<&Path>) -> Result<PathBuf, Fail> {
                     125,
                     format!(
                         "{PRELOAD_NAME} not found next to {} (nor in ../lib/mptcp-run/): \
-                         build it with `cargo build -p mptcp-preload` (with the same profile), \
-                         or name it with --preload PATH or MPTCP_RUN_PRELOAD",
+                         `cargo install` cannot install it; install the Debian package \
+                         (`cargo xtask dist`), build it with `cargo build -p mptcp-preload` \
+                         (with the same profile), or name it with --preload PATH or \
+                         MPTCP_RUN_PRELOAD",
                         exe.display()
                     ),
                 )
