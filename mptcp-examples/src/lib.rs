@@ -1,6 +1,8 @@
 //! Shared bits of the example tools.
 #![deny(missing_docs)]
 
+pub mod netstat;
+
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, Command, Parser};
 

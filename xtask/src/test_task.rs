@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 /// (`mptcp/tests/syscalls.rs`), python3 for the unmodified programs `mptcp-run` runs
 /// (`mptcp-examples/tests/mptcp_run.rs`), and the programs it runs side by side under
 /// `mptcp-run` and under mptcpd's `mptcpize` (curl, wget, socat, iperf3, OpenSSH, HAProxy,
-/// PostgreSQL, `mptcpize`).
+/// PostgreSQL, `mptcpize`), and Prometheus for `mptcp-exporter`.
 const PACKAGES: &[&str] = &[
     "libclang-dev",
     "gcc",
@@ -32,6 +32,8 @@ const PACKAGES: &[&str] = &[
     "haproxy",
     "postgresql-15",
     "postgresql-client-15",
+    // mptcp-exporter's test: a real Prometheus (and its promtool) scrapes it.
+    "prometheus",
     // mptcp-bpf (mptcp-run --bpf): clang compiles its BPF program; libbpf-sys links
     // libelf and zlib.
     "clang",
