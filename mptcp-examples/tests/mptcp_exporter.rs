@@ -10,7 +10,7 @@ use mptcp_testnet as common;
 use common::{wait_for, Netns, Topology, PATHS};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -137,31 +137,8 @@ fn port() -> u16 {
 fn topology(port: u16) -> (Topology, TcpListener) {
     let t = Topology::new(2);
     t.client_subflow_endpoints(false);
-    let l = t
-        .server
-        .run(move || mptcp::listen_with(format!("0.0.0.0:{port}"), mptcp::Mode::Require))
-        .expect("listen");
+    let l = t.mptcp_listener(port);
     (t, l)
-}
-
-/// A client connection with its second subflow established, and the server's side.
-fn connect(t: &Topology, l: &TcpListener, port: u16) -> (TcpStream, TcpStream) {
-    let sa: SocketAddr = format!("{}:{port}", PATHS[0].server4)
-        .parse()
-        .expect("address");
-    let mut client = t
-        .client
-        .run(move || mptcp::connect_with(sa, mptcp::Mode::Require))
-        .expect("connect");
-    let (mut server, _) = l.accept().expect("accept");
-    let mut b = [0u8; 1];
-    client.write_all(b"x").expect("write");
-    server.read_exact(&mut b).expect("read");
-    wait_for(Duration::from_secs(10), || {
-        (mptcp::subflows(&client).ok()?.len() == 2).then_some(())
-    })
-    .expect("a second subflow");
-    (client, server)
 }
 
 /// The local addresses of the client's established TCP sockets to `port`, as `ss`
@@ -205,7 +182,7 @@ fn exporter_follows_two_paths_and_keeps_what_closed_subflows_carried() {
         mport,
         &["--sample", "0.2", "--top-connections", "5"],
     );
-    let (mut client, mut server) = connect(&t, &l, app);
+    let (mut client, mut server) = t.mptcp_pair(&l, app, 2);
 
     // Two open subflows, one per path, at the addresses ss shows and as many as
     // mptcp-stat lists.
@@ -430,7 +407,7 @@ fn prometheus_scrapes_the_exporter_during_a_transfer() {
     })
     .expect("Prometheus scrapes the exporter");
 
-    let (mut client, mut server) = connect(&t, &l, app);
+    let (mut client, mut server) = t.mptcp_pair(&l, app, 2);
     let total = 24usize << 20;
     let reader = std::thread::spawn(move || {
         let mut got = 0usize;

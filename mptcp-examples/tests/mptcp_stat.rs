@@ -10,7 +10,7 @@ use common::{wait_for, Netns, Topology, PATHS};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,24 +44,7 @@ struct Conn {
 
 impl Conn {
     fn open(t: &Topology, listener: &TcpListener, port: u16) -> Conn {
-        let sa: SocketAddr = format!("{}:{port}", PATHS[0].server4)
-            .parse()
-            .expect("address");
-        let mut client = t
-            .client
-            .run(move || mptcp::connect_with(sa, mptcp::Mode::Require))
-            .expect("connect");
-        let (mut server, _) = listener.accept().expect("accept");
-        // Data acknowledged at the MPTCP level: the path manager adds subflows only then.
-        let mut b = [0u8; 1];
-        client.write_all(b"x").expect("write");
-        server.read_exact(&mut b).expect("read");
-        server.write_all(b"y").expect("write");
-        client.read_exact(&mut b).expect("read");
-        wait_for(Duration::from_secs(10), || {
-            (mptcp::subflows(&client).ok()?.len() == 2).then_some(())
-        })
-        .expect("a second subflow");
+        let (client, server) = t.mptcp_pair(listener, port, 2);
         let token = mptcp::token(&client).expect("token").to_string();
         Conn {
             client,
@@ -85,10 +68,7 @@ impl Conn {
 fn topology(port: u16) -> (Topology, TcpListener) {
     let t = Topology::new(2);
     t.client_subflow_endpoints(false);
-    let l = t
-        .server
-        .run(move || mptcp::listen_with(format!("0.0.0.0:{port}"), mptcp::Mode::Require))
-        .expect("listen");
+    let l = t.mptcp_listener(port);
     (t, l)
 }
 

@@ -463,6 +463,43 @@ impl Topology {
         }
     }
 
+    /// An MPTCP listener (`Mode::Require`) in the server namespace on every IPv4
+    /// address, port `port`.
+    pub fn mptcp_listener(&self, port: u16) -> std::net::TcpListener {
+        self.server
+            .run(move || mptcp::listen_with(format!("0.0.0.0:{port}"), mptcp::Mode::Require))
+            .expect("listen")
+    }
+
+    /// A connection from the client to `listener` (on path 1's server address, port
+    /// `port`) and the server's side of it, once a byte has crossed each way (the path
+    /// manager adds subflows only after data is acknowledged at the MPTCP level) and it
+    /// has `subflows` subflows.
+    pub fn mptcp_pair(
+        &self,
+        listener: &std::net::TcpListener,
+        port: u16,
+        subflows: usize,
+    ) -> (std::net::TcpStream, std::net::TcpStream) {
+        use std::io::{Read, Write};
+        let sa = std::net::SocketAddr::new(PATHS[0].server_ip(), port);
+        let mut client = self
+            .client
+            .run(move || mptcp::connect_with(sa, mptcp::Mode::Require))
+            .expect("connect");
+        let (mut server, _) = listener.accept().expect("accept");
+        let mut b = [0u8; 1];
+        client.write_all(b"x").expect("write");
+        server.read_exact(&mut b).expect("read");
+        server.write_all(b"y").expect("write");
+        client.read_exact(&mut b).expect("read");
+        wait_for(Duration::from_secs(10), || {
+            (mptcp::subflows(&client).ok()?.len() == subflows).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{subflows} subflows"));
+        (client, server)
+    }
+
     /// Makes the client open a subflow from every extra path (in-kernel path manager).
     pub fn client_subflow_endpoints(&self, v6: bool) {
         for (i, p) in PATHS.iter().enumerate().take(self.paths).skip(1) {
