@@ -1,6 +1,7 @@
 //! Shared bits of the example tools.
 #![deny(missing_docs)]
 
+pub mod exporter;
 pub mod netstat;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};

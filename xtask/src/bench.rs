@@ -24,6 +24,9 @@ const TARGETS: &[(&str, f64)] = &[
     ("endpoint dump", 1.20),
     ("event decode", 1.25),
     ("list 1000 connections", 1.0),
+    // Issue 21: every output at least as fast as `ss`.
+    ("mptcp-stat --json, 1000 connections", 1.0),
+    ("scrape 1000 connections", 1.0),
 ];
 
 /// One group's result in one run: criterion's medians in nanoseconds, and the

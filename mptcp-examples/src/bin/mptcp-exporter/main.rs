@@ -8,20 +8,13 @@
 //! manager); between scrapes a sampler looks every `--sample` seconds so that the
 //! per-path byte counters keep what subflows carried before they closed. See `DETAILS`.
 
-mod accounts;
-mod events;
-mod http;
-mod metrics;
-mod sample;
-
-use accounts::Accounts;
 use clap::Parser;
-use events::{lock, EventCounts};
-use sample::{Host, Sample};
+use mptcp_examples::exporter::events::{self, lock, EventCounts};
+use mptcp_examples::exporter::{http, Exporter};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOOL: &str = "mptcp-exporter";
 
@@ -80,31 +73,6 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     }
 }
 
-/// What the sampler and the scrapes share.
-struct State {
-    host: Host,
-    accounts: Accounts,
-    /// The errors already logged (each once).
-    logged: std::collections::HashSet<String>,
-}
-
-impl State {
-    /// One look at the host, followed by the accounts; new errors are logged.
-    fn look(&mut self) -> Sample {
-        let s = self.host.sample();
-        self.accounts.update(&s.connections, |a| s.interface(a));
-        for e in &s.errors {
-            if self.logged.insert(e.clone()) {
-                eprintln!("{TOOL}: cannot read {e}");
-            }
-        }
-        if s.subflows_visible == Some(false) && self.logged.insert("subflows".into()) {
-            eprintln!("{TOOL}: subflows are hidden from this process (before Linux 6.15 they need CAP_NET_ADMIN): the per-path metrics stay empty");
-        }
-        s
-    }
-}
-
 fn main() {
     let args: Args = mptcp_examples::parse_args(TOOL);
     let server = match tiny_http::Server::http(args.listen) {
@@ -114,13 +82,9 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let state = Arc::new(Mutex::new(State {
-        host: Host::new(),
-        accounts: Accounts::default(),
-        logged: Default::default(),
-    }));
     let counts = Arc::new(Mutex::new(EventCounts::default()));
     events::follow(Arc::clone(&counts));
+    let state = Arc::new(Mutex::new(Exporter::new(counts, args.top_connections)));
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
@@ -147,7 +111,7 @@ fn main() {
         };
         match http::route(&req) {
             http::Route::Metrics { openmetrics } => {
-                let text = scrape(&state, &counts, &args);
+                let text = lock(&state).scrape();
                 match text {
                     Ok(t) => http::respond_metrics(req, t, openmetrics),
                     Err(e) => http::respond(req, 500, "text/plain", format!("{e}\n")),
@@ -164,23 +128,4 @@ fn main() {
             }
         }
     }
-}
-
-/// A scrape: a fresh look, then the report in OpenMetrics.
-fn scrape(
-    state: &Mutex<State>,
-    counts: &Mutex<EventCounts>,
-    args: &Args,
-) -> Result<String, std::fmt::Error> {
-    let start = Instant::now();
-    let mut st = lock(state);
-    let s = st.look();
-    let events = lock(counts).clone();
-    let options = metrics::Options {
-        top_connections: args.top_connections,
-        sample_seconds: start.elapsed().as_secs_f64(),
-    };
-    let report = metrics::report(&s, &st.accounts, &events, &options);
-    drop(st);
-    report.encode()
 }

@@ -10,9 +10,13 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// What a request asks for.
+#[derive(Debug)]
 pub enum Route {
-    /// `GET /metrics`, in OpenMetrics (true) or the text format.
-    Metrics { openmetrics: bool },
+    /// `GET /metrics`.
+    Metrics {
+        /// In OpenMetrics (else the text format).
+        openmetrics: bool,
+    },
     /// Anything else: answered at once with this status and text.
     Refused(u16, &'static str),
     /// `GET /`: a page naming the metrics' path.

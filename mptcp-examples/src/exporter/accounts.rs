@@ -64,6 +64,7 @@ pub struct PathTotals {
 /// A subflow, as the kernel names it: its connection and its two addresses.
 type SubflowKey = (Option<u32>, SocketAddr, SocketAddr);
 
+#[derive(Debug)]
 struct Live {
     path: Path,
     last: Bytes,
@@ -71,7 +72,7 @@ struct Live {
 }
 
 /// The per-path accounts.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Accounts {
     live: HashMap<SubflowKey, Live>,
     closed: BTreeMap<Path, Bytes>,

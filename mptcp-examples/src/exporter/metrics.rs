@@ -1,9 +1,9 @@
 //! The metrics of one scrape: built from a look at the host, the per-path accounts and
 //! the path-manager events counted so far, then encoded by prometheus-client.
 
-use crate::accounts::Accounts;
-use crate::events::EventCounts;
-use crate::sample::Sample;
+use super::accounts::Accounts;
+use super::events::EventCounts;
+use super::sample::Sample;
 use mptcp::diag::SocketState;
 use mptcp::pm::{EndpointFlags, PmKind};
 use prometheus_client::collector::Collector;
@@ -108,6 +108,7 @@ fn encode_value(e: MetricEncoder, v: V, counter: bool) -> Result<(), std::fmt::E
 }
 
 /// What the scrape reports beyond the host: the exporter's own state.
+#[derive(Debug)]
 pub struct Options {
     /// Per-connection series for this many connections, the largest by bytes.
     pub top_connections: usize,
@@ -292,7 +293,7 @@ fn connections(r: &mut Report, s: &Sample) {
 
 fn paths(r: &mut Report, s: &Sample, accounts: &Accounts) {
     let totals = accounts.totals();
-    let labels = |p: &crate::accounts::Path| {
+    let labels = |p: &super::accounts::Path| {
         vec![
             ("interface", p.interface.clone()),
             ("address", p.address.clone()),
@@ -311,7 +312,7 @@ fn paths(r: &mut Report, s: &Sample, accounts: &Accounts) {
         (
             "mptcp_path_sent",
             "Bytes the subflows of a path sent, retransmissions included (tcpi_bytes_sent), closed subflows included",
-            (|t: &crate::accounts::Bytes| t.sent) as fn(&crate::accounts::Bytes) -> u64,
+            (|t: &super::accounts::Bytes| t.sent) as fn(&super::accounts::Bytes) -> u64,
         ),
         (
             "mptcp_path_acked",
@@ -335,7 +336,7 @@ fn paths(r: &mut Report, s: &Sample, accounts: &Accounts) {
         }
     }
     // Smoothed RTT of the open subflows, per path.
-    let mut rtts: BTreeMap<&crate::accounts::Path, (f64, f64, f64, u32)> = BTreeMap::new();
+    let mut rtts: BTreeMap<&super::accounts::Path, (f64, f64, f64, u32)> = BTreeMap::new();
     for c in &s.connections {
         for sf in &c.subflows {
             let (Some(t), Some(p)) = (

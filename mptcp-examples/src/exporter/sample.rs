@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// What one look found; `None` (and a line in `errors`) for what could not be read.
+#[derive(Debug)]
 pub struct Sample {
     /// The connections and listeners, with subflows when they are visible.
     pub connections: Vec<DiagConnection>,
@@ -41,9 +42,16 @@ impl Sample {
 }
 
 /// The kernel handles one look uses, kept between looks.
+#[derive(Debug)]
 pub struct Host {
     diag: Option<Diag>,
     pm: Option<PathManager>,
+}
+
+impl Default for Host {
+    fn default() -> Host {
+        Host::new()
+    }
 }
 
 impl Host {
@@ -76,7 +84,7 @@ impl Host {
                 (Vec::new(), None)
             }
         };
-        let counters = mptcp_examples::netstat::mptcp_counters().unwrap_or_else(|e| {
+        let counters = crate::netstat::mptcp_counters().unwrap_or_else(|e| {
             errors.push(format!("/proc/net/netstat: {e}"));
             Vec::new()
         });
