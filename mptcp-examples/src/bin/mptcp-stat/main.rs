@@ -197,8 +197,8 @@ pub(crate) fn list(diag: &mut Diag, q: &Query) -> mptcp::Result<Vec<DiagConnecti
 }
 
 /// Writes to stdout; a closed pipe (`mptcp-stat | head`) ends quietly.
-pub(crate) fn emit(out: &mut impl Write, text: &str) -> Result<bool, String> {
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+pub(crate) fn emit(out: &mut impl Write, text: &[u8]) -> Result<bool, String> {
+    match out.write_all(text).and_then(|()| out.flush()) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(format!("cannot write to stdout: {e}")),
@@ -209,12 +209,13 @@ fn once(q: &Query, as_json: bool) -> Result<(), String> {
     let mut diag = Diag::new().map_err(|e| e.to_string())?;
     let conns = list(&mut diag, q).map_err(|e| e.to_string())?;
     let out = if as_json {
-        conns
-            .iter()
-            .map(|c| connection_json(c).to_string() + "\n")
-            .collect()
+        let mut out = Vec::with_capacity(conns.len() * 1024);
+        for c in &conns {
+            connection_json(&mut out, c);
+        }
+        out
     } else {
-        text(&conns)
+        text(&conns).into_bytes()
     };
     if hidden_subflows(&diag) {
         eprintln!("{TOOL}: {HIDDEN_NOTE}");

@@ -1,9 +1,12 @@
 //! The listing as text blocks and as JSON lines.
 
 use mptcp::diag::{Diag, DiagConnection, DiagSubflow, SocketState, SubflowFlags};
+use mptcp::TcpInfo;
 use mptcp::{InfoFlags, MptcpInfo};
-use serde_json::{json, Value};
+use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 
 pub(crate) fn dash<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
@@ -107,33 +110,77 @@ pub(crate) fn text(conns: &[DiagConnection]) -> String {
     out
 }
 
-pub(crate) fn subflow_json(sf: &DiagSubflow) -> Value {
-    json!({
-        "state": sf.state.to_string(),
-        "local": sf.local.to_string(),
-        "remote": sf.remote.to_string(),
-        "local_id": sf.local_id,
-        "remote_id": sf.remote_id,
-        "backup": sf.is_backup(),
-        "fully_established": sf.flags.map(|f| f.contains(SubflowFlags::FULLY_ESTABLISHED)),
-        "flags": sf.flags.map(|f| f.bits()),
-        "remote_token": sf.remote_token.map(|t| t.to_string()),
-        "tcp_info": sf.tcp_info,
-    })
+/// A subflow's JSON object (keys in alphabetical order), borrowed from the listing.
+#[derive(Serialize)]
+struct SubflowJson<'a> {
+    backup: Option<bool>,
+    flags: Option<u32>,
+    fully_established: Option<bool>,
+    local: SocketAddr,
+    local_id: Option<u8>,
+    remote: SocketAddr,
+    remote_id: Option<u8>,
+    remote_token: Option<String>,
+    state: Cow<'static, str>,
+    tcp_info: &'a Option<TcpInfo>,
 }
 
-pub(crate) fn connection_json(c: &DiagConnection) -> Value {
-    json!({
-        "token": c.token.map(|t| t.to_string()),
-        "state": c.state.to_string(),
-        "local": c.local.to_string(),
-        "remote": c.remote.to_string(),
-        "uid": c.uid,
-        "inode": c.inode,
-        "cookie": c.cookie,
-        "info": c.info,
-        "subflows": c.subflows.iter().map(subflow_json).collect::<Vec<_>>(),
-    })
+/// A socket's JSON object (keys in alphabetical order), borrowed from the listing.
+#[derive(Serialize)]
+struct ConnectionJson<'a> {
+    cookie: u64,
+    info: &'a Option<MptcpInfo>,
+    inode: u64,
+    local: SocketAddr,
+    remote: SocketAddr,
+    state: Cow<'static, str>,
+    subflows: Vec<SubflowJson<'a>>,
+    token: Option<String>,
+    uid: u32,
+}
+
+/// The state as `ss` names it (`Display`), without an allocation for the known ones.
+fn state_name(s: SocketState) -> Cow<'static, str> {
+    match s {
+        SocketState::Unknown(_) => Cow::Owned(s.to_string()),
+        s => Cow::Borrowed(s.name()),
+    }
+}
+
+fn subflow_json(sf: &DiagSubflow) -> SubflowJson<'_> {
+    SubflowJson {
+        backup: sf.is_backup(),
+        flags: sf.flags.map(|f| f.bits()),
+        fully_established: sf
+            .flags
+            .map(|f| f.contains(SubflowFlags::FULLY_ESTABLISHED)),
+        local: sf.local,
+        local_id: sf.local_id,
+        remote: sf.remote,
+        remote_id: sf.remote_id,
+        remote_token: sf.remote_token.map(|t| t.to_string()),
+        state: state_name(sf.state),
+        tcp_info: &sf.tcp_info,
+    }
+}
+
+/// Appends a socket's JSON object and a newline to `out`.
+pub(crate) fn connection_json(out: &mut Vec<u8>, c: &DiagConnection) {
+    let record = ConnectionJson {
+        cookie: c.cookie,
+        info: &c.info,
+        inode: c.inode,
+        local: c.local,
+        remote: c.remote,
+        state: state_name(c.state),
+        subflows: c.subflows.iter().map(subflow_json).collect(),
+        token: c.token.map(|t| t.to_string()),
+        uid: c.uid,
+    };
+    // Writing into a Vec fails only if a Serialize impl does, and these cannot.
+    if serde_json::to_writer(&mut *out, &record).is_ok() {
+        out.push(b'\n');
+    }
 }
 
 pub(crate) const HIDDEN_NOTE: &str =

@@ -215,7 +215,7 @@ pub(crate) fn watch_plain(w: &mut Watcher, quit: &AtomicBool) -> Result<(), Stri
             w.every(),
             plain_table(&view.lines)
         );
-        if !emit(&mut out, &block)? {
+        if !emit(&mut out, block.as_bytes())? {
             return Ok(());
         }
         let now = Instant::now();
