@@ -1,7 +1,8 @@
 //! `mptcp-exporter` on live two-path connections in network namespaces: its per-path
 //! series against `ss` and `mptcp-stat --json`, byte counters that keep what closed
 //! subflows carried, path-manager events, HTTP errors and formats (checked by
-//! `promtool`), and a real Prometheus scraping it during a transfer.
+//! `promtool`), and a real Prometheus scraping it during a transfer, with the shipped
+//! Grafana dashboard's queries.
 
 #[macro_use]
 extern crate mptcp_testnet;
@@ -467,6 +468,35 @@ fn prometheus_scrapes_the_exporter_during_a_transfer() {
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0.0);
+    // The shipped Grafana dashboard: every query is valid PromQL for this Prometheus,
+    // and the per-path panels have data.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/dist/grafana-mptcp.json"
+        ))
+        .expect("read the dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().cloned().unwrap_or_default();
+    assert!(panels.len() >= 8, "the dashboard's panels");
+    for p in &panels {
+        for target in p["targets"].as_array().cloned().unwrap_or_default() {
+            let expr = target["expr"].as_str().expect("a query");
+            let q = expr
+                .replace("$instance", ".*")
+                .replace("$__rate_interval", "5s");
+            let v = query(&q);
+            assert_eq!(v["status"], "success", "{}: {q}: {v}", p["title"]);
+            if p["title"] == "Sent per path" || p["title"] == "Open subflows per path" {
+                assert!(
+                    !v["data"]["result"].as_array().is_none_or(Vec::is_empty),
+                    "{}: {q} has data",
+                    p["title"]
+                );
+            }
+        }
+    }
     let client = writer.join().expect("writer");
     let (got, took) = reader.join().expect("reader");
     drop(client);

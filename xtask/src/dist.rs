@@ -21,12 +21,15 @@ const TOOLS: &[&str] = &[
     "mptcp-pmd",
     "mptcp-stat",
     "mptcp-run",
+    "mptcp-exporter",
 ];
 
-/// What building the package needs: dpkg-shlibdeps (cargo-deb's `$auto` dependencies),
-/// gzip for the man pages, and what mptcp-run's `bpf` feature builds with.
+/// What building and checking the package needs: dpkg-shlibdeps (cargo-deb's `$auto`
+/// dependencies), systemd-analyze for its units, gzip for the man pages, and what
+/// mptcp-run's `bpf` feature builds with.
 const BUILD_PACKAGES: &[&str] = &[
     "dpkg-dev",
+    "systemd",
     "gzip",
     "clang",
     "libelf-dev",
@@ -182,7 +185,7 @@ impl Drop for FreshRoot {
 /// package's removal.
 const CHECKS: &str = r#"
 set -eu
-for t in mptcp-cat mptcp-pm mptcp-pmd mptcp-stat mptcp-run; do
+for t in mptcp-cat mptcp-pm mptcp-pmd mptcp-stat mptcp-run mptcp-exporter; do
     v=$($t --version)
     case "$v" in "$t "*) echo "ok: $v" ;; *) echo "$t --version printed: $v"; exit 1 ;; esac
     zcat /usr/share/man/man1/$t.1.gz | grep -q "^\.TH $t 1"
@@ -193,8 +196,27 @@ done
 echo "ok: man pages and bash, zsh and fish completions"
 mptcp-pmd --check --config /etc/mptcp-pmd.toml
 grep -q '^ExecStart=/usr/bin/mptcp-pmd --config /etc/mptcp-pmd.toml$' /usr/lib/systemd/system/mptcp-pmd.service
+grep -q '^ExecStart=/usr/bin/mptcp-exporter ' /usr/lib/systemd/system/mptcp-exporter.service
 grep -qx /etc/mptcp-pmd.toml /var/lib/dpkg/info/mptcp-tools.conffiles
-echo "ok: /etc/mptcp-pmd.toml (a conffile) and the mptcp-pmd unit"
+for u in mptcp-pmd mptcp-exporter; do
+    state=$(systemctl is-enabled $u.service || true)
+    test "$state" = disabled || { echo "$u.service is $state after installation"; exit 1; }
+done
+echo "ok: /etc/mptcp-pmd.toml (a conffile), the mptcp-pmd and mptcp-exporter units (disabled)"
+mptcp-exporter --listen "127.0.0.1:$PORT" --sample 0 2> /dev/null &
+i=0
+until perl -MIO::Socket::INET -e '
+    my $s = IO::Socket::INET->new("127.0.0.1:$ENV{PORT}") or exit 1;
+    print $s "GET /metrics HTTP/1.0\r\n\r\n"; print while <$s>' > /tmp/metrics; do
+    i=$((i + 1)); test $i -lt 50; sleep 0.1
+done
+kill $!
+wait $! 2> /dev/null || true
+grep -q '^HTTP/1.[01] 200' /tmp/metrics
+grep -q '^mptcp_enabled 1' /tmp/metrics
+echo "ok: mptcp-exporter serves /metrics"
+grep -q '"panels"' /usr/share/mptcp-tools/grafana-mptcp.json
+echo "ok: the Grafana dashboard is installed"
 mptcp-pm endpoint show > /dev/null
 mptcp-stat --json > /dev/null
 echo "ok: mptcp-pm endpoint show, mptcp-stat --json"
@@ -226,8 +248,9 @@ echo "ok: dpkg --purge removes everything"
 "#;
 
 /// Installs the package into a fresh Debian root of the host's release (mmdebstrap,
-/// minbase, from the machine's Debian archive) with dpkg, and runs [`CHECKS`] there, in
-/// a mount and PID namespace of its own (its /proc goes with it). Root only.
+/// minbase and systemd, from the machine's Debian archive) with dpkg, checks its units
+/// with `systemd-analyze verify`, and runs [`CHECKS`] there, in a mount and PID
+/// namespace of its own (its /proc goes with it). Root only.
 pub fn install_test(deb: &Path) -> Result<()> {
     if !is_root() {
         bail!("installing the package into a fresh Debian root needs root (mmdebstrap, chroot)");
@@ -238,7 +261,13 @@ pub fn install_test(deb: &Path) -> Result<()> {
     let fresh = FreshRoot(target_dir().join("dist").join("root"));
     let _ = fs::remove_dir_all(&fresh.0);
     let mut mm = Command::new("mmdebstrap");
-    mm.args(["--variant=minbase", "--quiet", "--mode=root"]);
+    // With systemd, so that the units' installation and their check run as on a host.
+    mm.args([
+        "--variant=minbase",
+        "--quiet",
+        "--mode=root",
+        "--include=systemd",
+    ]);
     if let Some(k) = keyring {
         mm.arg(format!("--keyring={k}"));
     }
@@ -263,6 +292,16 @@ pub fn install_test(deb: &Path) -> Result<()> {
     };
     run(&mut in_root(&["dpkg", "-i", "/tmp/mptcp-tools.deb"]))
         .context("dpkg -i of the package in a fresh root")?;
+    // systemd's own check of the units as installed (their ExecStart binaries and
+    // directives), with the root's files.
+    for unit in ["mptcp-pmd.service", "mptcp-exporter.service"] {
+        let path = fresh.0.join("usr/lib/systemd/system").join(unit);
+        run(Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(format!("--root={}", fresh.0.display()))
+            .arg(&path))
+        .with_context(|| format!("systemd-analyze verify of {unit}"))?;
+    }
     fs::write(fresh.0.join("tmp/checks.sh"), CHECKS)?;
     run(&mut in_root(&["/bin/sh", "/tmp/checks.sh"]))
         .context("the tools, installed from the package in a fresh root")?;
