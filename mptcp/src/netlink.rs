@@ -1,6 +1,7 @@
 //! One `recv` per netlink datagram, into a reused buffer (the framing is
 //! `wire::netlink`).
 
+use crate::error::{Error, Result};
 use crate::wire::netlink::RECV_BUF;
 use netlink_sys::Socket;
 use std::io;
@@ -22,4 +23,29 @@ pub(crate) fn recv(sock: &Socket, buf: &mut Vec<u8>) -> io::Result<usize> {
         ));
     }
     Ok(n)
+}
+
+/// `SO_RCVBUFFORCE` where allowed, else `SO_RCVBUF`, on a netlink subscription's
+/// socket; the size the kernel granted.
+pub(crate) fn set_receive_buffer(fd: std::os::fd::BorrowedFd<'_>, bytes: usize) -> Result<usize> {
+    let v = i32::try_from(bytes).map_err(|_| {
+        Error::invalid(
+            "set the receive buffer",
+            format!("{bytes} bytes is more than the kernel takes"),
+        )
+    })?;
+    match crate::sys::set_so_rcvbuf(fd, v, true) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => crate::sys::set_so_rcvbuf(fd, v, false)
+            .map_err(|e| Error::os("setsockopt(SO_RCVBUF)", e))?,
+        Err(e) => return Err(Error::os("setsockopt(SO_RCVBUFFORCE)", e)),
+    }
+    receive_buffer(fd)
+}
+
+/// The socket's receive buffer size (`getsockopt(SO_RCVBUF)`).
+pub(crate) fn receive_buffer(fd: std::os::fd::BorrowedFd<'_>) -> Result<usize> {
+    crate::sys::so_rcvbuf(fd)
+        .map(|v| usize::try_from(v).unwrap_or(0))
+        .map_err(|e| Error::os("getsockopt(SO_RCVBUF)", e))
 }

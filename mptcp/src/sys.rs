@@ -303,7 +303,7 @@ pub(crate) fn so_netns_cookie(fd: BorrowedFd<'_>) -> io::Result<u64> {
 }
 
 /// `getsockopt(SOL_SOCKET, SO_RCVBUF)`.
-#[cfg(feature = "pm")]
+#[cfg(any(feature = "pm", feature = "diag"))]
 #[doc(alias = "SO_RCVBUF")]
 pub(crate) fn so_rcvbuf(fd: BorrowedFd<'_>) -> io::Result<i32> {
     int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)
@@ -311,7 +311,7 @@ pub(crate) fn so_rcvbuf(fd: BorrowedFd<'_>) -> io::Result<i32> {
 
 /// `setsockopt(SOL_SOCKET, SO_RCVBUF)`, or `SO_RCVBUFFORCE` (which needs `CAP_NET_ADMIN`
 /// and may exceed `net.core.rmem_max`) when `force`.
-#[cfg(feature = "pm")]
+#[cfg(any(feature = "pm", feature = "diag"))]
 #[doc(alias = "SO_RCVBUF")]
 #[doc(alias = "SO_RCVBUFFORCE")]
 pub(crate) fn set_so_rcvbuf(fd: BorrowedFd<'_>, bytes: i32, force: bool) -> io::Result<()> {

@@ -435,3 +435,63 @@ fn unprivileged_caller_sees_what_the_kernel_allows() {
         &[("MPTCP_TEST_DIAG_TOKEN", &token.to_string())],
     );
 }
+
+/// The destroy broadcast: every subflow of a two-path connection is reported when the
+/// kernel frees it, with its addresses and its last counters (the bytes it carried),
+/// and nothing of another namespace.
+#[test]
+fn closed_subflows_are_broadcast_with_their_last_counters() {
+    require_netns!();
+    let t = Topology::new(2);
+    diag_or_skip!(t.client);
+    t.client_subflow_endpoints(false);
+    let port = 8093;
+    let l = t.mptcp_listener(port);
+    let closes = t
+        .client
+        .run(mptcp::diag::ClosedTcpSockets::subscribe)
+        .expect("subscribe to destroyed TCP sockets");
+    let (mut client, mut server) = t.mptcp_pair(&l, port, 2);
+    let subflows: BTreeSet<(SocketAddr, SocketAddr)> = mptcp::subflows(&client)
+        .expect("subflows")
+        .iter()
+        .map(|s| (s.local, s.remote))
+        .collect();
+    let data = common::data(2 << 20);
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).expect("read");
+        got.len()
+    });
+    client.write_all(&data).expect("write");
+    drop(client);
+    assert_eq!(reader.join().expect("reader"), data.len());
+    // A thread reads the broadcast until both subflows are in, for at most 20 s.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for item in closes {
+            if tx.send(item).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = BTreeSet::new();
+    let mut acked = 0u64;
+    let deadline = Instant::now() + common::slow(Duration::from_secs(20));
+    while seen.len() < subflows.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let item = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("both subflows broadcast; got {seen:?} of {subflows:?}"));
+        if let mptcp::diag::ClosedItem::Closed(c) = item.expect("a broadcast") {
+            if subflows.contains(&(c.local, c.remote)) && seen.insert((c.local, c.remote)) {
+                acked += c.tcp_info.expect("its tcp_info").bytes_acked();
+            }
+        }
+    }
+    assert!(
+        acked >= data.len() as u64,
+        "the subflows' last counters hold the transfer: {acked} of {}",
+        data.len()
+    );
+}

@@ -2,9 +2,12 @@
 //! subflows close: each subflow's own TCP counters are followed from one look to the
 //! next, and what a subflow had counted when it was last seen is kept once it is gone.
 //!
-//! What a subflow carried after the last look before it closed is not counted (the
-//! kernel reports nothing of a closed subflow); the sampler's interval bounds that
-//! window. A subflow that opens and closes between two looks is not counted at all.
+//! When the kernel frees a subflow it broadcasts its last counters (sock_diag's destroy
+//! groups, with CAP_NET_ADMIN): [`Accounts::closed`] then counts what it carried to its
+//! end. Without that broadcast, what it carried after the last look is not counted (the
+//! sampler's interval bounds the window). A subflow that opens and closes between two
+//! looks is not counted at all (the broadcast does not say which TCP sockets were
+//! subflows: only those a look saw are known).
 
 use mptcp::diag::DiagConnection;
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +39,16 @@ pub struct Bytes {
 }
 
 impl Bytes {
+    /// A subflow's counters from its `tcp_info`.
+    pub fn of(t: &mptcp::TcpInfo) -> Bytes {
+        Bytes {
+            sent: t.bytes_sent(),
+            acked: t.bytes_acked(),
+            retransmitted: t.bytes_retrans(),
+            received: t.bytes_received(),
+        }
+    }
+
     fn add(&mut self, o: &Bytes) {
         self.sent += o.sent;
         self.acked += o.acked;
@@ -61,8 +74,8 @@ pub struct PathTotals {
     pub open: u64,
 }
 
-/// A subflow, as the kernel names it: its connection and its two addresses.
-type SubflowKey = (Option<u32>, SocketAddr, SocketAddr);
+/// A subflow, by its two addresses (unique among the namespace's open TCP sockets).
+type SubflowKey = (SocketAddr, SocketAddr);
 
 #[derive(Debug)]
 struct Live {
@@ -89,13 +102,8 @@ impl Accounts {
         for c in conns {
             for sf in &c.subflows {
                 let Some(t) = &sf.tcp_info else { continue };
-                let now = Bytes {
-                    sent: t.bytes_sent(),
-                    acked: t.bytes_acked(),
-                    retransmitted: t.bytes_retrans(),
-                    received: t.bytes_received(),
-                };
-                let key = (c.token.map(u32::from), sf.local, sf.remote);
+                let now = Bytes::of(t);
+                let key = (sf.local, sf.remote);
                 match self.live.get_mut(&key) {
                     Some(l) if now.covers(&l.last) => {
                         l.last = now;
@@ -166,12 +174,21 @@ impl Accounts {
     }
 
     /// The path an open subflow is counted under.
-    pub fn path_of(
-        &self,
-        token: Option<u32>,
-        local: SocketAddr,
-        remote: SocketAddr,
-    ) -> Option<&Path> {
-        self.live.get(&(token, local, remote)).map(|l| &l.path)
+    pub fn path_of(&self, local: SocketAddr, remote: SocketAddr) -> Option<&Path> {
+        self.live.get(&(local, remote)).map(|l| &l.path)
+    }
+
+    /// A TCP socket the kernel destroyed, with its last counters: if it is a subflow a
+    /// look saw, its path keeps what it carried to the end. Returns whether it was one.
+    pub fn closed(&mut self, local: SocketAddr, remote: SocketAddr, last: Option<Bytes>) -> bool {
+        let Some(l) = self.live.remove(&(local, remote)) else {
+            return false;
+        };
+        let bytes = match last {
+            Some(b) if b.covers(&l.last) => b,
+            _ => l.last,
+        };
+        self.closed.entry(l.path).or_default().add(&bytes);
+        true
     }
 }

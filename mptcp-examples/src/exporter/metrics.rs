@@ -114,6 +114,8 @@ pub struct Options {
     pub top_connections: usize,
     /// Seconds the scrape's look at the host took.
     pub sample_seconds: f64,
+    /// The broadcast of closed subflows.
+    pub closes: super::Closes,
 }
 
 /// Builds the report of one scrape.
@@ -143,6 +145,25 @@ pub fn report(s: &Sample, accounts: &Accounts, events: &EventCounts, o: &Options
         true,
     )
     .push((Vec::new(), V::U(events.lost)));
+    r.gauge(
+        "mptcp_exporter_closes_subscribed",
+        "1 when the exporter receives the kernel's broadcast of closed TCP sockets (CAP_NET_ADMIN), which gives a closing subflow's last counters",
+        u64::from(o.closes.subscribed),
+    );
+    r.family(
+        "mptcp_exporter_closed_subflows",
+        "Subflows whose last counters the kernel's broadcast gave",
+        None,
+        true,
+    )
+    .push((Vec::new(), V::U(o.closes.subflows)));
+    r.family(
+        "mptcp_exporter_closes_lost",
+        "Times broadcasts of closed TCP sockets were lost (the receive buffer was full)",
+        None,
+        true,
+    )
+    .push((Vec::new(), V::U(o.closes.lost)));
     if o.top_connections > 0 {
         top_connections(&mut r, s, o.top_connections);
     }
@@ -339,10 +360,7 @@ fn paths(r: &mut Report, s: &Sample, accounts: &Accounts) {
     let mut rtts: BTreeMap<&super::accounts::Path, (f64, f64, f64, u32)> = BTreeMap::new();
     for c in &s.connections {
         for sf in &c.subflows {
-            let (Some(t), Some(p)) = (
-                &sf.tcp_info,
-                accounts.path_of(c.token.map(u32::from), sf.local, sf.remote),
-            ) else {
+            let (Some(t), Some(p)) = (&sf.tcp_info, accounts.path_of(sf.local, sf.remote)) else {
                 continue;
             };
             let v = f64::from(t.rtt()) / 1e6;

@@ -16,6 +16,39 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use mptcp::diag::{ClosedItem, ClosedTcpSockets};
+
+/// Follows the kernel's broadcast of destroyed TCP sockets on a new thread, handing
+/// each to the exporter; without CAP_NET_ADMIN it logs why and the exporter goes on
+/// with its looks alone.
+pub fn follow_closes(exporter: Arc<Mutex<Exporter>>) {
+    let sub = match ClosedTcpSockets::subscribe() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "mptcp-exporter: no broadcast of closed subflows ({e}): what a subflow \
+                 carries after the last look before it closes is not counted"
+            );
+            return;
+        }
+    };
+    // Every TCP socket of the namespace is broadcast: room for a burst of closes.
+    let _ = sub.set_receive_buffer(4 << 20);
+    lock(&exporter).closes.subscribed = true;
+    std::thread::spawn(move || {
+        for item in sub {
+            match item {
+                Ok(i) => lock(&exporter).on_close(i),
+                Err(e) => {
+                    lock(&exporter).closes.subscribed = false;
+                    eprintln!("mptcp-exporter: the broadcast of closed subflows stopped: {e}");
+                    return;
+                }
+            }
+        }
+    });
+}
+
 /// What the sampler and the scrapes share.
 #[derive(Debug)]
 pub struct Exporter {
@@ -26,6 +59,19 @@ pub struct Exporter {
     top_connections: usize,
     /// The errors already logged (each once).
     logged: HashSet<String>,
+    /// The destroy broadcast's state.
+    closes: Closes,
+}
+
+/// How the kernel's broadcast of destroyed TCP sockets is followed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Closes {
+    /// Whether the subscription runs (it needs CAP_NET_ADMIN).
+    pub subscribed: bool,
+    /// Subflows whose last counters it gave.
+    pub subflows: u64,
+    /// Times broadcasts were lost (a full receive buffer).
+    pub lost: u64,
 }
 
 impl Exporter {
@@ -38,6 +84,22 @@ impl Exporter {
             events,
             top_connections,
             logged: HashSet::new(),
+            closes: Closes::default(),
+        }
+    }
+
+    /// A broadcast of the kernel's destroy groups: a closed subflow's last counters go
+    /// to its path.
+    pub fn on_close(&mut self, item: ClosedItem) {
+        match item {
+            ClosedItem::Closed(c) => {
+                let last = c.tcp_info.as_ref().map(accounts::Bytes::of);
+                if self.accounts.closed(c.local, c.remote, last) {
+                    self.closes.subflows += 1;
+                }
+            }
+            ClosedItem::Lost => self.closes.lost += 1,
+            _ => {}
         }
     }
 
@@ -68,6 +130,7 @@ impl Exporter {
         let options = metrics::Options {
             top_connections: self.top_connections,
             sample_seconds: start.elapsed().as_secs_f64(),
+            closes: self.closes,
         };
         metrics::report(&s, &self.accounts, &events, &options).encode()
     }

@@ -43,6 +43,7 @@
 
 #[cfg(feature = "tokio")]
 mod async_diag;
+mod closed;
 mod reply;
 mod request;
 mod state;
@@ -51,6 +52,7 @@ mod tests;
 
 #[cfg(feature = "tokio")]
 pub use async_diag::AsyncDiag;
+pub use closed::{ClosedItem, ClosedTcpSockets};
 pub use state::{ParseStateError, SocketState, States};
 
 use crate::error::{Error, Result};
@@ -159,6 +161,23 @@ pub struct DiagSubflow {
     /// The subflow's initial sequence number offset.
     pub ssn_offset: Option<u32>,
     /// The subflow's own TCP counters (bytes sent and received, RTT ...).
+    pub tcp_info: Option<TcpInfo>,
+}
+
+/// A TCP socket as the kernel destroyed it ([`ClosedTcpSockets`]): any TCP socket of
+/// the namespace, an MPTCP subflow among them (the broadcast does not say which: match
+/// the addresses against the subflows a listing showed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct ClosedTcp {
+    /// Local address and port.
+    pub local: SocketAddr,
+    /// Remote address and port.
+    pub remote: SocketAddr,
+    /// The kernel's socket cookie.
+    pub cookie: u64,
+    /// Its TCP counters as they ended (bytes sent, acknowledged, received ...).
     pub tcp_info: Option<TcpInfo>,
 }
 

@@ -1,7 +1,7 @@
 //! Decoding sock_diag replies: `inet_diag_msg`, then attributes (`INET_DIAG_INFO` with
 //! `mptcp_info` or `tcp_info`, `INET_DIAG_ULP_INFO` with a subflow's MPTCP attributes).
 
-use super::{DiagConnection, DiagSubflow, SocketState, SubflowFlags};
+use super::{ClosedTcp, DiagConnection, DiagSubflow, SocketState, SubflowFlags};
 use crate::error::{Error, Result};
 use crate::token::Token;
 use crate::wire::info::MptcpInfo;
@@ -205,4 +205,23 @@ pub(crate) fn subflow(payload: &[u8]) -> Result<Option<DiagSubflow>> {
         }
     }
     Ok(Some(sf))
+}
+
+/// A TCP socket of a destroy broadcast: its addresses, cookie and last `tcp_info` (the
+/// kernel sends `INET_DIAG_PROTOCOL` and `INET_DIAG_INFO`, no ULP information).
+pub(crate) fn closed_tcp(payload: &[u8]) -> Result<ClosedTcp> {
+    let (h, attrs) = head(payload)?;
+    let mut tcp_info = None;
+    for a in nlas(attrs) {
+        let a = a.map_err(bad)?;
+        if a.id() == sys::INET_DIAG_INFO && a.value.len() >= TcpInfo::BASE_LEN {
+            tcp_info = Some(TcpInfo::decode(a.value)?);
+        }
+    }
+    Ok(ClosedTcp {
+        local: h.local,
+        remote: h.remote,
+        cookie: h.cookie,
+        tcp_info,
+    })
 }

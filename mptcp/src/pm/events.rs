@@ -74,12 +74,12 @@ impl Events {
     #[doc(alias = "SO_RCVBUFFORCE")]
     #[doc(alias = "SO_RCVBUF")]
     pub fn set_receive_buffer(&self, bytes: usize) -> Result<usize> {
-        set_receive_buffer(std::os::fd::AsFd::as_fd(&self.sock), bytes)
+        crate::netlink::set_receive_buffer(std::os::fd::AsFd::as_fd(&self.sock), bytes)
     }
 
     /// The socket's receive buffer size (`getsockopt(SO_RCVBUF)`).
     pub fn receive_buffer(&self) -> Result<usize> {
-        receive_buffer(std::os::fd::AsFd::as_fd(&self.sock))
+        crate::netlink::receive_buffer(std::os::fd::AsFd::as_fd(&self.sock))
     }
 
     /// Sets a timeout for [`next`](Iterator::next): `None` blocks; a zero duration is
@@ -144,29 +144,6 @@ impl Events {
     }
 }
 
-/// `SO_RCVBUFFORCE` where allowed, else `SO_RCVBUF`; the size the kernel granted.
-fn set_receive_buffer(fd: std::os::fd::BorrowedFd<'_>, bytes: usize) -> Result<usize> {
-    let v = i32::try_from(bytes).map_err(|_| {
-        Error::invalid(
-            "set the event buffer",
-            format!("{bytes} bytes is more than the kernel takes"),
-        )
-    })?;
-    match crate::sys::set_so_rcvbuf(fd, v, true) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => crate::sys::set_so_rcvbuf(fd, v, false)
-            .map_err(|e| Error::os("setsockopt(SO_RCVBUF)", e))?,
-        Err(e) => return Err(Error::os("setsockopt(SO_RCVBUFFORCE)", e)),
-    }
-    receive_buffer(fd)
-}
-
-fn receive_buffer(fd: std::os::fd::BorrowedFd<'_>) -> Result<usize> {
-    crate::sys::so_rcvbuf(fd)
-        .map(|v| usize::try_from(v).unwrap_or(0))
-        .map_err(|e| Error::os("getsockopt(SO_RCVBUF)", e))
-}
-
 impl Iterator for Events {
     type Item = Result<EventItem>;
 
@@ -197,12 +174,12 @@ impl EventStream {
     #[doc(alias = "SO_RCVBUFFORCE")]
     #[doc(alias = "SO_RCVBUF")]
     pub fn set_receive_buffer(&self, bytes: usize) -> Result<usize> {
-        set_receive_buffer(std::os::fd::AsFd::as_fd(self.fd.get_ref()), bytes)
+        crate::netlink::set_receive_buffer(std::os::fd::AsFd::as_fd(self.fd.get_ref()), bytes)
     }
 
     /// [`Events::receive_buffer`].
     pub fn receive_buffer(&self) -> Result<usize> {
-        receive_buffer(std::os::fd::AsFd::as_fd(self.fd.get_ref()))
+        crate::netlink::receive_buffer(std::os::fd::AsFd::as_fd(self.fd.get_ref()))
     }
 
     /// The next item, as `StreamExt::next` gives it, without a dependency on

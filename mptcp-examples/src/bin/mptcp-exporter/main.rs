@@ -32,16 +32,20 @@ Metrics (each documented on /metrics by its HELP line):
   connections  with --top-connections N: mptcp_connection_{sent,received}_bytes_total
   (largest)    and mptcp_connection_subflows, labelled by token, for the N largest
   exporter     mptcp_exporter_sample_duration_seconds, mptcp_exporter_sample_errors,
-               mptcp_exporter_subflows_visible, mptcp_exporter_pm_events_subscribed
+               mptcp_exporter_subflows_visible, mptcp_exporter_pm_events_subscribed,
+               mptcp_exporter_closes_subscribed, mptcp_exporter_closed_subflows_total
 
 Per-path counters: each subflow's own TCP counters are followed from one look to the
-next (each scrape, and every --sample seconds between scrapes); when a subflow is gone,
-what it had counted at the last look stays in its path's total. What it carried after
-that look is not counted, nor a subflow that opened and closed between two looks.
+next (each scrape, and every --sample seconds between scrapes). When the kernel frees a
+subflow it broadcasts its last counters (sock_diag's destroy groups; CAP_NET_ADMIN),
+and its path keeps them: nothing it carried is lost. Without that broadcast, what it
+had counted at the last look stays. A subflow that opened and closed between two looks
+is not counted.
 
-Privileges: everything but the path-manager events and (before Linux 6.15) the subflows
-works unprivileged; those need CAP_NET_ADMIN, and the metrics say what is missing
-(mptcp_exporter_subflows_visible, mptcp_exporter_pm_events_subscribed).
+Privileges: everything but the path-manager events, the broadcast of closed subflows and
+(before Linux 6.15) the subflows works unprivileged; those need CAP_NET_ADMIN, and the
+metrics say what is missing (mptcp_exporter_subflows_visible,
+mptcp_exporter_pm_events_subscribed, mptcp_exporter_closes_subscribed).
 
 HTTP: GET /metrics (OpenMetrics when the client's Accept asks for it, as Prometheus
 does; else the text format 0.0.4). Other paths get 404, other methods 405.";
@@ -85,6 +89,7 @@ fn main() {
     let counts = Arc::new(Mutex::new(EventCounts::default()));
     events::follow(Arc::clone(&counts));
     let state = Arc::new(Mutex::new(Exporter::new(counts, args.top_connections)));
+    mptcp_examples::exporter::follow_closes(Arc::clone(&state));
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
