@@ -256,7 +256,10 @@ fn exporter_follows_two_paths_and_keeps_what_closed_subflows_carried() {
         data.len()
     );
     assert!(acked >= data.len() as f64, "acked {acked} after close");
-    assert_eq!(values(&m, "mptcp_exporter_closes_subscribed", &[])[0].2, 1.0);
+    assert_eq!(
+        values(&m, "mptcp_exporter_closes_subscribed", &[])[0].2,
+        1.0
+    );
     assert!(
         values(&m, "mptcp_exporter_closed_subflows_total", &[])[0].2 >= 2.0,
         "both subflows' last counters came from the broadcast"

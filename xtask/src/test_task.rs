@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 /// (`mptcp/tests/syscalls.rs`), python3 for the unmodified programs `mptcp-run` runs
 /// (`mptcp-examples/tests/mptcp_run.rs`), and the programs it runs side by side under
 /// `mptcp-run` and under mptcpd's `mptcpize` (curl, wget, socat, iperf3, OpenSSH, HAProxy,
-/// PostgreSQL, `mptcpize`), and Prometheus for `mptcp-exporter`.
+/// PostgreSQL, `mptcpize`), Prometheus for `mptcp-exporter`, and iptables for the
+/// middlebox of `mptcp-doctor`'s probe test.
 const PACKAGES: &[&str] = &[
     "libclang-dev",
     "gcc",
@@ -34,6 +35,8 @@ const PACKAGES: &[&str] = &[
     "postgresql-client-15",
     // mptcp-exporter's test: a real Prometheus (and its promtool) scrapes it.
     "prometheus",
+    // mptcp-doctor's probe test: a middlebox that strips the MPTCP option (TCPOPTSTRIP).
+    "iptables",
     // mptcp-bpf (mptcp-run --bpf): clang compiles its BPF program; libbpf-sys links
     // libelf and zlib.
     "clang",
