@@ -22,6 +22,7 @@ const TOOLS: &[&str] = &[
     "mptcp-stat",
     "mptcp-run",
     "mptcp-exporter",
+    "mptcp-doctor",
 ];
 
 /// What building and checking the package needs: dpkg-shlibdeps (cargo-deb's `$auto`
@@ -185,7 +186,7 @@ impl Drop for FreshRoot {
 /// package's removal.
 const CHECKS: &str = r#"
 set -eu
-for t in mptcp-cat mptcp-pm mptcp-pmd mptcp-stat mptcp-run mptcp-exporter; do
+for t in mptcp-cat mptcp-pm mptcp-pmd mptcp-stat mptcp-run mptcp-exporter mptcp-doctor; do
     v=$($t --version)
     case "$v" in "$t "*) echo "ok: $v" ;; *) echo "$t --version printed: $v"; exit 1 ;; esac
     zcat /usr/share/man/man1/$t.1.gz | grep -q "^\.TH $t 1"
@@ -219,7 +220,9 @@ grep -q '"panels"' /usr/share/mptcp-tools/grafana-mptcp.json
 echo "ok: the Grafana dashboard is installed"
 mptcp-pm endpoint show > /dev/null
 mptcp-stat --json > /dev/null
-echo "ok: mptcp-pm endpoint show, mptcp-stat --json"
+mptcp-doctor --json > /tmp/doctor.json || test $? = 1
+grep -q '"check":"kernel"' /tmp/doctor.json
+echo "ok: mptcp-pm endpoint show, mptcp-stat --json, mptcp-doctor --json"
 proto=$(mptcp-run --mptcp require perl -MSocket -e '
     socket(my $s, AF_INET, SOCK_STREAM, 0) or die "socket: $!";
     print unpack("i", getsockopt($s, SOL_SOCKET, SO_PROTOCOL))')
