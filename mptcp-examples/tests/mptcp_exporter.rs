@@ -1,7 +1,8 @@
 //! `mptcp-exporter` on live two-path connections in network namespaces: its per-path
 //! series against `ss` and `mptcp-stat --json`, byte counters that keep what closed
 //! subflows carried, path-manager events, HTTP errors and formats (checked by
-//! `promtool`), and a real Prometheus scraping it during a transfer, with the shipped
+//! `promtool`), and a real Prometheus scraping it during a transfer (its subflow and
+//! byte series against `ss` and `mptcp-stat --json`, its rate against the transfer's), with the shipped
 //! Grafana dashboard's queries.
 
 #[macro_use]
@@ -155,6 +156,49 @@ fn ss_local_addresses(ns: &Netns, port: u16) -> BTreeSet<String> {
             Some(addr.split('%').next().unwrap_or(addr).to_string())
         })
         .collect()
+}
+
+/// Bytes sent (`bytes_sent:`) by the client's established TCP sockets to `port`, summed
+/// per local address, as `ss -ti` shows them.
+fn ss_bytes_sent(ns: &Netns, port: u16) -> BTreeMap<String, u64> {
+    let filter = format!("( dport = :{port} )");
+    let out = ns.exec(&["ss", "-Htni", "state", "established", &filter]);
+    let mut sums = BTreeMap::new();
+    let mut addr = None;
+    for l in out.lines() {
+        if !l.starts_with(char::is_whitespace) {
+            addr = l.split_whitespace().nth(2).and_then(|a| {
+                let ip = a.rsplit_once(':')?.0;
+                Some(ip.split('%').next().unwrap_or(ip).to_string())
+            });
+        } else if let Some(a) = &addr {
+            let n: u64 = l
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("bytes_sent:"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            *sums.entry(a.clone()).or_default() += n;
+        }
+    }
+    sums
+}
+
+/// The same from `mptcp-stat --json` (each subflow's `tcp_info.bytes_sent`).
+fn stat_bytes_sent(ns: &Netns, port: u16) -> BTreeMap<String, u64> {
+    let port_s = port.to_string();
+    let mut sums = BTreeMap::new();
+    for l in ns.exec(&[STAT, "--json", "port", &port_s]).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+            continue;
+        };
+        for sf in v["subflows"].as_array().cloned().unwrap_or_default() {
+            let local = sf["local"].as_str().unwrap_or("");
+            let ip = local.rsplit_once(':').map_or(local, |(ip, _)| ip);
+            *sums.entry(ip.to_string()).or_default() +=
+                sf["tcp_info"]["bytes_sent"].as_u64().unwrap_or(0);
+        }
+    }
+    sums
 }
 
 /// The subflows `mptcp-stat --json` lists for the client's connections to `port`.
@@ -424,7 +468,7 @@ fn prometheus_scrapes_the_exporter_during_a_transfer() {
                 Ok(n) => got += n,
             }
         }
-        (got, start.elapsed())
+        (got, start.elapsed(), server)
     });
     let writer = std::thread::spawn(move || {
         let chunk = vec![7u8; 1 << 16];
@@ -502,9 +546,33 @@ fn prometheus_scrapes_the_exporter_during_a_transfer() {
         }
     }
     let client = writer.join().expect("writer");
-    let (got, took) = reader.join().expect("reader");
-    drop(client);
+    let (got, took, server) = reader.join().expect("reader");
     assert_eq!(got, total, "the whole transfer arrived");
+    // Idle, both ends open: after two more scrapes, the byte series Prometheus stored
+    // equal what ss and mptcp-stat --json show now, per local address.
+    std::thread::sleep(Duration::from_millis(2500));
+    let v = query("mptcp_path_sent_bytes_total");
+    let mut prom_bytes = BTreeMap::new();
+    for r in v["data"]["result"].as_array().cloned().unwrap_or_default() {
+        let addr = r["metric"]["address"].as_str().unwrap_or("").to_string();
+        let n: u64 = r["value"][1]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        prom_bytes.insert(addr, n);
+    }
+    let ss = ss_bytes_sent(&t.client, app);
+    assert_eq!(
+        prom_bytes, ss,
+        "bytes sent per address: Prometheus vs ss -ti"
+    );
+    assert_eq!(
+        ss,
+        stat_bytes_sent(&t.client, app),
+        "ss vs mptcp-stat --json"
+    );
+    assert!(ss.values().sum::<u64>() >= total as u64);
+    drop((client, server));
     let transfer_rate = got as f64 / took.as_secs_f64();
     let ratio = prom_rate / transfer_rate;
     eprintln!(
