@@ -3,7 +3,7 @@
 //! next, and what a subflow had counted when it was last seen is kept once it is gone.
 //!
 //! When the kernel frees a subflow it broadcasts its last counters (sock_diag's destroy
-//! groups, with CAP_NET_ADMIN): [`Accounts::closed`] then counts what it carried to its
+//! groups): [`Accounts::closed`] then counts what it carried to its
 //! end. Without that broadcast, what it carried after the last look is not counted (the
 //! sampler's interval bounds the window). A subflow that opens and closes between two
 //! looks is not counted at all (the broadcast does not say which TCP sockets were

@@ -147,7 +147,7 @@ pub fn report(s: &Sample, accounts: &Accounts, events: &EventCounts, o: &Options
     .push((Vec::new(), V::U(events.lost)));
     r.gauge(
         "mptcp_exporter_closes_subscribed",
-        "1 when the exporter receives the kernel's broadcast of closed TCP sockets (CAP_NET_ADMIN), which gives a closing subflow's last counters",
+        "1 when the exporter receives the kernel's broadcast of closed TCP sockets, which gives a closing subflow's last counters",
         u64::from(o.closes.subscribed),
     );
     r.family(

@@ -19,8 +19,8 @@ use std::time::Instant;
 use mptcp::diag::{ClosedItem, ClosedTcpSockets};
 
 /// Follows the kernel's broadcast of destroyed TCP sockets on a new thread, handing
-/// each to the exporter; without CAP_NET_ADMIN it logs why and the exporter goes on
-/// with its looks alone.
+/// each to the exporter; where the kernel refuses the subscription it logs why and the
+/// exporter goes on with its looks alone.
 pub fn follow_closes(exporter: Arc<Mutex<Exporter>>) {
     let sub = match ClosedTcpSockets::subscribe() {
         Ok(s) => s,
@@ -66,7 +66,7 @@ pub struct Exporter {
 /// How the kernel's broadcast of destroyed TCP sockets is followed.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Closes {
-    /// Whether the subscription runs (it needs CAP_NET_ADMIN).
+    /// Whether the subscription runs.
     pub subscribed: bool,
     /// Subflows whose last counters it gave.
     pub subflows: u64,

@@ -28,8 +28,9 @@ pub enum ClosedItem {
 }
 
 /// A subscription to the TCP sockets the kernel destroys in the calling thread's
-/// network namespace (IPv4 and IPv6), blocking, as an iterator. Joining the kernel's
-/// destroy groups needs `CAP_NET_ADMIN`: [`Error::PermissionDenied`] without it.
+/// network namespace (IPv4 and IPv6), blocking, as an iterator. Any user may join the
+/// destroy groups (seen on Linux 6.18, where an unprivileged process receives the
+/// broadcast); a kernel that refuses gives [`Error::PermissionDenied`].
 ///
 /// ```no_run
 /// use mptcp::diag::{ClosedItem, ClosedTcpSockets};

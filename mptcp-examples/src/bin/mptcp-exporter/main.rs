@@ -37,14 +37,14 @@ Metrics (each documented on /metrics by its HELP line):
 
 Per-path counters: each subflow's own TCP counters are followed from one look to the
 next (each scrape, and every --sample seconds between scrapes). When the kernel frees a
-subflow it broadcasts its last counters (sock_diag's destroy groups; CAP_NET_ADMIN),
+subflow it broadcasts its last counters (sock_diag's destroy groups),
 and its path keeps them: nothing it carried is lost. Without that broadcast, what it
 had counted at the last look stays. A subflow that opened and closed between two looks
 is not counted.
 
-Privileges: everything but the path-manager events, the broadcast of closed subflows and
-(before Linux 6.15) the subflows works unprivileged; those need CAP_NET_ADMIN, and the
-metrics say what is missing (mptcp_exporter_subflows_visible,
+Privileges: everything but the path-manager events and (before Linux 6.15) the subflows
+works unprivileged (the broadcast of closed sockets too, on Linux 6.18); those need
+CAP_NET_ADMIN, and the metrics say what is missing (mptcp_exporter_subflows_visible,
 mptcp_exporter_pm_events_subscribed, mptcp_exporter_closes_subscribed).
 
 HTTP: GET /metrics (OpenMetrics when the client's Accept asks for it, as Prometheus
