@@ -56,12 +56,15 @@ fn cargo() -> Command {
 pub const BACKPORTS_PACKAGES: &[&str] = &["golang-1.23-go"];
 
 pub fn run(no_vm: bool) -> Result<()> {
+    let mut steps = Steps::new();
     ensure_packages(PACKAGES)?;
     crate::packages::ensure_backports_packages(BACKPORTS_PACKAGES)?;
+    steps.mark("system packages");
     sh(cargo().args(["fmt", "--all", "--check"]))?;
     // The pinned headers (downloaded once into target/) make the build-time bindings
     // equal to the snapshot, so every step below builds mptcp-sys the same way.
     codegen_task::run(true)?;
+    steps.mark("fmt, codegen check");
     let headers = codegen_task::pinned_headers()?.include;
     sh(cargo().env("MPTCP_SYS_KERNEL_HEADERS", &headers).args([
         "clippy",
@@ -87,6 +90,7 @@ pub fn run(no_vm: bool) -> Result<()> {
             .args(features)
             .args(["--", "-D", "warnings"]))?;
     }
+    steps.mark("clippy (all features, then feature subsets)");
     // The build-time bindings, generated from the pinned headers, and the snapshot: both
     // are checked against the C compiler's view of those same headers.
     // mptcpd, unpacked under target/ (not installed), for mptcp-pmd's comparison test.
@@ -104,6 +108,7 @@ pub fn run(no_vm: bool) -> Result<()> {
             .env("MPTCP_TEST_MPTCPD_ROOT", &mptcpd),
     )?;
     no_skips(&out, !no_vm)?;
+    steps.mark("cargo test");
     sh(cargo()
         .args(["test", "-p", "mptcp-sys", "--no-default-features"])
         .env("MPTCP_SYS_KERNEL_HEADERS", &headers))?;
@@ -112,38 +117,49 @@ pub fn run(no_vm: bool) -> Result<()> {
     if crate::sys::is_root() {
         let deb = crate::dist::build(crate::dist::Build::TestBuild)?;
         crate::dist::install_test(&deb)?;
+        steps.mark("the Debian package, installed in a fresh root");
     } else {
         eprintln!("xtask: skipping the package's installation test (it needs root)");
     }
     // The kernel's own path-manager selftest, with mptcp-pm in place of `ip mptcp`.
     if crate::sys::is_root() {
         crate::selftest::run(false, Some(&headers))?;
+        steps.mark("the kernel's pm_netlink.sh");
     } else {
         eprintln!("xtask: skipping the kernel's pm_netlink.sh (it needs root)");
     }
     // The demo, once, held to the figures it exists to show.
     demo_check()?;
+    steps.mark("the demo");
     // Benchmarks are not tests: `cargo xtask bench` runs them. Clippy's
     // `--all-targets` above has compiled them; an optimised build of them and of the
     // tools they measure (minutes on two cores) is left to `cargo xtask bench`.
     // The unsafe code under Miri, where a nightly toolchain is installed.
     crate::miri::run()?;
+    steps.mark("Miri");
     // The libraries with their minimum supported Rust, and their docs without warnings.
     crate::msrv::run()?;
+    steps.mark("MSRV");
     crate::docs::run()?;
+    steps.mark("docs");
     // mptcp-sys as crates.io would get it.
     crate::package::run()?;
+    steps.mark("mptcp-sys packaged");
     // Every change of a public API is a reviewed change of its snapshot; after the
     // first release, no change may break what was released.
     crate::public_api::run(false)?;
     crate::public_api::semver_checks()?;
     // Other architectures under qemu-user, and the other platforms compiled.
+    steps.mark("public API");
     crate::cross::run(Vec::new())?;
+    steps.mark("other architectures (qemu-user)");
     if no_vm {
         eprintln!("xtask: skipping the VM test matrix (--no-vm)");
     } else {
         crate::vm::run(Vec::new(), false, crate::vm::TcgThreads::Multi)?;
+        steps.mark("the VM matrix");
     }
+    steps.print();
     eprintln!("xtask: all tests passed");
     Ok(())
 }
@@ -309,6 +325,40 @@ fn demo_check() -> Result<()> {
         after * 100.0
     );
     Ok(())
+}
+
+/// How long each step of the run took, printed at the end (CI's time budget is
+/// watched from this table).
+struct Steps {
+    last: std::time::Instant,
+    start: std::time::Instant,
+    done: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Steps {
+    fn new() -> Steps {
+        let now = std::time::Instant::now();
+        Steps {
+            last: now,
+            start: now,
+            done: Vec::new(),
+        }
+    }
+
+    /// Ends the step that ran since the last mark.
+    fn mark(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.done.push((name, now - self.last));
+        self.last = now;
+    }
+
+    fn print(&self) {
+        eprintln!("xtask: time per step");
+        for (name, d) in &self.done {
+            eprintln!("  {:>7.1} s  {name}", d.as_secs_f64());
+        }
+        eprintln!("  {:>7.1} s  in all", self.start.elapsed().as_secs_f64());
+    }
 }
 
 #[cfg(test)]
