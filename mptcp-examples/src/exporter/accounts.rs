@@ -10,7 +10,7 @@
 //! subflows: only those a look saw are known).
 
 use mptcp::diag::DiagConnection;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 /// The most paths (label pairs) followed; later ones are counted under `other`.
@@ -50,10 +50,11 @@ impl Bytes {
     }
 
     fn add(&mut self, o: &Bytes) {
-        self.sent += o.sent;
-        self.acked += o.acked;
-        self.retransmitted += o.retransmitted;
-        self.received += o.received;
+        // Counters from the kernel: saturate rather than overflow.
+        self.sent = self.sent.saturating_add(o.sent);
+        self.acked = self.acked.saturating_add(o.acked);
+        self.retransmitted = self.retransmitted.saturating_add(o.retransmitted);
+        self.received = self.received.saturating_add(o.received);
     }
 
     /// Whether every counter is at least `o`'s (the same subflow, later).
@@ -89,7 +90,7 @@ struct Live {
 pub struct Accounts {
     live: HashMap<SubflowKey, Live>,
     closed: BTreeMap<Path, Bytes>,
-    paths: BTreeMap<Path, ()>,
+    paths: BTreeSet<Path>,
     round: u64,
 }
 
@@ -146,11 +147,11 @@ impl Accounts {
             interface,
             address: addr.to_string(),
         };
-        if self.paths.contains_key(&p) {
+        if self.paths.contains(&p) {
             return p;
         }
         if self.paths.len() < MAX_PATHS {
-            self.paths.insert(p.clone(), ());
+            self.paths.insert(p.clone());
             return p;
         }
         Path {

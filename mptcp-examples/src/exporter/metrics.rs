@@ -392,7 +392,7 @@ fn top_connections(r: &mut Report, s: &Sample, n: usize) {
             c.subflows
                 .iter()
                 .filter_map(|sf| sf.tcp_info.as_ref().map(f))
-                .sum::<u64>()
+                .fold(0u64, u64::saturating_add)
         };
         match c
             .info
@@ -409,7 +409,7 @@ fn top_connections(r: &mut Report, s: &Sample, n: usize) {
         .filter(|c| c.token.is_some() && c.state != SocketState::Listen)
         .map(|c| (bytes(c), c))
         .collect();
-    conns.sort_by_key(|((sent, recv), _)| std::cmp::Reverse(sent + recv));
+    conns.sort_by_key(|((sent, recv), _)| std::cmp::Reverse(sent.saturating_add(*recv)));
     conns.truncate(n);
     let token = |c: &mptcp::diag::DiagConnection| {
         vec![("token", c.token.map(|t| t.to_string()).unwrap_or_default())]
