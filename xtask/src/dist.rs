@@ -25,18 +25,10 @@ const TOOLS: &[&str] = &[
     "mptcp-doctor",
 ];
 
-/// What building and checking the package needs: dpkg-shlibdeps (cargo-deb's `$auto`
-/// dependencies), systemd-analyze for its units, gzip for the man pages, and what
-/// mptcp-run's `bpf` feature builds with.
-const BUILD_PACKAGES: &[&str] = &[
-    "dpkg-dev",
-    "systemd",
-    "gzip",
-    "clang",
-    "libelf-dev",
-    "zlib1g-dev",
-    "pkg-config",
-];
+/// What building and checking the package needs besides what mptcp-run's `bpf`
+/// feature builds with: dpkg-shlibdeps (cargo-deb's `$auto` dependencies),
+/// systemd-analyze for its units, gzip for the man pages.
+const BUILD_PACKAGES: &[&str] = &["dpkg-dev", "systemd", "gzip"];
 
 /// How the package's binaries are built.
 pub enum Build {
@@ -63,6 +55,7 @@ pub fn run_task(profile: String, check: bool) -> Result<()> {
 /// returns the path of the .deb (under target/dist/).
 pub fn build(how: Build) -> Result<PathBuf> {
     ensure_packages(BUILD_PACKAGES)?;
+    ensure_packages(crate::packages::BPF_BUILD_PACKAGES)?;
     let cargo_deb = cargo_deb()?;
     let headers = crate::codegen_task::pinned_headers()?.include;
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));

@@ -8,6 +8,11 @@ use crate::sys::{is_root, run};
 use anyhow::{bail, Context, Result};
 use std::process::Command;
 
+/// What the tools' `bpf` feature (mptcp-run --bpf) builds with: clang compiles the BPF
+/// program, libbpf-sys links libelf and zlib (found by pkg-config). The tests and the
+/// Debian package both build it.
+pub const BPF_BUILD_PACKAGES: &[&str] = &["clang", "libelf-dev", "zlib1g-dev", "pkg-config"];
+
 /// Debian packages of `pkgs` that are not installed.
 fn missing_packages<'a>(pkgs: &[&'a str]) -> Vec<&'a str> {
     pkgs.iter()

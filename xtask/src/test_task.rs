@@ -37,12 +37,6 @@ const PACKAGES: &[&str] = &[
     "prometheus",
     // mptcp-doctor's probe test: a middlebox that strips the MPTCP option (TCPOPTSTRIP).
     "iptables",
-    // mptcp-bpf (mptcp-run --bpf): clang compiles its BPF program; libbpf-sys links
-    // libelf and zlib.
-    "clang",
-    "libelf-dev",
-    "zlib1g-dev",
-    "pkg-config",
 ];
 
 fn cargo() -> Command {
@@ -58,6 +52,7 @@ pub const BACKPORTS_PACKAGES: &[&str] = &["golang-1.23-go"];
 pub fn run(no_vm: bool) -> Result<()> {
     let mut steps = Steps::new();
     ensure_packages(PACKAGES)?;
+    ensure_packages(crate::packages::BPF_BUILD_PACKAGES)?;
     crate::packages::ensure_backports_packages(BACKPORTS_PACKAGES)?;
     steps.mark("system packages");
     sh(cargo().args(["fmt", "--all", "--check"]))?;
