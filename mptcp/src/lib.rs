@@ -87,6 +87,8 @@ mod netlink;
 mod options;
 #[cfg(all(feature = "pm", any(target_os = "linux", target_os = "android")))]
 pub mod pm;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub mod policy;
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod prop_tests;
 mod proto;

@@ -4,8 +4,9 @@
 //! `mptcp-examples/dist/mptcp-pmd.toml` (installed by the Debian package as
 //! `/etc/mptcp-pmd.toml`).
 
-use super::rules::{InterfaceRule, Rules, SubflowMode};
+use super::rules::{InterfaceRule, PathChoice, PolicyRule, Rules, SubflowMode};
 use mptcp::pm::{EndpointFlags, Limits};
+use mptcp::policy::PathPolicy;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,8 +41,17 @@ pub struct Config {
     /// The receive buffer of the interface-notification socket (bytes; default: the
     /// system's).
     pub event_buffer: Option<usize>,
+    /// Userspace mode: the receive buffer of the path-manager event socket (bytes;
+    /// default 4 MiB).
+    pub pm_event_buffer: Option<usize>,
     /// The policy the file describes.
     pub rules: Rules,
+    /// Userspace mode: how often the subflows of connections with more than one path
+    /// are looked at for silent losses (`ZERO`: never).
+    pub detect_interval: Duration,
+    /// Userspace mode: a subflow with data in flight and no acknowledgement for this long
+    /// (or four of its round trips, if longer) while another is not stalled is lost.
+    pub loss_after: Duration,
 }
 
 impl Default for Config {
@@ -55,7 +65,10 @@ impl Default for Config {
             resync_interval: Duration::from_secs(30),
             state_file: Some(PathBuf::from("/run/mptcp-pmd.json")),
             event_buffer: None,
+            pm_event_buffer: None,
             rules: Rules::default(),
+            detect_interval: Duration::from_millis(25),
+            loss_after: Duration::from_millis(100),
         }
     }
 }
@@ -83,11 +96,43 @@ struct Raw {
     resync_interval: Option<f64>,
     state_file: Option<String>,
     event_buffer: Option<usize>,
+    pm_event_buffer: Option<usize>,
     default_flags: Option<Vec<Flag>>,
     limits: Option<RawLimits>,
     #[serde(default)]
     interface: Vec<RawRule>,
     userspace: Option<RawUserspace>,
+    #[serde(default)]
+    policy: Vec<RawPolicy>,
+    detection: Option<RawDetection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    policy: RawPathPolicy,
+    remote_port: Option<u16>,
+    local_port: Option<u16>,
+    remote: Option<String>,
+    uid: Option<u32>,
+    cgroup: Option<String>,
+    prefer: Option<Vec<String>>,
+    standby: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawPathPolicy {
+    Aggregate,
+    Handover,
+    Backup,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDetection {
+    interval: Option<f64>,
+    after: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -159,11 +204,7 @@ impl Config {
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            // The key on that line, named in the message as the issue asks.
-            let key = line
-                .and_then(|l| text.lines().nth(l - 1))
-                .and_then(|l| l.split_once('='))
-                .map(|(k, _)| k.trim().to_string());
+            let key = line.and_then(|l| key_at(text, l));
             let msg = e.message().to_string();
             let msg = match key {
                 Some(k) if !msg.contains(&k) => format!("key `{k}`: {msg}"),
@@ -195,6 +236,7 @@ impl Config {
             };
         }
         c.event_buffer = raw.event_buffer;
+        c.pm_event_buffer = raw.pm_event_buffer;
         let mut rules = Rules::default();
         if let Some(f) = raw.default_flags {
             rules.default_flags = Some(flags(&f)).filter(|f| !f.is_empty());
@@ -235,7 +277,121 @@ impl Config {
             rules.max_subflows = u.max_subflows.unwrap_or(rules.max_subflows);
             rules.announce = u.announce.unwrap_or(rules.announce);
         }
+        for p in raw.policy {
+            rules.policies.push(policy_rule(p, &line_of, &err)?);
+        }
+        if c.mode == Mode::Kernel && !rules.policies.is_empty() {
+            return Err(err(
+                line_of("[[policy]]"),
+                "key `policy`: path policies per connection need mode = \"userspace\" (the \
+                 in-kernel path manager takes no per-connection commands; in kernel mode, \
+                 give an interface the \"backup\" flag instead)"
+                    .to_string(),
+            ));
+        }
+        if let Some(d) = raw.detection {
+            for (v, k, slot) in [
+                (d.interval, "interval", &mut c.detect_interval),
+                (d.after, "after", &mut c.loss_after),
+            ] {
+                if let Some(v) = v {
+                    if !(v.is_finite() && (0.0..3600.0).contains(&v)) {
+                        return Err(err(
+                            line_of(k),
+                            format!("key `detection.{k}`: {v} is not a number of seconds from 0 to 3600"),
+                        ));
+                    }
+                    *slot = Duration::from_secs_f64(v);
+                }
+            }
+        }
         c.rules = rules;
         Ok(c)
     }
+}
+
+/// The key a TOML error at `line` (1-based) is about: the one on that line, or, inside
+/// a multi-line array, the one whose array is still open there.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let key_of = |l: &str| l.split_once('=').map(|(k, _)| k.trim().to_string());
+    if let Some(k) = lines.get(line.checked_sub(1)?).and_then(|l| key_of(l)) {
+        return Some(k);
+    }
+    // Upwards to the line that opened the array still open at `line`.
+    let mut depth = 0i32;
+    for l in lines[..line - 1].iter().rev() {
+        let code = l.split('#').next().unwrap_or("");
+        depth += code.matches('[').count() as i32 - code.matches(']').count() as i32;
+        if code.contains('=') {
+            return (depth > 0).then(|| key_of(code)).flatten();
+        }
+    }
+    None
+}
+
+/// One `[[policy]]` table.
+fn policy_rule(
+    p: RawPolicy,
+    line_of: &impl Fn(&str) -> Option<usize>,
+    err: &impl Fn(Option<usize>, String) -> ConfigError,
+) -> Result<PolicyRule, ConfigError> {
+    let globs = |v: Option<Vec<String>>, key: &str| -> Result<Vec<glob::Pattern>, ConfigError> {
+        v.unwrap_or_default()
+            .iter()
+            .map(|g| {
+                glob::Pattern::new(g).map_err(|e| {
+                    err(
+                        line_of(g),
+                        format!("key `policy.{key}`: {g:?} is not a glob: {e}"),
+                    )
+                })
+            })
+            .collect()
+    };
+    let remote_net = match &p.remote {
+        None => None,
+        Some(r) => Some(parse_net(r).ok_or_else(|| {
+            err(
+                line_of(r),
+                format!("key `policy.remote`: {r:?} is not an address or ADDRESS/PREFIX"),
+            )
+        })?),
+    };
+    if let Some(c) = &p.cgroup {
+        if !c.starts_with('/') {
+            return Err(err(
+                line_of(c),
+                format!("key `policy.cgroup`: {c:?} is not a path under /sys/fs/cgroup (it starts with /)"),
+            ));
+        }
+    }
+    Ok(PolicyRule {
+        remote_port: p.remote_port,
+        local_port: p.local_port,
+        remote_net,
+        uid: p.uid,
+        cgroup: p.cgroup,
+        choice: PathChoice {
+            policy: match p.policy {
+                RawPathPolicy::Aggregate => PathPolicy::Aggregate,
+                RawPathPolicy::Handover => PathPolicy::Handover,
+                RawPathPolicy::Backup => PathPolicy::Backup,
+            },
+            prefer: globs(p.prefer, "prefer")?,
+            standby: globs(p.standby, "standby")?,
+        },
+    })
+}
+
+/// `ADDRESS` or `ADDRESS/PREFIX`.
+fn parse_net(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (a, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l.parse::<u8>().ok()?)),
+        None => (s, None),
+    };
+    let addr: std::net::IpAddr = a.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = len.unwrap_or(max);
+    (len <= max).then_some((addr, len))
 }

@@ -32,11 +32,10 @@ mod userspace;
 
 pub use config::{Config, ConfigError, Mode};
 pub use links::LocalAddress;
-pub use rules::{InterfaceRule, Rules, SubflowPlan};
+pub use rules::{ConnectionFacts, InterfaceRule, PathChoice, PolicyRule, Rules, SubflowMode};
 pub use state::State;
 
 use mptcp::pm::{EndpointFlags, Limits};
-use std::net::SocketAddr;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -52,18 +51,16 @@ pub trait Policy: Send + Sync + 'static {
         None
     }
 
-    /// Userspace mode: the subflows to open on a connection this host started, from
-    /// its usable addresses (`usable`, with their flags) to the peer's known addresses
-    /// (`remotes`: the initial one first, then those it announced). The initial
-    /// subflow's local address is `initial`. The default opens one subflow per other
-    /// usable interface to the initial remote address.
-    fn plan(
-        &self,
-        initial: SocketAddr,
-        remotes: &[SocketAddr],
-        usable: &[(LocalAddress, EndpointFlags)],
-    ) -> Vec<SubflowPlan> {
-        rules::per_interface(initial, remotes, usable, 8)
+    /// Userspace mode: the path policy of a connection this host started, and how its
+    /// paths rank (default: `aggregate`).
+    fn choose(&self, _connection: &ConnectionFacts) -> PathChoice {
+        PathChoice::default()
+    }
+
+    /// Whether [`choose`](Self::choose) looks at the owner (uid, cgroup): the daemon
+    /// then asks sock_diag for it when a connection is established.
+    fn needs_owner(&self) -> bool {
+        false
     }
 }
 
@@ -95,10 +92,15 @@ pub async fn run(config: Config, policy: impl Policy) -> Result<(), Error> {
     }
     let mut engine = match config.mode {
         Mode::Kernel => Engine::Kernel(kernel::KernelMode::start(&policy, earlier.as_ref()).await?),
-        Mode::Userspace => {
-            Engine::Userspace(userspace::UserspaceMode::start(&config, earlier.as_ref()).await?)
-        }
+        Mode::Userspace => Engine::Userspace(Box::new(
+            userspace::UserspaceMode::start(&config, &policy, earlier.as_ref()).await?,
+        )),
     };
+    // Silent-loss detection (userspace mode): bounded polling, only while a connection
+    // has more than one subflow.
+    let detecting = config.mode == Mode::Userspace && !config.detect_interval.is_zero();
+    let mut detect = tokio::time::interval(config.detect_interval.max(Duration::from_millis(5)));
+    detect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut resync = tokio::time::interval(config.resync_interval.max(Duration::from_millis(100)));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let state = state::Writer::new(config.state_file.clone());
@@ -108,9 +110,15 @@ pub async fn run(config: Config, policy: impl Policy) -> Result<(), Error> {
     info!(mode = ?config.mode, addresses = usable.len(), "started");
     loop {
         let mut dirty = false;
+        // A link or an address came or went: no waiting for the burst to settle (a
+        // lost path's subflows are closed, a returned one's opened, at once).
+        let mut urgent = false;
         tokio::select! {
             c = changes.next() => match c {
-                links::Change::Changed => dirty = true,
+                links::Change::Changed { links } => {
+                    dirty = true;
+                    urgent = links;
+                }
                 links::Change::Overflow => {
                     notifications_lost();
                     dirty = true;
@@ -123,14 +131,24 @@ pub async fn run(config: Config, policy: impl Policy) -> Result<(), Error> {
                     state.write(&engine.state(&config, &usable));
                 }
             }
-            _ = resync.tick() => dirty = true,
+            _ = detect.tick(), if detecting => {
+                if engine.detect(&usable).await {
+                    state.write(&engine.state(&config, &usable));
+                }
+            }
+            _ = resync.tick() => {
+                engine.periodic(&policy).await;
+                dirty = true;
+            }
             _ = usr1.recv() => info!(state = %serde_json::to_string(&engine.state(&config, &usable)).unwrap_or_default(), "state"),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
         if dirty {
-            // Changes come in bursts (an address and its routes): let them settle.
-            tokio::time::sleep(Duration::from_millis(30)).await;
+            if !urgent {
+                // Changes come in bursts (an address and its routes): let them settle.
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
             if changes.drain() {
                 notifications_lost();
             }
@@ -153,14 +171,30 @@ fn notifications_lost() {
 /// One of the two engines.
 enum Engine {
     Kernel(kernel::KernelMode),
-    Userspace(userspace::UserspaceMode),
+    Userspace(Box<userspace::UserspaceMode>),
 }
 
 impl Engine {
-    async fn reconcile(&mut self, policy: &impl Policy, usable: &[(LocalAddress, EndpointFlags)]) {
+    async fn reconcile(&mut self, _policy: &impl Policy, usable: &[(LocalAddress, EndpointFlags)]) {
         match self {
             Engine::Kernel(k) => k.reconcile(usable).await,
-            Engine::Userspace(u) => u.reconcile(policy, usable).await,
+            Engine::Userspace(u) => u.reconcile(usable).await,
+        }
+    }
+
+    /// The periodic timer's comparison with sock_diag (userspace mode; the reconcile
+    /// that follows covers kernel mode).
+    async fn periodic(&mut self, policy: &impl Policy) {
+        if let Engine::Userspace(u) = self {
+            u.resync(policy).await;
+        }
+    }
+
+    /// One look for silent losses; true when a connection changed.
+    async fn detect(&mut self, usable: &[(LocalAddress, EndpointFlags)]) -> bool {
+        match self {
+            Engine::Kernel(_) => false,
+            Engine::Userspace(u) => u.detect(usable).await,
         }
     }
 

@@ -190,8 +190,12 @@ fn is_link_local(a: &IpAddr) -> bool {
 
 /// What the subscription saw.
 pub(crate) enum Change {
-    /// Links, addresses or routes changed.
-    Changed,
+    /// Links, addresses or routes changed; `links`: a link or an address did (not only
+    /// routes).
+    Changed {
+        /// A link or an address changed.
+        links: bool,
+    },
     /// Notifications were lost: the socket's buffer overflowed (`ENOBUFS`).
     Overflow,
     /// The socket failed.
@@ -202,6 +206,24 @@ pub(crate) enum Change {
 pub(crate) struct Changes {
     fd: AsyncFd<Socket>,
     buf: Vec<u8>,
+}
+
+/// Whether a datagram of rtnetlink notifications has a link or address message
+/// (`RTM_NEWLINK`, `RTM_DELLINK`, `RTM_NEWADDR`, `RTM_DELADDR`).
+fn touches_links(mut buf: &[u8]) -> bool {
+    while buf.len() >= 16 {
+        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
+        if matches!(kind, 16 | 17 | 20 | 21) {
+            return true;
+        }
+        let step = len.div_ceil(4) * 4;
+        if len < 16 || step > buf.len() {
+            break;
+        }
+        buf = &buf[step..];
+    }
+    false
 }
 
 const RTMGRP_LINK: u32 = 1;
@@ -248,7 +270,11 @@ impl Changes {
             };
             let buf = &mut self.buf;
             match guard.try_io(|s| s.get_ref().recv(&mut &mut buf[..], 0)) {
-                Ok(Ok(_)) => return Change::Changed,
+                Ok(Ok(n)) => {
+                    return Change::Changed {
+                        links: touches_links(&self.buf[..n.min(self.buf.len())]),
+                    }
+                }
                 Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => return Change::Overflow,
                 Ok(Err(e)) => return Change::Failed(Error::Io("receive rtnetlink", e)),
                 Err(_would_block) => continue,

@@ -3,8 +3,9 @@
 
 use super::{LocalAddress, Policy};
 use mptcp::pm::{EndpointFlags, Limits};
+use mptcp::policy::PathPolicy;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// How userspace mode chooses subflows for a connection this host started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -30,15 +31,96 @@ pub struct InterfaceRule {
     pub skip: bool,
 }
 
-/// A subflow to open: from a local address to a remote one.
+/// What a connection is: the facts a [`PolicyRule`] matches on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubflowPlan {
-    /// The local address (and its interface).
-    pub local: LocalAddress,
-    /// The remote address and port.
+pub struct ConnectionFacts {
+    /// The initial subflow's local address and port.
+    pub local: SocketAddr,
+    /// The peer's address and port.
     pub remote: SocketAddr,
-    /// Mark it backup once established.
-    pub backup: bool,
+    /// The owning user (from sock_diag), when asked for.
+    pub uid: Option<u32>,
+    /// The owning cgroup's id (from sock_diag: the inode of its cgroup2 directory),
+    /// when asked for.
+    pub cgroup_id: Option<u64>,
+}
+
+/// A connection's path policy and how its paths rank.
+#[derive(Debug, Clone, Default)]
+pub struct PathChoice {
+    /// The policy.
+    pub policy: PathPolicy,
+    /// Interfaces in the order of preference (globs); interfaces no glob matches come
+    /// after them, the initial subflow's first.
+    pub prefer: Vec<glob::Pattern>,
+    /// Interfaces used only when no other path works (`backup`), or as backups.
+    pub standby: Vec<glob::Pattern>,
+}
+
+/// One `[[policy]]` rule: connections that match every key given get this choice. The
+/// first matching rule wins; a rule without match keys matches every connection.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyRule {
+    /// The peer's port.
+    pub remote_port: Option<u16>,
+    /// The local port.
+    pub local_port: Option<u16>,
+    /// The peer's address is in this network (address, prefix length).
+    pub remote_net: Option<(IpAddr, u8)>,
+    /// The owning user.
+    pub uid: Option<u32>,
+    /// The owning cgroup: its path under /sys/fs/cgroup (cgroup v2), looked up when a
+    /// connection is matched (so that it may appear after the daemon started).
+    pub cgroup: Option<String>,
+    /// What matching connections get.
+    pub choice: PathChoice,
+}
+
+impl PolicyRule {
+    /// Whether the rule looks at the owner (then the daemon asks sock_diag for it).
+    pub fn needs_owner(&self) -> bool {
+        self.uid.is_some() || self.cgroup.is_some()
+    }
+
+    fn matches(&self, c: &ConnectionFacts) -> bool {
+        self.remote_port.is_none_or(|p| p == c.remote.port())
+            && self.local_port.is_none_or(|p| p == c.local.port())
+            && self
+                .remote_net
+                .is_none_or(|(net, len)| in_net(c.remote.ip(), net, len))
+            && self.uid.is_none_or(|u| Some(u) == c.uid)
+            && self
+                .cgroup
+                .as_ref()
+                .is_none_or(|path| c.cgroup_id.is_some() && cgroup_id(path) == c.cgroup_id)
+    }
+}
+
+/// The id the kernel gives a cgroup v2 (the inode of its directory), by its path.
+fn cgroup_id(path: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/sys/fs/cgroup{path}"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// `ip` is in `net/len`.
+fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
 }
 
 /// The policy a configuration file describes.
@@ -56,6 +138,9 @@ pub struct Rules {
     pub max_subflows: usize,
     /// Userspace mode: announce usable addresses on connections this host accepted.
     pub announce: bool,
+    /// Userspace mode: path policies by connection (the first that matches wins;
+    /// none: `aggregate`).
+    pub policies: Vec<PolicyRule>,
 }
 
 impl Default for Rules {
@@ -67,6 +152,7 @@ impl Default for Rules {
             subflow_mode: SubflowMode::PerInterface,
             max_subflows: 8,
             announce: true,
+            policies: Vec::new(),
         }
     }
 }
@@ -88,70 +174,15 @@ impl Policy for Rules {
         self.limits
     }
 
-    fn plan(
-        &self,
-        initial: SocketAddr,
-        remotes: &[SocketAddr],
-        usable: &[(LocalAddress, EndpointFlags)],
-    ) -> Vec<SubflowPlan> {
-        match self.subflow_mode {
-            SubflowMode::PerInterface => per_interface(initial, remotes, usable, self.max_subflows),
-            SubflowMode::Fullmesh => {
-                let mut out = Vec::new();
-                for (l, f) in usable {
-                    for r in remotes {
-                        if l.addr == initial.ip() && Some(r) == remotes.first() {
-                            continue;
-                        }
-                        if l.addr.is_ipv4() != r.is_ipv4() {
-                            continue;
-                        }
-                        out.push(SubflowPlan {
-                            local: l.clone(),
-                            remote: *r,
-                            backup: f.contains(EndpointFlags::BACKUP),
-                        });
-                    }
-                }
-                out.truncate(self.max_subflows);
-                out
-            }
-        }
+    fn choose(&self, c: &ConnectionFacts) -> PathChoice {
+        self.policies
+            .iter()
+            .find(|r| r.matches(c))
+            .map(|r| r.choice.clone())
+            .unwrap_or_default()
     }
-}
 
-/// One subflow per usable interface other than the initial subflow's, to the peer's
-/// initial address, of the same family.
-pub(crate) fn per_interface(
-    initial: SocketAddr,
-    remotes: &[SocketAddr],
-    usable: &[(LocalAddress, EndpointFlags)],
-    max: usize,
-) -> Vec<SubflowPlan> {
-    let Some(remote) = remotes.first() else {
-        return Vec::new();
-    };
-    let initial_if = usable
-        .iter()
-        .find(|(l, _)| l.addr == initial.ip())
-        .map(|(l, _)| l.ifindex);
-    let mut seen = Vec::new();
-    let mut out = Vec::new();
-    for (l, f) in usable {
-        if l.addr == initial.ip()
-            || Some(l.ifindex) == initial_if
-            || seen.contains(&l.ifindex)
-            || l.addr.is_ipv4() != remote.is_ipv4()
-        {
-            continue;
-        }
-        seen.push(l.ifindex);
-        out.push(SubflowPlan {
-            local: l.clone(),
-            remote: *remote,
-            backup: f.contains(EndpointFlags::BACKUP),
-        });
+    fn needs_owner(&self) -> bool {
+        self.policies.iter().any(PolicyRule::needs_owner)
     }
-    out.truncate(max);
-    out
 }

@@ -192,8 +192,14 @@ pub struct ConnectionState {
     pub token: String,
     /// This side accepted it.
     pub server_side: bool,
-    /// The subflows it opened: (local, remote).
+    /// Its path policy (`aggregate`, `handover`, `backup`).
+    #[serde(default)]
+    pub policy: String,
+    /// Its subflows other than the initial one: (local, remote).
     pub subflows: Vec<(SocketAddr, SocketAddr)>,
+    /// The local addresses of its subflows marked backup.
+    #[serde(default)]
+    pub backup: Vec<SocketAddr>,
 }
 
 pub(crate) struct Writer {

@@ -121,6 +121,9 @@ pub struct DiagConnection {
     pub inode: u64,
     /// The kernel's socket cookie (as `SO_COOKIE` returns it).
     pub cookie: u64,
+    /// The owner's cgroup v2 id (the inode number of its directory under
+    /// `/sys/fs/cgroup`), when the kernel sent it (`INET_DIAG_CGROUP_ID`, Linux 5.9+).
+    pub cgroup_id: Option<u64>,
     /// The connection-level counters, when the kernel sent them.
     pub info: Option<MptcpInfo>,
     /// The subflows, in no particular order (empty for listeners, and for callers
@@ -197,6 +200,7 @@ impl Default for DiagConnection {
             uid: 0,
             inode: 0,
             cookie: 0,
+            cgroup_id: None,
             info: None,
             subflows: Vec::new(),
         }

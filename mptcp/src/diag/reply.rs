@@ -108,8 +108,16 @@ pub(crate) fn connection(payload: &[u8]) -> Result<DiagConnection> {
     let (h, attrs) = head(payload)?;
     let mut info = None;
     let mut token = None;
+    let mut cgroup_id = None;
     for a in nlas(attrs) {
         let a = a.map_err(bad)?;
+        if a.id() == sys::INET_DIAG_CGROUP_ID {
+            cgroup_id = a
+                .value
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_ne_bytes);
+        }
         if a.id() == sys::INET_DIAG_INFO {
             // Kernels before 5.16 send a shorter mptcp_info than the getsockopt's base:
             // then only the token (bytes 12..16) is taken from it.
@@ -132,6 +140,7 @@ pub(crate) fn connection(payload: &[u8]) -> Result<DiagConnection> {
         uid: h.uid,
         inode: h.inode,
         cookie: h.cookie,
+        cgroup_id,
         info,
         subflows: Vec::new(),
     })

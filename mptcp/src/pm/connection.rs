@@ -1,7 +1,7 @@
 //! The userspace path manager's per-connection commands, by token.
 
 use super::endpoint::{local_attrs, EndpointFlags};
-use super::netlink::{nla_nested, nla_u32, nla_u8, Request};
+use super::netlink::{nla_i32, nla_nested, nla_u32, nla_u8, Request};
 use crate::error::Error;
 use crate::token::Token;
 use mptcp_sys as sys;
@@ -61,6 +61,27 @@ impl Request {
         remote: SocketAddr,
     ) -> Request {
         let l = local_attrs(&local, Some(local_id), EndpointFlags::empty());
+        Request::subflow(
+            "create subflow",
+            sys::MPTCP_PM_CMD_SUBFLOW_CREATE,
+            token,
+            l,
+            &remote,
+        )
+    }
+
+    pub(super) fn create_subflow_on(
+        token: Token,
+        local_id: u8,
+        local: SocketAddr,
+        ifindex: u32,
+        remote: SocketAddr,
+    ) -> Request {
+        let mut l = local_attrs(&local, Some(local_id), EndpointFlags::empty());
+        l.push(nla_i32(
+            sys::MPTCP_PM_ADDR_ATTR_IF_IDX,
+            i32::try_from(ifindex).unwrap_or(i32::MAX),
+        ));
         Request::subflow(
             "create subflow",
             sys::MPTCP_PM_CMD_SUBFLOW_CREATE,

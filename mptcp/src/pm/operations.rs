@@ -114,6 +114,15 @@ operations! {
         Exec::new(Request::create_subflow(token, local_id, local, remote))
     }
 
+    /// Userspace PM: [`create_subflow`](Self::create_subflow) bound to the interface
+    /// with this index (the kernel binds the subflow's socket to it, so that it leaves
+    /// through that interface whatever the routing table says).
+    #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_CREATE")]
+    #[doc(alias = "MPTCP_PM_ADDR_ATTR_IF_IDX")]
+    fn create_subflow_on(token: Token, local_id: u8, local: SocketAddr, ifindex: u32, remote: SocketAddr) -> () {
+        Exec::new(Request::create_subflow_on(token, local_id, local, ifindex, remote))
+    }
+
     /// Userspace PM: closes the subflow between `local` and `remote` (both with ports).
     #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_DESTROY")]
     fn destroy_subflow(token: Token, local: SocketAddr, remote: SocketAddr) -> () {
