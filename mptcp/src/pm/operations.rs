@@ -116,7 +116,9 @@ operations! {
 
     /// Userspace PM: [`create_subflow`](Self::create_subflow) bound to the interface
     /// with this index (the kernel binds the subflow's socket to it, so that it leaves
-    /// through that interface whatever the routing table says).
+    /// through that interface whatever the routing table says). Linux 6.1 was seen
+    /// ignoring the interface (the subflow then follows the routing table); 6.12 and
+    /// later honour it.
     #[doc(alias = "MPTCP_PM_CMD_SUBFLOW_CREATE")]
     #[doc(alias = "MPTCP_PM_ADDR_ATTR_IF_IDX")]
     fn create_subflow_on(token: Token, local_id: u8, local: SocketAddr, ifindex: u32, remote: SocketAddr) -> () {
